@@ -1,0 +1,265 @@
+//! The response body: a sized, seekable reader over a few [`Bytes`] segments.
+//!
+//! A full response is one segment (the mapping), a single range is one slice of it, a
+//! multipart response alternates part headers and slices. Reading copies from the
+//! segments straight into the caller's buffer (Rocket's chunk buffer): no buffer the
+//! size of the content is ever allocated, and the per-response allocation is the
+//! segment list only.
+//!
+//! A body may carry a *poison flag*, shared with the memory mapping its segments point
+//! into (see [`crate::sigbus`]). The flag is set when a page of the mapping had to be
+//! replaced by zeros because the file was truncated under it. The body checks the flag
+//! after every copy and then fails the read instead of returning the copied bytes, so
+//! a client sees a cut connection (fewer bytes than `Content-Length`), never a complete
+//! response with wrong bytes.
+
+use std::io::{self, SeekFrom};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+
+/// The error a [`SegmentBody`] read returns once its mapping was found truncated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentChanged;
+
+impl std::fmt::Display for ContentChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file was truncated while it was being sent")
+    }
+}
+
+impl std::error::Error for ContentChanged {}
+
+/// A sized `AsyncRead + AsyncSeek` over a list of `Bytes` segments.
+#[derive(Debug, Clone)]
+pub struct SegmentBody {
+    segments: Vec<Bytes>,
+    len: u64,
+    /// Absolute position in the body.
+    pos: u64,
+    /// Index of the segment holding `pos` and the offset in it.
+    idx: usize,
+    off: usize,
+    poison: Option<Arc<AtomicBool>>,
+}
+
+impl SegmentBody {
+    /// A body made of `segments`, in order.
+    pub fn new(segments: Vec<Bytes>) -> SegmentBody {
+        let len = segments.iter().map(|s| s.len() as u64).sum();
+        SegmentBody {
+            segments,
+            len,
+            pos: 0,
+            idx: 0,
+            off: 0,
+            poison: None,
+        }
+    }
+
+    /// A body of one segment.
+    pub fn single(bytes: Bytes) -> SegmentBody {
+        SegmentBody::new(vec![bytes])
+    }
+
+    /// An empty body.
+    pub fn empty() -> SegmentBody {
+        SegmentBody::new(Vec::new())
+    }
+
+    /// Attaches the poison flag of the mapping the segments point into.
+    pub fn with_poison_flag(mut self, flag: Option<Arc<AtomicBool>>) -> SegmentBody {
+        self.poison = flag;
+        self
+    }
+
+    /// The total length in bytes (the `Content-Length`).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the body has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> u64 {
+        self.len - self.pos
+    }
+
+    #[inline]
+    fn poisoned(&self) -> bool {
+        self.poison
+            .as_ref()
+            .is_some_and(|p| p.load(Ordering::SeqCst))
+    }
+
+    /// Copies as much as fits into `dst` from the current position; returns the count.
+    /// This is the only place where content bytes are read.
+    pub fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> io::Result<usize> {
+        let mut copied = 0;
+        while dst.remaining() > 0 && self.idx < self.segments.len() {
+            let seg = &self.segments[self.idx];
+            let avail = &seg[self.off..];
+            let n = avail.len().min(dst.remaining());
+            dst.put_slice(&avail[..n]);
+            copied += n;
+            self.off += n;
+            if self.off == seg.len() {
+                self.idx += 1;
+                self.off = 0;
+            }
+        }
+        // Checked after the copy: a fault during the copy set the flag before the
+        // zero page it mapped could be read (see `crate::sigbus`).
+        if self.poisoned() {
+            // Leave the body exhausted; every later read fails too (the flag is sticky).
+            self.idx = self.segments.len();
+            self.pos = self.len;
+            return Err(io::Error::other(ContentChanged));
+        }
+        self.pos += copied as u64;
+        Ok(copied)
+    }
+
+    fn seek_to(&mut self, pos: u64) {
+        self.pos = pos.min(self.len);
+        let mut left = self.pos;
+        self.idx = 0;
+        self.off = 0;
+        while self.idx < self.segments.len() {
+            let l = self.segments[self.idx].len() as u64;
+            if left < l {
+                self.off = left as usize;
+                return;
+            }
+            left -= l;
+            self.idx += 1;
+        }
+    }
+}
+
+impl AsyncRead for SegmentBody {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // The bytes `read_into` put into `buf` before failing are not returned: the
+        // caller (tokio-util's `poll_read_buf`, used by Rocket) only commits them on Ok.
+        Poll::Ready(self.get_mut().read_into(buf).map(|_| ()))
+    }
+}
+
+impl AsyncSeek for SegmentBody {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        let this = self.get_mut();
+        let target = match position {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => this.len.checked_add_signed(d),
+            SeekFrom::Current(d) => this.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(t) => {
+                this.seek_to(t);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )),
+        }
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Poll::Ready(Ok(self.pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+    fn body() -> SegmentBody {
+        SegmentBody::new(vec![
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ])
+    }
+
+    #[tokio::test]
+    async fn reads_all_segments_in_order() {
+        let mut b = body();
+        assert_eq!(b.len(), 8);
+        let mut out = Vec::new();
+        b.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"abcdefgh");
+        assert_eq!(b.remaining(), 0);
+    }
+
+    #[tokio::test]
+    async fn small_reads_cross_segment_boundaries() {
+        let mut b = body();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 3];
+        loop {
+            let n = b.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(out, b"abcdefgh");
+    }
+
+    #[tokio::test]
+    async fn seek_start_end_current() {
+        let mut b = body();
+        assert_eq!(b.seek(SeekFrom::End(0)).await.unwrap(), 8);
+        assert_eq!(b.seek(SeekFrom::Start(4)).await.unwrap(), 4);
+        let mut s = String::new();
+        b.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "efgh");
+        b.seek(SeekFrom::Start(2)).await.unwrap();
+        assert_eq!(b.seek(SeekFrom::Current(1)).await.unwrap(), 3);
+        let mut s = String::new();
+        b.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "defgh");
+        assert!(b.seek(SeekFrom::Current(-100)).await.is_err());
+        assert_eq!(b.seek(SeekFrom::Start(100)).await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn poisoned_body_fails_instead_of_returning_bytes() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut b = body().with_poison_flag(Some(flag.clone()));
+        let mut chunk = [0u8; 4];
+        assert_eq!(b.read(&mut chunk).await.unwrap(), 4);
+        flag.store(true, Ordering::SeqCst);
+        let err = b.read(&mut chunk).await.unwrap_err();
+        assert!(err.get_ref().unwrap().is::<ContentChanged>());
+        // And stays failed: a later `Ok(0)` would look like a clean end of body.
+        assert!(b.read(&mut chunk).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn empty_body() {
+        let mut b = SegmentBody::empty();
+        assert!(b.is_empty());
+        let mut out = Vec::new();
+        assert_eq!(b.read_to_end(&mut out).await.unwrap(), 0);
+    }
+}

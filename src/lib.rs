@@ -1,0 +1,25 @@
+//! # rocket-mmap
+//!
+//! Memory-mapped, zero-copy file serving for [Rocket](https://rocket.rs) with
+//! everything a download needs: byte ranges (single and `multipart/byteranges`),
+//! strong content-derived ETags and every conditional request of RFC 9110.
+//!
+//! The crate has two layers:
+//!
+//! * **The core** knows HTTP semantics and nothing of Rocket: [`range`] (parsing and
+//!   planning, RFC 9110 §14), [`etag`] (§8.8.3), [`date`] (§5.6.7), [`precondition`]
+//!   (§13), [`multipart`] (§14.6) and [`body`] (a sized reader over `Bytes`
+//!   segments). It builds with `default-features = false`.
+//! * **The Rocket shell** (feature `rocket`, on by default).
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod body;
+pub mod date;
+pub mod etag;
+pub mod multipart;
+pub mod precondition;
+pub mod range;
+
+#[doc(hidden)]
+pub mod fuzzing;
