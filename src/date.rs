@@ -18,6 +18,9 @@ const YEAR_10000: u64 = 253_402_300_800;
 pub struct HttpDate(u64);
 
 impl HttpDate {
+    /// 1970-01-01 00:00:00 GMT.
+    pub const UNIX_EPOCH: HttpDate = HttpDate(0);
+
     /// Truncates a `SystemTime` to whole seconds; `None` if it lies before 1970 or
     /// after 9999, where an HTTP date cannot express it.
     pub fn from_system_time(t: SystemTime) -> Option<HttpDate> {

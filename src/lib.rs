@@ -11,15 +11,21 @@
 //!   (§13), [`multipart`] (§14.6) and [`body`] (a sized reader over `Bytes`
 //!   segments). It builds with `default-features = false`.
 //! * **The Rocket shell** (feature `rocket`, on by default).
+#![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod cache;
 pub mod date;
+pub mod entry;
 pub mod etag;
+#[allow(unsafe_code)]
+pub mod mapping;
 pub mod multipart;
 pub mod precondition;
 pub mod range;
+pub mod serve;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,0 +1,801 @@
+//! The mmap cache: files mapped once, hashed once, served as slices.
+//!
+//! * Entries live in a [`DashMap`] keyed by path. A hit costs one map lookup (no key
+//!   allocation) and, depending on [`Revalidate`], one `stat`.
+//! * **Single flight**: concurrent misses for one file version share one slot, whose
+//!   `OnceCell` runs a single load; mapping and hashing run on tokio's blocking pool,
+//!   never on the async worker threads.
+//! * **Change detection**: a lookup compares the file's [`Fingerprint`] (device, inode,
+//!   size, mtime and ctime in ns) with the entry's; a changed file gets a new entry,
+//!   and responses in flight keep the old mapping alive through their `Bytes`.
+//! * **Bounds**: at most [`CacheConfig::max_entries`] entries and
+//!   [`CacheConfig::max_bytes`] mapped bytes; past either, the least recently used
+//!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
+//!   larger than `max_bytes` on its own is served but not kept.
+//! * No file descriptor stays open once a file is mapped; empty files have no mapping.
+//! * A mapping the SIGBUS guard found truncated ([`Entry::is_poisoned`]) is dropped and
+//!   the file mapped afresh on the next lookup.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::OnceCell;
+
+use crate::entry::{content_type_for, Entry, Fingerprint};
+use crate::etag::EntityTag;
+use crate::mapping::{MapError, MappedFile};
+
+/// When a cached file is compared with the file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revalidate {
+    /// `stat` on every lookup (the default): a changed file is noticed at once.
+    Always,
+    /// `stat` at most once per interval per file: changes are noticed within it.
+    Every(Duration),
+    /// Never: for immutable deployments; a file is mapped once and served until
+    /// evicted. (A truncated file is still noticed through the SIGBUS guard.)
+    Never,
+}
+
+/// Bounds and policies of a [`Cache`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The most entries kept (default 1024).
+    pub max_entries: usize,
+    /// The most mapped bytes kept (default 16 GiB; address space, not memory: pages
+    /// are the kernel's page cache and are shared with every other reader).
+    pub max_bytes: u64,
+    /// When to compare a cached file with the disk (default [`Revalidate::Always`]).
+    pub revalidate: Revalidate,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_entries: 1024,
+            max_bytes: 16 << 30,
+            revalidate: Revalidate::Always,
+        }
+    }
+}
+
+/// Why a file could not be served from the cache.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// No such file (HTTP 404).
+    NotFound,
+    /// The file exists but may not be read (HTTP 403).
+    PermissionDenied,
+    /// The path is a directory (a file server may look for an index or redirect).
+    IsDirectory,
+    /// The path is a socket, FIFO, device or other non-regular file (HTTP 404: never
+    /// served as a file).
+    NotAFile,
+    /// The file kept changing while it was being mapped and hashed (HTTP 503).
+    Unstable,
+    /// The mapping could not be protected against truncation (HTTP 503).
+    Unprotected,
+    /// Any other I/O error (HTTP 500).
+    Io(io::Error),
+}
+
+impl CacheError {
+    /// The HTTP status this error should be answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            CacheError::NotFound | CacheError::NotAFile | CacheError::IsDirectory => 404,
+            CacheError::PermissionDenied => 403,
+            CacheError::Unstable | CacheError::Unprotected => 503,
+            CacheError::Io(_) => 500,
+        }
+    }
+
+    fn from_io(e: io::Error) -> CacheError {
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => CacheError::NotFound,
+            io::ErrorKind::PermissionDenied => CacheError::PermissionDenied,
+            io::ErrorKind::InvalidFilename | io::ErrorKind::InvalidInput => CacheError::NotFound,
+            _ if e.raw_os_error() == Some(libc::ELOOP)
+                || e.raw_os_error() == Some(libc::ENAMETOOLONG) =>
+            {
+                CacheError::NotFound
+            }
+            _ => CacheError::Io(e),
+        }
+    }
+}
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheError::NotFound => f.write_str("file not found"),
+            CacheError::PermissionDenied => f.write_str("permission denied"),
+            CacheError::IsDirectory => f.write_str("is a directory"),
+            CacheError::NotAFile => f.write_str("not a regular file"),
+            CacheError::Unstable => f.write_str("file kept changing while being loaded"),
+            CacheError::Unprotected => {
+                f.write_str("mapping could not be guarded against truncation")
+            }
+            CacheError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CacheError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CacheError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Counters, for tests, benchmarks and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Entries now cached.
+    pub entries: usize,
+    /// Mapped bytes now cached.
+    pub bytes: u64,
+    /// Files loaded (mapped and hashed) since the cache was made.
+    pub loads: u64,
+    /// Entries evicted by the bounds.
+    pub evictions: u64,
+}
+
+struct Slot {
+    /// The file version this slot was made for.
+    fingerprint: Fingerprint,
+    cell: OnceCell<Arc<Entry>>,
+    /// Milliseconds since the cache's epoch.
+    last_used: AtomicU64,
+    last_checked: AtomicU64,
+    /// Whether this slot's bytes are counted in `Cache::bytes`.
+    counted: AtomicBool,
+}
+
+/// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
+pub struct Cache {
+    map: DashMap<PathBuf, Arc<Slot>>,
+    config: CacheConfig,
+    epoch: Instant,
+    bytes: AtomicU64,
+    loads: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new(CacheConfig::default())
+    }
+}
+
+impl Cache {
+    /// An empty cache with the given bounds and policy.
+    pub fn new(config: CacheConfig) -> Cache {
+        Cache {
+            map: DashMap::new(),
+            config,
+            epoch: Instant::now(),
+            bytes: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.map.len(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            loads: self.loads.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Drops every entry (responses in flight keep their mappings).
+    pub fn clear(&self) {
+        let keys: Vec<PathBuf> = self.map.iter().map(|e| e.key().clone()).collect();
+        for k in keys {
+            if let Some((_, slot)) = self.map.remove(&k) {
+                self.uncount(&slot);
+            }
+        }
+    }
+
+    /// Drops the entry for `path`, if any.
+    pub fn invalidate(&self, path: &Path) {
+        if let Some((_, slot)) = self.map.remove(path) {
+            self.uncount(&slot);
+        }
+    }
+
+    /// The entry for the file at `path`: from the cache if it is current, otherwise
+    /// mapped and hashed on the blocking pool (once, however many callers wait).
+    ///
+    /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// See [`CacheError`]: missing files, directories and non-regular files,
+    /// permission errors, and files that kept changing while being loaded.
+    pub async fn get(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        let fingerprint = match self.fast_path(path)? {
+            Ok(entry) => return Ok(entry),
+            Err(fp) => fp,
+        };
+        let slot = self.slot_for(path, fingerprint);
+        let owned = path.to_path_buf();
+        let entry = slot
+            .cell
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || load_file(&owned).map(Arc::new))
+                    .await
+                    .map_err(|e| CacheError::Io(io::Error::other(e)))?
+            })
+            .await?
+            .clone();
+        self.loaded(path, &slot, &entry);
+        Ok(entry)
+    }
+
+    /// Like [`Cache::get`], but loads on the calling thread. For start-up warming and
+    /// other synchronous contexts; do not call it from an async worker thread.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub fn get_blocking(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        let fingerprint = match self.fast_path(path)? {
+            Ok(entry) => return Ok(entry),
+            Err(fp) => fp,
+        };
+        let slot = self.slot_for(path, fingerprint);
+        if let Some(entry) = slot.cell.get() {
+            return Ok(entry.clone());
+        }
+        let entry = Arc::new(load_file(path)?);
+        // Another thread may have won; either way the slot holds one entry.
+        let entry = match slot.cell.set(entry.clone()) {
+            Ok(()) => entry,
+            Err(_) => slot.cell.get().cloned().unwrap_or(entry),
+        };
+        self.loaded(path, &slot, &entry);
+        Ok(entry)
+    }
+
+    /// A hit, or the fingerprint to load.
+    #[allow(clippy::type_complexity)]
+    fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+        let now = self.now_ms();
+        let slot = self.map.get(path).map(|s| Arc::clone(s.value()));
+        if let Some(slot) = &slot {
+            if let Some(entry) = slot.cell.get() {
+                if !entry.is_poisoned() {
+                    let check = match self.config.revalidate {
+                        Revalidate::Always => true,
+                        Revalidate::Never => false,
+                        Revalidate::Every(d) => {
+                            now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
+                                >= d.as_millis() as u64
+                        }
+                    };
+                    if !check {
+                        slot.last_used.store(now, Ordering::Relaxed);
+                        return Ok(Ok(entry.clone()));
+                    }
+                    let fp = stat(path)?;
+                    if Some(&fp) == entry.fingerprint() {
+                        slot.last_used.store(now, Ordering::Relaxed);
+                        slot.last_checked.store(now, Ordering::Relaxed);
+                        return Ok(Ok(entry.clone()));
+                    }
+                    return Ok(Err(fp));
+                }
+            }
+        }
+        Ok(Err(stat(path)?))
+    }
+
+    /// The slot for this file version: the existing one if it was made for the same
+    /// fingerprint (so concurrent misses share one load), otherwise a new one.
+    fn slot_for(&self, path: &Path, fingerprint: Fingerprint) -> Arc<Slot> {
+        let now = self.now_ms();
+        let fresh = || {
+            Arc::new(Slot {
+                fingerprint,
+                cell: OnceCell::new(),
+                last_used: AtomicU64::new(now),
+                last_checked: AtomicU64::new(now),
+                counted: AtomicBool::new(false),
+            })
+        };
+        if fingerprint.size > self.config.max_bytes {
+            // Served, never kept.
+            return fresh();
+        }
+        let mut replaced = None;
+        let slot = match self.map.entry(path.to_path_buf()) {
+            dashmap::Entry::Occupied(mut o) => {
+                let cur = o.get();
+                let usable = cur.fingerprint == fingerprint
+                    && cur.cell.get().is_none_or(|e| !e.is_poisoned());
+                if usable {
+                    cur.clone()
+                } else {
+                    let slot = fresh();
+                    replaced = Some(o.insert(slot.clone()));
+                    slot
+                }
+            }
+            dashmap::Entry::Vacant(v) => v.insert(fresh()).clone(),
+        };
+        if let Some(old) = replaced {
+            self.uncount(&old);
+        }
+        slot
+    }
+
+    /// Accounts for a finished load and enforces the bounds.
+    fn loaded(&self, path: &Path, slot: &Arc<Slot>, entry: &Entry) {
+        if !slot.counted.swap(true, Ordering::AcqRel) {
+            self.loads.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(entry.len(), Ordering::Relaxed);
+            let still_there = self
+                .map
+                .get(path)
+                .is_some_and(|s| Arc::ptr_eq(s.value(), slot));
+            if !still_there {
+                self.uncount(slot);
+            }
+        }
+        slot.last_used.store(self.now_ms(), Ordering::Relaxed);
+        self.enforce_bounds();
+    }
+
+    fn uncount(&self, slot: &Slot) {
+        if slot.counted.swap(false, Ordering::AcqRel) {
+            if let Some(e) = slot.cell.get() {
+                self.bytes.fetch_sub(e.len(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn over(&self, entries: usize, bytes: u64) -> bool {
+        entries > self.config.max_entries || bytes > self.config.max_bytes
+    }
+
+    /// Evicts least recently used entries until both bounds hold with 1/8 to spare.
+    fn enforce_bounds(&self) {
+        if !self.over(self.map.len(), self.bytes.load(Ordering::Relaxed)) {
+            return;
+        }
+        let target_entries = self.config.max_entries - self.config.max_entries / 8;
+        let target_bytes = self.config.max_bytes - self.config.max_bytes / 8;
+        let mut by_age: Vec<(u64, PathBuf)> = self
+            .map
+            .iter()
+            .map(|e| (e.value().last_used.load(Ordering::Relaxed), e.key().clone()))
+            .collect();
+        by_age.sort_unstable_by_key(|(t, _)| *t);
+        for (_, key) in by_age {
+            let entries = self.map.len();
+            let bytes = self.bytes.load(Ordering::Relaxed);
+            if entries <= target_entries && bytes <= target_bytes {
+                break;
+            }
+            if let Some((_, slot)) = self.map.remove(&key) {
+                self.uncount(&slot);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// `stat`s `path` and checks that it is a regular file.
+fn stat(path: &Path) -> Result<Fingerprint, CacheError> {
+    let meta = std::fs::metadata(path).map_err(CacheError::from_io)?;
+    check_kind(&meta)?;
+    Ok(Fingerprint::of(&meta))
+}
+
+fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
+    if meta.is_dir() {
+        Err(CacheError::IsDirectory)
+    } else if !meta.is_file() {
+        Err(CacheError::NotAFile)
+    } else {
+        Ok(())
+    }
+}
+
+/// How often a load is retried when the file is truncated while being hashed.
+const LOAD_ATTEMPTS: usize = 3;
+
+/// Opens, maps and hashes a file. Runs on a blocking thread.
+fn load_file(path: &Path) -> Result<Entry, CacheError> {
+    for _ in 0..LOAD_ATTEMPTS {
+        match load_once(path)? {
+            Some(entry) => return Ok(entry),
+            None => continue,
+        }
+    }
+    Err(CacheError::Unstable)
+}
+
+/// One attempt; `Ok(None)` if the file was truncated while being hashed.
+fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
+    let file = open_nonblocking(path)?;
+    let meta = file.metadata().map_err(CacheError::from_io)?;
+    check_kind(&meta)?;
+    let fingerprint = Fingerprint::of(&meta);
+    let content_type: Cow<'static, str> = content_type_for(path);
+    let modified = meta.modified().ok();
+    let len = usize::try_from(meta.len())
+        .map_err(|_| CacheError::Io(io::Error::other("file too large to map")))?;
+    if len == 0 {
+        let etag = EntityTag::from_content(&[]);
+        return Ok(Some(Entry::with_parts(
+            Bytes::new(),
+            etag,
+            modified,
+            content_type,
+            None,
+            Some(fingerprint),
+        )));
+    }
+    let mapped = match MappedFile::map(&file, len) {
+        Ok(m) => m,
+        Err(MapError::Io(e)) => return Err(CacheError::from_io(e)),
+        Err(MapError::Unprotected) => return Err(CacheError::Unprotected),
+    };
+    drop(file); // No descriptor is kept once the file is mapped.
+    let poison = mapped.poison_flag().clone();
+    let etag = EntityTag::from_content(mapped.as_ref());
+    if poison.load(Ordering::SeqCst) {
+        // Truncated while hashing: the tag covers zeros. Try again.
+        return Ok(None);
+    }
+    let content = Bytes::from_owner(mapped);
+    Ok(Some(Entry::with_parts(
+        content,
+        etag,
+        modified,
+        content_type,
+        Some(poison),
+        Some(fingerprint),
+    )))
+}
+
+/// Opens for reading without blocking on FIFOs (which `stat` may have missed if the
+/// path was replaced in between).
+fn open_nonblocking(path: &Path) -> Result<File, CacheError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    opts.open(path).map_err(CacheError::from_io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir()
+                .join(format!("rocket-mmap-cache-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        }
+        /// Replaces a file by rename, as deployments do (a new inode).
+        fn replace(&self, name: &str, bytes: &[u8]) {
+            let tmp = self.write(&format!("{name}.tmp"), bytes);
+            std::fs::rename(tmp, self.0.join(name)).unwrap();
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn maps_and_hashes_once() {
+        let d = TempDir::new("once");
+        let p = d.write("a.txt", b"123456789");
+        let cache = Cache::default();
+        let e1 = cache.get(&p).await.unwrap();
+        let e2 = cache.get(&p).await.unwrap();
+        assert!(Arc::ptr_eq(&e1, &e2));
+        assert_eq!(e1.content().as_ref(), b"123456789");
+        assert_eq!(e1.etag_header(), "\"995dc9bbdf1939fa-9\"");
+        assert_eq!(e1.content_type(), "text/plain; charset=utf-8");
+        assert!(e1.last_modified().is_some());
+        assert_eq!(cache.stats().loads, 1);
+        assert_eq!(cache.stats().bytes, 9);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn single_flight_for_32_concurrent_misses() {
+        let d = TempDir::new("flight");
+        let p = d.write("big.bin", &vec![1u8; 8 << 20]);
+        let cache = Arc::new(Cache::default());
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let cache = cache.clone();
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move { cache.get(&p).await.unwrap() }));
+        }
+        let entries: Vec<_> = futures_join(tasks).await;
+        assert_eq!(cache.stats().loads, 1, "one mapping and one hash");
+        for e in &entries {
+            assert!(Arc::ptr_eq(e, &entries[0]));
+        }
+    }
+
+    async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Arc<Entry>>>) -> Vec<Arc<Entry>> {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn etag_depends_on_content_only() {
+        let d = TempDir::new("etag");
+        let a = d.write("a.bin", b"same bytes");
+        std::thread::sleep(Duration::from_millis(20));
+        let b = d.write("b.dat", b"same bytes");
+        let cache = Cache::default();
+        let ea = cache.get(&a).await.unwrap();
+        let eb = cache.get(&b).await.unwrap();
+        assert_eq!(ea.etag(), eb.etag());
+        // touch: new mtime, same tag
+        let f = File::options().write(true).open(&a).unwrap();
+        f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        let ea2 = cache.get(&a).await.unwrap();
+        assert!(!Arc::ptr_eq(&ea, &ea2), "touch is noticed");
+        assert_eq!(ea.etag(), ea2.etag(), "but the tag stays");
+    }
+
+    #[tokio::test]
+    async fn change_within_the_same_second_is_noticed() {
+        let d = TempDir::new("same-second");
+        let p = d.write("f.txt", b"version one");
+        let cache = Cache::default();
+        let e1 = cache.get(&p).await.unwrap();
+        // Rewrite in place, same size, restoring the mtime to the exact same second.
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        let mut f = File::options().write(true).open(&p).unwrap();
+        f.write_all(b"version two").unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        let e2 = cache.get(&p).await.unwrap();
+        assert_eq!(e2.content().as_ref(), b"version two");
+        assert_ne!(e1.etag(), e2.etag());
+    }
+
+    #[tokio::test]
+    async fn replace_by_rename_keeps_old_mapping_alive() {
+        let d = TempDir::new("rename");
+        let p = d.write("f.bin", &vec![1u8; 100_000]);
+        let cache = Cache::default();
+        let old = cache.get(&p).await.unwrap();
+        let tmp = d.write("f.tmp", &vec![2u8; 50_000]);
+        std::fs::rename(&tmp, &p).unwrap();
+        let new = cache.get(&p).await.unwrap();
+        assert_eq!(new.len(), 50_000);
+        assert!(old.content().iter().all(|&b| b == 1), "old version intact");
+        assert_eq!(cache.stats().entries, 1);
+        assert_eq!(cache.stats().bytes, 50_000);
+    }
+
+    #[tokio::test]
+    async fn errors_are_typed() {
+        let d = TempDir::new("errors");
+        let cache = Cache::default();
+        assert!(matches!(
+            cache.get(&d.0.join("missing")).await,
+            Err(CacheError::NotFound)
+        ));
+        assert!(matches!(
+            cache.get(&d.0).await,
+            Err(CacheError::IsDirectory)
+        ));
+        let f = d.write("f", b"x");
+        assert!(matches!(
+            cache.get(&f.join("below-a-file")).await,
+            Err(CacheError::NotFound)
+        ));
+        #[cfg(unix)]
+        {
+            let fifo = d.0.join("fifo");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            assert!(
+                made.is_ok_and(|s| s.success()),
+                "mkfifo (coreutils) is needed"
+            );
+            assert!(matches!(cache.get(&fifo).await, Err(CacheError::NotAFile)));
+        }
+        assert_eq!(CacheError::NotFound.status(), 404);
+        assert_eq!(CacheError::PermissionDenied.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn deleted_file_is_not_found() {
+        let d = TempDir::new("delete");
+        let p = d.write("f", b"data");
+        let cache = Cache::default();
+        let e = cache.get(&p).await.unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(cache.get(&p).await, Err(CacheError::NotFound)));
+        assert_eq!(e.content().as_ref(), b"data", "in-flight bytes stay valid");
+    }
+
+    #[tokio::test]
+    async fn empty_file_has_no_mapping() {
+        let d = TempDir::new("empty");
+        let p = d.write("empty.txt", b"");
+        let cache = Cache::default();
+        let e = cache.get(&p).await.unwrap();
+        assert!(e.is_empty());
+        assert!(e.poison_flag().is_none());
+        assert_eq!(e.etag_header(), "\"0000000000000000-0\"");
+    }
+
+    #[tokio::test]
+    async fn eviction_by_entry_count() {
+        let d = TempDir::new("evict-n");
+        let cache = Cache::new(CacheConfig {
+            max_entries: 16,
+            ..CacheConfig::default()
+        });
+        let before = crate::mapping::registered();
+        for i in 0..100 {
+            let p = d.write(&format!("f{i}"), format!("file {i}").as_bytes());
+            cache.get(&p).await.unwrap();
+            assert!(cache.stats().entries <= 16);
+        }
+        assert!(cache.stats().evictions >= 84);
+        // Mappings of evicted entries are gone (none is held elsewhere).
+        assert!(crate::mapping::registered() <= before + 16 + 8);
+    }
+
+    #[tokio::test]
+    async fn eviction_by_bytes_keeps_recently_used() {
+        let d = TempDir::new("evict-b");
+        let cache = Cache::new(CacheConfig {
+            max_bytes: 10_000,
+            ..CacheConfig::default()
+        });
+        let hot = d.write("hot", &[1u8; 3000]);
+        for i in 0..10 {
+            cache.get(&hot).await.unwrap();
+            let p = d.write(&format!("f{i}"), &[2u8; 3000]);
+            cache.get(&p).await.unwrap();
+            assert!(cache.stats().bytes <= 10_000);
+        }
+        let hot_entry = cache.get(&hot).await.unwrap();
+        assert_eq!(hot_entry.len(), 3000);
+        assert!(cache.stats().evictions > 0);
+    }
+
+    #[tokio::test]
+    async fn file_larger_than_bound_is_served_not_kept() {
+        let d = TempDir::new("huge");
+        let cache = Cache::new(CacheConfig {
+            max_bytes: 100,
+            ..CacheConfig::default()
+        });
+        let p = d.write("big", &[3u8; 1000]);
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(e.len(), 1000);
+        assert_eq!(cache.stats().entries, 0);
+        assert_eq!(cache.stats().bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn revalidate_never_serves_cached_version() {
+        let d = TempDir::new("never");
+        let p = d.write("f", b"one");
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Never,
+            ..CacheConfig::default()
+        });
+        cache.get(&p).await.unwrap();
+        d.replace("f", b"two!");
+        assert_eq!(cache.get(&p).await.unwrap().content().as_ref(), b"one");
+        cache.invalidate(&p);
+        assert_eq!(cache.get(&p).await.unwrap().content().as_ref(), b"two!");
+    }
+
+    #[tokio::test]
+    async fn revalidate_every_interval() {
+        let d = TempDir::new("every");
+        let p = d.write("f", b"one");
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Every(Duration::from_millis(200)),
+            ..CacheConfig::default()
+        });
+        cache.get(&p).await.unwrap();
+        d.replace("f", b"two!");
+        assert_eq!(cache.get(&p).await.unwrap().content().as_ref(), b"one");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(cache.get(&p).await.unwrap().content().as_ref(), b"two!");
+    }
+
+    #[tokio::test]
+    async fn truncated_mapping_is_dropped_and_remapped() {
+        let d = TempDir::new("trunc");
+        let p = d.write("f", &vec![5u8; 1 << 20]);
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Never,
+            ..CacheConfig::default()
+        });
+        let e = cache.get(&p).await.unwrap();
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        // Read it all, as a response would: survives, and poisons the entry.
+        let sum: u64 = e.content().iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(sum, 5 * 4096);
+        assert!(e.is_poisoned());
+        // Even with Revalidate::Never, the poisoned entry is not served again.
+        let e2 = cache.get(&p).await.unwrap();
+        assert_eq!(e2.len(), 4096);
+        assert!(!e2.is_poisoned());
+    }
+
+    #[test]
+    fn blocking_get_for_warming() {
+        let d = TempDir::new("blocking");
+        let p = d.write("f", b"warm me");
+        let cache = Cache::default();
+        let e = cache.get_blocking(&p).unwrap();
+        assert_eq!(e.content().as_ref(), b"warm me");
+        assert!(Arc::ptr_eq(&e, &cache.get_blocking(&p).unwrap()));
+    }
+}

@@ -1,0 +1,258 @@
+//! A servable representation: content as [`Bytes`], plus every validator and header
+//! value computed once.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::date::HttpDate;
+use crate::etag::EntityTag;
+
+/// The identity of one version of a file on disk, from one `stat`: device, inode,
+/// size, and modification and change times in nanoseconds. Any write, truncation,
+/// replacement by rename or `touch` changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Fingerprint {
+    /// Device id.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch (may be negative).
+    pub mtime_ns: i128,
+    /// Status change time, ns since the epoch; changes on every write, even when the
+    /// writer restores the mtime.
+    pub ctime_ns: i128,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `meta`.
+    #[cfg(unix)]
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        Fingerprint {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+
+    /// The fingerprint of `meta` (size and modification time only on this platform).
+    #[cfg(not(unix))]
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Fingerprint {
+            size: meta.len(),
+            mtime_ns,
+            ..Fingerprint::default()
+        }
+    }
+}
+
+/// A representation ready to serve: a file's mapping or an in-memory blob, with its
+/// strong ETag, Last-Modified and content type, and their header values formatted once.
+///
+/// Cheap to share: the cache hands out `Arc<Entry>`, and every response body is a
+/// slice of [`Entry::content`].
+#[derive(Debug)]
+pub struct Entry {
+    content: Bytes,
+    poison: Option<Arc<AtomicBool>>,
+    etag: EntityTag,
+    etag_header: String,
+    last_modified: Option<HttpDate>,
+    last_modified_header: Option<String>,
+    content_type: Cow<'static, str>,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl Entry {
+    /// An entry for in-memory content, hashed now (CRC-64 runs at several GB/s; hash
+    /// large blobs off the async threads). `content_type` is the full field value,
+    /// e.g. `text/html; charset=utf-8`.
+    pub fn from_bytes(
+        content: impl Into<Bytes>,
+        content_type: impl Into<Cow<'static, str>>,
+    ) -> Entry {
+        let content = content.into();
+        let etag = EntityTag::from_content(&content);
+        Entry::with_parts(content, etag, None, content_type.into(), None, None)
+    }
+
+    /// An entry for a `'static` byte string (e.g. `include_bytes!`), without copying it.
+    pub fn from_static(content: &'static [u8], content_type: &'static str) -> Entry {
+        Entry::from_bytes(Bytes::from_static(content), content_type)
+    }
+
+    /// An entry whose ETag the caller already knows (for example a build-time hash).
+    pub fn with_etag(
+        content: impl Into<Bytes>,
+        etag: EntityTag,
+        content_type: impl Into<Cow<'static, str>>,
+    ) -> Entry {
+        Entry::with_parts(content.into(), etag, None, content_type.into(), None, None)
+    }
+
+    pub(crate) fn with_parts(
+        content: Bytes,
+        etag: EntityTag,
+        last_modified: Option<SystemTime>,
+        content_type: Cow<'static, str>,
+        poison: Option<Arc<AtomicBool>>,
+        fingerprint: Option<Fingerprint>,
+    ) -> Entry {
+        let last_modified = last_modified.and_then(HttpDate::from_system_time);
+        Entry {
+            etag_header: etag.to_string(),
+            last_modified_header: last_modified.map(HttpDate::to_imf_fixdate),
+            last_modified,
+            content,
+            poison,
+            etag,
+            content_type,
+            fingerprint,
+        }
+    }
+
+    /// Sets the Last-Modified date (truncated to seconds; dates before 1970 or after
+    /// 9999 are dropped, as no HTTP date can express them).
+    pub fn last_modified_at(mut self, t: SystemTime) -> Entry {
+        self.last_modified = HttpDate::from_system_time(t);
+        self.last_modified_header = self.last_modified.map(HttpDate::to_imf_fixdate);
+        self
+    }
+
+    /// The whole content.
+    pub fn content(&self) -> &Bytes {
+        &self.content
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> u64 {
+        self.content.len() as u64
+    }
+
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+    }
+
+    /// The strong entity tag.
+    pub fn etag(&self) -> &EntityTag {
+        &self.etag
+    }
+
+    /// The `ETag` field value, quotes included.
+    pub fn etag_header(&self) -> &str {
+        &self.etag_header
+    }
+
+    /// The Last-Modified date, if known.
+    pub fn last_modified(&self) -> Option<HttpDate> {
+        self.last_modified
+    }
+
+    /// The `Last-Modified` field value, if known.
+    pub fn last_modified_header(&self) -> Option<&str> {
+        self.last_modified_header.as_deref()
+    }
+
+    /// The `Content-Type` field value.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The fingerprint of the file version this entry was made from (files only).
+    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+        self.fingerprint.as_ref()
+    }
+
+    /// The mapping's poison flag (mapped files only).
+    pub fn poison_flag(&self) -> Option<&Arc<AtomicBool>> {
+        self.poison.as_ref()
+    }
+
+    /// Whether the file was truncated under the mapping (a read past its new end was
+    /// caught). A poisoned entry is never served again.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison
+            .as_ref()
+            .is_some_and(|p| p.load(Ordering::SeqCst))
+    }
+}
+
+/// The content type for a path, by extension: text types get `; charset=utf-8`,
+/// unknown extensions `application/octet-stream`.
+pub fn content_type_for(path: &std::path::Path) -> Cow<'static, str> {
+    let Some(mime) = mime_guess::from_path(path).first_raw() else {
+        return Cow::Borrowed("application/octet-stream");
+    };
+    let texty = mime.starts_with("text/")
+        || matches!(
+            mime,
+            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
+        );
+    if texty {
+        Cow::Owned(format!("{mime}; charset=utf-8"))
+    } else {
+        Cow::Borrowed(mime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn blob_entry_has_content_etag() {
+        let e = Entry::from_static(b"123456789", "text/plain");
+        assert_eq!(e.etag_header(), "\"995dc9bbdf1939fa-9\"");
+        assert_eq!(e.len(), 9);
+        assert!(e.last_modified().is_none());
+        assert!(!e.is_poisoned());
+        let owned = Entry::from_bytes(b"123456789".to_vec(), "text/plain");
+        assert_eq!(owned.etag(), e.etag());
+    }
+
+    #[test]
+    fn last_modified_formats_once_and_rejects_unrepresentable() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        let e = Entry::from_static(b"x", "text/plain").last_modified_at(t);
+        assert_eq!(
+            e.last_modified_header(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        let old = std::time::UNIX_EPOCH - std::time::Duration::from_secs(1);
+        let e = Entry::from_static(b"x", "text/plain").last_modified_at(old);
+        assert_eq!(e.last_modified_header(), None);
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(
+            content_type_for(Path::new("a.html")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type_for(Path::new("a.wav")), "audio/wav");
+        assert_eq!(content_type_for(Path::new("a.png")), "image/png");
+        assert_eq!(
+            content_type_for(Path::new("a.unknownext")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type_for(Path::new("noext")),
+            "application/octet-stream"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! From an [`Entry`] and a request's headers to a status, the headers that depend on
+//! the request, and a body — the whole of RFC 9110's decision for a GET or HEAD,
+//! with no web framework involved.
+//!
+//! Order (§13.2.2, then §14): preconditions decide 412 / 304 / go on; If-Range and the
+//! method decide whether Range applies; the range plan decides 200 / 206 / 416.
+
+use std::time::SystemTime;
+
+use crate::body::SegmentBody;
+use crate::date::HttpDate;
+use crate::entry::Entry;
+use crate::multipart::{new_boundary, part_overhead, MultipartLayout};
+use crate::precondition::{evaluate, Conditionals, Method, Outcome, Validators};
+use crate::range::{plan, IgnoredBecause, RangeLimits, RangePlan};
+
+/// The request headers that matter, borrowed from the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeRequest<'a> {
+    /// The method (only GET and HEAD are served by the file server).
+    pub method: Option<Method>,
+    /// `If-*` headers. `conditionals.has_range` must be `range.is_some()`.
+    pub conditionals: Conditionals<'a>,
+    /// The `Range` field value. A request with several `Range` lines carries an
+    /// invalid field: pass `Some("")`, which is ignored as invalid (§14.2).
+    pub range: Option<&'a str>,
+}
+
+impl<'a> ServeRequest<'a> {
+    /// A request with the given method and no conditional or range headers.
+    pub fn new(method: Method) -> ServeRequest<'a> {
+        ServeRequest {
+            method: Some(method),
+            ..ServeRequest::default()
+        }
+    }
+
+    /// Sets the Range header (and `conditionals.has_range`).
+    pub fn range(mut self, value: &'a str) -> Self {
+        self.range = Some(value);
+        self.conditionals.has_range = true;
+        self
+    }
+}
+
+/// The status of a [`Reply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// 200: the whole content.
+    Ok,
+    /// 206: one range or `multipart/byteranges`.
+    PartialContent,
+    /// 304: the client's copy is current; no body (§15.4.5).
+    NotModified,
+    /// 412: a precondition failed (§15.5.13).
+    PreconditionFailed,
+    /// 416: no requested range is satisfiable (§15.5.17).
+    RangeNotSatisfiable,
+}
+
+impl Status {
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::PartialContent => 206,
+            Status::NotModified => 304,
+            Status::PreconditionFailed => 412,
+            Status::RangeNotSatisfiable => 416,
+        }
+    }
+
+    /// Whether the response carries the representation's validators and caching
+    /// headers (`ETag`, `Last-Modified`, `Cache-Control`, …): 200, 206 and 304
+    /// (§15.4.5: a 304 sends what a 200 would).
+    pub fn carries_validators(self) -> bool {
+        matches!(
+            self,
+            Status::Ok | Status::PartialContent | Status::NotModified
+        )
+    }
+}
+
+/// The answer to one request for an entry.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: Status,
+    /// `Content-Range` for 206 single-part (`bytes FIRST-LAST/LEN`) and 416
+    /// (`bytes */LEN`).
+    pub content_range: Option<String>,
+    /// For multipart responses, the `Content-Type` replacing the entry's
+    /// (`multipart/byteranges; boundary=…`).
+    pub multipart_content_type: Option<String>,
+    /// The body; its length is the exact `Content-Length`. Empty for 304/412/416.
+    /// For HEAD it is what GET would send; the framework drops the bytes.
+    pub body: SegmentBody,
+    /// Why a Range header was not applied (`None` when it was, or for 304/412).
+    pub range_ignored: Option<IgnoredBecause>,
+}
+
+/// Decides the answer to `req` for `entry`, at time `now` (which only decides
+/// whether Last-Modified is a strong validator for If-Range).
+pub fn respond(
+    entry: &Entry,
+    req: &ServeRequest<'_>,
+    limits: &RangeLimits,
+    now: SystemTime,
+) -> Reply {
+    let now = HttpDate::from_system_time(now).unwrap_or(HttpDate::UNIX_EPOCH);
+    let method = req.method.unwrap_or(Method::Get);
+    let validators = Validators {
+        etag: Some(entry.etag()),
+        last_modified: entry.last_modified(),
+    };
+    let len = entry.len();
+    let empty = |status| Reply {
+        status,
+        content_range: None,
+        multipart_content_type: None,
+        body: SegmentBody::empty(),
+        range_ignored: None,
+    };
+    let full = |why| Reply {
+        status: Status::Ok,
+        content_range: None,
+        multipart_content_type: None,
+        body: body_of(entry, vec![entry.content().clone()]),
+        range_ignored: Some(why),
+    };
+    match evaluate(method, &req.conditionals, &validators, now) {
+        Outcome::PreconditionFailed => empty(Status::PreconditionFailed),
+        Outcome::NotModified => empty(Status::NotModified),
+        Outcome::Proceed(Err(why)) => full(why),
+        Outcome::Proceed(Ok(())) => {
+            let overhead = part_overhead(entry.content_type().len(), len);
+            match plan(req.range, len, limits, overhead) {
+                RangePlan::Full(why) => full(why),
+                RangePlan::Unsatisfiable => Reply {
+                    content_range: Some(format!("bytes */{len}")),
+                    ..empty(Status::RangeNotSatisfiable)
+                },
+                RangePlan::Single(r) => Reply {
+                    status: Status::PartialContent,
+                    content_range: Some(format!("bytes {}-{}/{len}", r.first, r.last)),
+                    multipart_content_type: None,
+                    body: body_of(entry, vec![entry.content().slice(r.to_usize_range())]),
+                    range_ignored: None,
+                },
+                RangePlan::Multi(parts) => {
+                    let ct = entry.content_type();
+                    let ct = (!ct.is_empty()).then_some(ct);
+                    let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
+                    Reply {
+                        status: Status::PartialContent,
+                        content_range: None,
+                        multipart_content_type: Some(layout.content_type()),
+                        body: body_of(entry, layout.segments(entry.content())),
+                        range_ignored: None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn body_of(entry: &Entry, segments: Vec<bytes::Bytes>) -> SegmentBody {
+    SegmentBody::new(segments).with_poison_flag(entry.poison_flag().cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precondition::Conditionals;
+    use std::time::{Duration, UNIX_EPOCH};
+    use tokio::io::AsyncReadExt;
+
+    fn entry() -> Entry {
+        Entry::from_static(b"0123456789abcdefghijklmnopqrstuvwxyz", "text/plain")
+            .last_modified_at(UNIX_EPOCH + Duration::from_secs(784_111_777))
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(2_000_000_000)
+    }
+
+    async fn read(mut b: SegmentBody) -> Vec<u8> {
+        let mut v = Vec::new();
+        b.read_to_end(&mut v).await.unwrap();
+        v
+    }
+
+    #[tokio::test]
+    async fn plain_get_is_200_full() {
+        let e = entry();
+        let r = respond(
+            &e,
+            &ServeRequest::new(Method::Get),
+            &RangeLimits::default(),
+            now(),
+        );
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.body.len(), 36);
+        assert_eq!(r.range_ignored, Some(IgnoredBecause::NoHeader));
+        assert_eq!(read(r.body).await, e.content().as_ref());
+    }
+
+    #[tokio::test]
+    async fn single_range_is_206_with_content_range() {
+        let e = entry();
+        let req = ServeRequest::new(Method::Get).range("bytes=10-15");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::PartialContent);
+        assert_eq!(r.content_range.as_deref(), Some("bytes 10-15/36"));
+        assert_eq!(read(r.body).await, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn multi_range_is_multipart() {
+        let e = Entry::from_bytes(vec![b'x'; 10_000], "application/octet-stream");
+        let req = ServeRequest::new(Method::Get).range("bytes=0-1,9000-9001");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::PartialContent);
+        let ct = r.multipart_content_type.clone().unwrap();
+        assert!(ct.starts_with("multipart/byteranges; boundary="));
+        let len = r.body.len();
+        let body = read(r.body).await;
+        assert_eq!(body.len() as u64, len);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Content-Range: bytes 0-1/10000\r\n"));
+        assert!(text.contains("Content-Range: bytes 9000-9001/10000\r\n"));
+        assert!(text.contains("Content-Type: application/octet-stream\r\n"));
+    }
+
+    #[test]
+    fn unsatisfiable_is_416_with_star_range() {
+        let e = entry();
+        let req = ServeRequest::new(Method::Get).range("bytes=100-");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::RangeNotSatisfiable);
+        assert_eq!(r.content_range.as_deref(), Some("bytes */36"));
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn head_ignores_range() {
+        let e = entry();
+        let req = ServeRequest::new(Method::Head).range("bytes=0-1");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.body.len(), 36);
+    }
+
+    #[test]
+    fn if_none_match_gives_304_and_if_match_412() {
+        let e = entry();
+        let tag = e.etag_header().to_owned();
+        let mut req = ServeRequest::new(Method::Get);
+        req.conditionals = Conditionals {
+            if_none_match: Some(&tag),
+            ..Conditionals::default()
+        };
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::NotModified);
+        assert!(r.body.is_empty());
+        req.conditionals = Conditionals {
+            if_match: Some("\"nope\""),
+            ..Conditionals::default()
+        };
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::PreconditionFailed);
+    }
+
+    #[test]
+    fn if_range_mismatch_sends_whole() {
+        let e = entry();
+        let mut req = ServeRequest::new(Method::Get).range("bytes=0-1");
+        req.conditionals.if_range = Some("\"old\"");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.range_ignored, Some(IgnoredBecause::IfRangeFailed));
+        let tag = e.etag_header().to_owned();
+        req.conditionals.if_range = Some(&tag);
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::PartialContent);
+    }
+
+    #[test]
+    fn seed_article_example() {
+        // Range: bytes=440000-450000 on a 44012654-byte file.
+        let e = Entry::from_bytes(vec![0u8; 44_012_654], "audio/mpeg");
+        let req = ServeRequest::new(Method::Get).range("bytes=440000-450000");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::PartialContent);
+        assert_eq!(
+            r.content_range.as_deref(),
+            Some("bytes 440000-450000/44012654")
+        );
+        assert_eq!(r.body.len(), 10_001);
+    }
+
+    #[test]
+    fn empty_entry_with_range_is_200_empty() {
+        let e = Entry::from_static(b"", "text/plain");
+        let req = ServeRequest::new(Method::Get).range("bytes=0-");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.body.is_empty());
+        assert_eq!(r.range_ignored, Some(IgnoredBecause::EmptyRepresentation));
+    }
+}
