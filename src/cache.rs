@@ -454,19 +454,23 @@ fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
     check_kind(&meta)?;
     let fingerprint = Fingerprint::of(&meta);
     let content_type: Cow<'static, str> = content_type_for(path);
+    let canonical = std::fs::canonicalize(path).ok();
     let modified = meta.modified().ok();
     let len = usize::try_from(meta.len())
         .map_err(|_| CacheError::Io(io::Error::other("file too large to map")))?;
     if len == 0 {
         let etag = EntityTag::from_content(&[]);
-        return Ok(Some(Entry::with_parts(
-            Bytes::new(),
-            etag,
-            modified,
-            content_type,
-            None,
-            Some(fingerprint),
-        )));
+        return Ok(Some(
+            Entry::with_parts(
+                Bytes::new(),
+                etag,
+                modified,
+                content_type,
+                None,
+                Some(fingerprint),
+            )
+            .with_canonical_path(canonical),
+        ));
     }
     let mapped = match MappedFile::map(&file, len) {
         Ok(m) => m,
@@ -481,14 +485,17 @@ fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
         return Ok(None);
     }
     let content = Bytes::from_owner(mapped);
-    Ok(Some(Entry::with_parts(
-        content,
-        etag,
-        modified,
-        content_type,
-        Some(poison),
-        Some(fingerprint),
-    )))
+    Ok(Some(
+        Entry::with_parts(
+            content,
+            etag,
+            modified,
+            content_type,
+            Some(poison),
+            Some(fingerprint),
+        )
+        .with_canonical_path(canonical),
+    ))
 }
 
 /// Opens for reading without blocking on FIFOs (which `stat` may have missed if the

@@ -74,6 +74,7 @@ pub struct Entry {
     last_modified_header: Option<String>,
     content_type: Cow<'static, str>,
     fingerprint: Option<Fingerprint>,
+    canonical_path: Option<std::path::PathBuf>,
 }
 
 impl Entry {
@@ -121,7 +122,19 @@ impl Entry {
             etag,
             content_type,
             fingerprint,
+            canonical_path: None,
         }
+    }
+
+    pub(crate) fn with_canonical_path(mut self, p: Option<std::path::PathBuf>) -> Entry {
+        self.canonical_path = p;
+        self
+    }
+
+    /// The file's path with every symbolic link resolved, as found when it was loaded
+    /// (files only). The file server checks it against its root.
+    pub fn canonical_path(&self) -> Option<&std::path::Path> {
+        self.canonical_path.as_deref()
     }
 
     /// Sets the Last-Modified date (truncated to seconds; dates before 1970 or after

@@ -18,14 +18,33 @@
 pub mod body;
 pub mod cache;
 pub mod date;
+pub mod disposition;
 pub mod entry;
 pub mod etag;
 #[allow(unsafe_code)]
 pub mod mapping;
 pub mod multipart;
+pub mod path;
 pub mod precondition;
 pub mod range;
 pub mod serve;
 
 #[doc(hidden)]
 pub mod fuzzing;
+
+#[cfg(feature = "rocket")]
+pub mod config;
+#[cfg(feature = "rocket")]
+pub mod file_server;
+#[cfg(feature = "rocket")]
+pub mod responder;
+
+pub use cache::{Cache, CacheConfig, CacheError, Revalidate};
+#[cfg(feature = "rocket")]
+pub use config::{Mmap, MmapConfig};
+pub use entry::Entry;
+pub use etag::EntityTag;
+#[cfg(feature = "rocket")]
+pub use file_server::{FileServer, Symlinks};
+#[cfg(feature = "rocket")]
+pub use responder::MmapFile;

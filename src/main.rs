@@ -1,1 +1,230 @@
-fn main() {}
+//! `rocket-mmap`: serve a directory (or, with no argument, an embedded demo) with
+//! rocket-mmap. `rocket-mmap --help` lists the options; `ROCKET_*` variables and
+//! `Rocket.toml` configure Rocket and the `mmap` section as usual.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use rocket::fairing::AdHoc;
+use rocket::{get, routes, State};
+use rocket_mmap::config::MmapConfig;
+use rocket_mmap::{Entry, FileServer, Mmap, MmapFile};
+
+/// Serve files over HTTP with byte ranges, strong ETags and conditional requests,
+/// from memory-mapped files.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Directory to serve at `/`. Without it, an embedded demo is served.
+    dir: Option<PathBuf>,
+    /// Port to listen on (default: Rocket's, 8000, or ROCKET_PORT).
+    #[arg(long, short)]
+    port: Option<u16>,
+    /// Address to listen on (default: Rocket's, 127.0.0.1, or ROCKET_ADDRESS).
+    #[arg(long, short)]
+    address: Option<IpAddr>,
+    /// Map and hash every file under DIR before listening.
+    #[arg(long, requires = "dir")]
+    warm: bool,
+}
+
+/// The demo's page.
+const DEMO_PAGE: &str = include_str!("demo/index.html");
+
+struct Demo {
+    page: Arc<Entry>,
+    tone: Arc<Entry>,
+}
+
+#[get("/")]
+fn demo_page(demo: &State<Demo>) -> MmapFile {
+    MmapFile::new(demo.page.clone()).cache_control("no-cache")
+}
+
+#[get("/tone.wav")]
+fn demo_tone(demo: &State<Demo>) -> MmapFile {
+    MmapFile::new(demo.tone.clone()).inline(Some("tone.wav"))
+}
+
+/// A 16-bit mono PCM WAV: `seconds` of a slow sweep with a tick every second, so that a
+/// seek is audible. Made at start-up: nothing to download, works from any directory.
+fn tone_wav(seconds: u32) -> Vec<u8> {
+    const RATE: u32 = 22_050;
+    let samples = RATE * seconds;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&RATE.to_le_bytes());
+    out.extend_from_slice(&(RATE * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    let mut phase = 0f64;
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(RATE);
+        let freq = 220.0 + 220.0 * t / f64::from(seconds);
+        phase += std::f64::consts::TAU * freq / f64::from(RATE);
+        let tick = if (i % RATE) < 400 { 0.5 } else { 0.0 };
+        let v = (phase.sin() * 0.3 + tick * (phase * 8.0).sin()) * f64::from(i16::MAX);
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => out.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn warm(mmap: &Mmap, dir: &Path) {
+    let files = files_under(dir);
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "warming {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let (mut ok, mut bytes, mut failed) = (0usize, 0u64, 0usize);
+    for f in &files {
+        match mmap.cache().get_blocking(f) {
+            Ok(e) => {
+                ok += 1;
+                bytes += e.len();
+                bar.inc(e.len());
+            }
+            Err(e) => {
+                failed += 1;
+                bar.println(format!("skipped {}: {e}", f.display()));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "warmed {ok} files, {:.1} MiB in {secs:.2} s ({:.0} MiB/s){}; {} kept in cache",
+        bytes as f64 / 1_048_576.0,
+        bytes as f64 / 1_048_576.0 / secs.max(1e-9),
+        if failed > 0 {
+            format!(", {failed} skipped")
+        } else {
+            String::new()
+        },
+        mmap.cache().stats().entries,
+    );
+}
+
+#[rocket::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut figment = rocket::Config::figment();
+    if let Some(port) = args.port {
+        figment = figment.merge(("port", port));
+    }
+    if let Some(address) = args.address {
+        figment = figment.merge(("address", address));
+    }
+    let config: MmapConfig = if figment.find_value("mmap").is_ok() {
+        match figment.extract_inner("mmap") {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: bad `mmap` configuration: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        MmapConfig::default()
+    };
+    let mmap = match Mmap::from_config(&config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut rocket = rocket::custom(figment);
+    let what = match &args.dir {
+        Some(dir) => {
+            let server = match FileServer::new(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: cannot serve {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            };
+            if args.warm {
+                let root = server.root().to_path_buf();
+                let m = &mmap;
+                // Warm on a blocking-capable thread; the runtime is idle until launch.
+                tokio::task::block_in_place(|| warm(m, &root));
+            }
+            rocket = rocket.mount("/", server);
+            format!("serving {}", dir.display())
+        }
+        None => {
+            let page = Entry::from_static(DEMO_PAGE.as_bytes(), "text/html; charset=utf-8");
+            let tone = Entry::from_bytes(tone_wav(8), "audio/wav");
+            rocket = rocket
+                .manage(Demo {
+                    page: Arc::new(page),
+                    tone: Arc::new(tone),
+                })
+                .mount("/", routes![demo_page, demo_tone]);
+            "serving the embedded demo".to_owned()
+        }
+    };
+    let rocket = rocket
+        .manage(mmap)
+        .attach(Mmap::fairing())
+        .attach(AdHoc::on_liftoff("rocket-mmap banner", move |r| {
+            Box::pin(async move {
+                let c = r.config();
+                println!("rocket-mmap {what} at http://{}:{}/", c.address, c.port);
+            })
+        }));
+    match rocket.launch().await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            match e.kind() {
+                rocket::error::ErrorKind::Bind(io) => {
+                    eprintln!("error: cannot listen: {io} (is the port already in use? try --port)")
+                }
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`), the managed
+//! [`Mmap`] state, and the fairing that installs it.
+//!
+//! Every key lives under `mmap` and is optional:
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `max_entries` | `1024` | most files kept mapped |
+//! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+//! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
+//! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
+//! | `merge_gap` | `80` | ranges closer than this many bytes are merged |
+//! | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
+//! | `cache_control` | none | `Cache-Control` for every file |
+//! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
+//!
+//! ```toml
+//! [default.mmap]
+//! revalidate = 250
+//! cache_control = "public, max-age=3600"
+//! cache_control_by_extension = { html = "no-cache" }
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::serde::Deserialize;
+use rocket::{Build, Rocket};
+
+use crate::cache::{Cache, CacheConfig, CacheError, Revalidate};
+use crate::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
+use crate::responder::MmapFile;
+
+/// The default body chunk size: measured fastest for large bodies (see the README's
+/// performance section); small bodies use their own length.
+pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
+
+/// The `revalidate` key: `"always"`, `"never"`, or milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(crate = "rocket::serde", untagged)]
+pub enum RevalidateSetting {
+    /// Milliseconds between checks of one file.
+    Millis(u64),
+    /// `"always"` or `"never"`.
+    Word(String),
+}
+
+/// The `mmap` section of the Rocket configuration. See the module docs for the keys.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(crate = "rocket::serde", default)]
+pub struct MmapConfig {
+    /// Most files kept mapped.
+    pub max_entries: usize,
+    /// Most mapped bytes kept.
+    pub max_bytes: u64,
+    /// When a cached file is compared with the disk.
+    pub revalidate: RevalidateSetting,
+    /// Most parts of a multipart/byteranges response.
+    pub max_parts: usize,
+    /// Merge distance for ranges.
+    pub merge_gap: u64,
+    /// Rocket body chunk size.
+    pub chunk_size: usize,
+    /// `Cache-Control` for every file, unless overridden by extension.
+    pub cache_control: Option<String>,
+    /// `Cache-Control` per file extension (without the dot, case-insensitive).
+    pub cache_control_by_extension: HashMap<String, String>,
+}
+
+impl Default for MmapConfig {
+    fn default() -> Self {
+        let cache = CacheConfig::default();
+        MmapConfig {
+            max_entries: cache.max_entries,
+            max_bytes: cache.max_bytes,
+            revalidate: RevalidateSetting::Word("always".into()),
+            max_parts: DEFAULT_MAX_PARTS,
+            merge_gap: DEFAULT_MERGE_GAP,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            cache_control: None,
+            cache_control_by_extension: HashMap::new(),
+        }
+    }
+}
+
+/// A configuration value that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid mmap configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How responses are shaped (everything but the cache).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseOptions {
+    /// Range planning bounds.
+    pub limits: RangeLimits,
+    /// Rocket body chunk size for bodies larger than it.
+    pub chunk_size: usize,
+    /// Default `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Cache-Control` by lower-case extension.
+    pub cache_control_by_extension: HashMap<String, String>,
+}
+
+impl Default for ResponseOptions {
+    fn default() -> Self {
+        ResponseOptions {
+            limits: RangeLimits::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            cache_control: None,
+            cache_control_by_extension: HashMap::new(),
+        }
+    }
+}
+
+impl ResponseOptions {
+    /// The `Cache-Control` value for a file at `path`.
+    pub fn cache_control_for(&self, path: Option<&Path>) -> Option<&str> {
+        if !self.cache_control_by_extension.is_empty() {
+            let ext = path
+                .and_then(Path::extension)
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if let Some(v) = ext.and_then(|e| self.cache_control_by_extension.get(&e)) {
+                return Some(v);
+            }
+        }
+        self.cache_control.as_deref()
+    }
+}
+
+impl MmapConfig {
+    /// Checks the values and splits them into the cache's and the responses' parts.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for zero bounds, a zero chunk size or an unknown `revalidate`.
+    pub fn split(&self) -> Result<(CacheConfig, ResponseOptions), ConfigError> {
+        let revalidate = match &self.revalidate {
+            RevalidateSetting::Millis(0) => Revalidate::Always,
+            RevalidateSetting::Millis(ms) => Revalidate::Every(Duration::from_millis(*ms)),
+            RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("always") => Revalidate::Always,
+            RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("never") => Revalidate::Never,
+            RevalidateSetting::Word(w) => {
+                return Err(ConfigError(format!(
+                    "revalidate = {w:?}: expected \"always\", \"never\" or milliseconds"
+                )))
+            }
+        };
+        if self.max_entries == 0 || self.max_bytes == 0 {
+            return Err(ConfigError("max_entries and max_bytes must be > 0".into()));
+        }
+        if self.max_parts == 0 {
+            return Err(ConfigError("max_parts must be > 0".into()));
+        }
+        if self.chunk_size == 0 {
+            return Err(ConfigError("chunk_size must be > 0".into()));
+        }
+        let by_ext = self
+            .cache_control_by_extension
+            .iter()
+            .map(|(k, v)| (k.trim_start_matches('.').to_ascii_lowercase(), v.clone()))
+            .collect();
+        Ok((
+            CacheConfig {
+                max_entries: self.max_entries,
+                max_bytes: self.max_bytes,
+                revalidate,
+            },
+            ResponseOptions {
+                limits: RangeLimits {
+                    max_parts: self.max_parts,
+                    merge_gap: self.merge_gap,
+                },
+                chunk_size: self.chunk_size,
+                cache_control: self.cache_control.clone(),
+                cache_control_by_extension: by_ext,
+            },
+        ))
+    }
+}
+
+/// The crate's managed state: the cache and the response options. Installed by
+/// [`Mmap::fairing`] (from configuration) or [`Mmap::manage`]; responders and file
+/// servers find it in Rocket's state, and fall back to a default instance otherwise.
+#[derive(Debug)]
+pub struct Mmap {
+    cache: Cache,
+    options: ResponseOptions,
+}
+
+impl Default for Mmap {
+    fn default() -> Self {
+        Mmap::new(CacheConfig::default(), ResponseOptions::default())
+    }
+}
+
+impl Mmap {
+    /// State with the given cache bounds and response options.
+    pub fn new(cache: CacheConfig, options: ResponseOptions) -> Mmap {
+        Mmap {
+            cache: Cache::new(cache),
+            options,
+        }
+    }
+
+    /// State from a configuration section.
+    ///
+    /// # Errors
+    /// As [`MmapConfig::split`].
+    pub fn from_config(config: &MmapConfig) -> Result<Mmap, ConfigError> {
+        let (cache, options) = config.split()?;
+        Ok(Mmap::new(cache, options))
+    }
+
+    /// A fairing that reads the `mmap` section of Rocket's configuration and manages
+    /// the resulting state (ignition fails with a clear message on bad values). If the
+    /// application already manages an `Mmap`, that one is kept.
+    pub fn fairing() -> MmapFairing {
+        MmapFairing
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The response options.
+    pub fn options(&self) -> &ResponseOptions {
+        &self.options
+    }
+
+    /// Opens `path` through the cache, for a route that picks its own file.
+    ///
+    /// # Errors
+    /// [`CacheError`] (which is itself a responder giving the matching status).
+    pub async fn open(&self, path: impl AsRef<Path>) -> Result<MmapFile, CacheError> {
+        let path = path.as_ref();
+        let entry = self.cache.get(path).await?;
+        Ok(MmapFile::new(entry).path_hint(path))
+    }
+
+    /// The state managed by `rocket`, or the process-wide default instance.
+    pub fn of(rocket: &Rocket<rocket::Orbit>) -> &Mmap {
+        rocket.state::<Mmap>().unwrap_or_else(|| Mmap::global())
+    }
+
+    /// The process-wide default instance (default configuration), used when no `Mmap`
+    /// is managed.
+    pub fn global() -> &'static Mmap {
+        static GLOBAL: OnceLock<Mmap> = OnceLock::new();
+        GLOBAL.get_or_init(Mmap::default)
+    }
+
+    /// Shares this state as `Arc` (convenience for tests and embedding).
+    pub fn into_arc(self) -> Arc<Mmap> {
+        Arc::new(self)
+    }
+}
+
+/// See [`Mmap::fairing`].
+#[derive(Debug, Clone, Copy)]
+pub struct MmapFairing;
+
+#[rocket::async_trait]
+impl Fairing for MmapFairing {
+    fn info(&self) -> Info {
+        Info {
+            name: "rocket-mmap",
+            kind: Kind::Ignite,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
+        if rocket.state::<Mmap>().is_some() {
+            return Ok(rocket);
+        }
+        let config: MmapConfig = match rocket.figment().find_value("mmap") {
+            Ok(_) => match rocket.figment().extract_inner("mmap") {
+                Ok(c) => c,
+                Err(e) => {
+                    rocket::error!("rocket-mmap: bad `mmap` configuration: {e}");
+                    return Err(rocket);
+                }
+            },
+            Err(_) => MmapConfig::default(),
+        };
+        match Mmap::from_config(&config) {
+            Ok(state) => Ok(rocket.manage(state)),
+            Err(e) => {
+                rocket::error!("rocket-mmap: {e}");
+                Err(rocket)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_split_cleanly() {
+        let (cache, opts) = MmapConfig::default().split().unwrap();
+        assert_eq!(cache, CacheConfig::default());
+        assert_eq!(opts, ResponseOptions::default());
+    }
+
+    #[test]
+    fn revalidate_words_and_millis() {
+        let mut c = MmapConfig {
+            revalidate: RevalidateSetting::Millis(250),
+            ..MmapConfig::default()
+        };
+        assert_eq!(
+            c.split().unwrap().0.revalidate,
+            Revalidate::Every(Duration::from_millis(250))
+        );
+        c.revalidate = RevalidateSetting::Word("Never".into());
+        assert_eq!(c.split().unwrap().0.revalidate, Revalidate::Never);
+        c.revalidate = RevalidateSetting::Word("sometimes".into());
+        assert!(c.split().is_err());
+    }
+
+    #[test]
+    fn cache_control_by_extension_overrides_default() {
+        let mut c = MmapConfig {
+            cache_control: Some("public, max-age=60".into()),
+            ..MmapConfig::default()
+        };
+        c.cache_control_by_extension
+            .insert(".HTML".into(), "no-cache".into());
+        let (_, o) = c.split().unwrap();
+        assert_eq!(
+            o.cache_control_for(Some(Path::new("a/b.html"))),
+            Some("no-cache")
+        );
+        assert_eq!(
+            o.cache_control_for(Some(Path::new("a/b.css"))),
+            Some("public, max-age=60")
+        );
+        assert_eq!(o.cache_control_for(None), Some("public, max-age=60"));
+    }
+
+    #[test]
+    fn zero_bounds_are_rejected() {
+        let c = MmapConfig {
+            chunk_size: 0,
+            ..MmapConfig::default()
+        };
+        assert!(c.split().is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! A drop-in for `rocket::fs::FileServer` that answers ranges, ETags and every
+//! conditional request.
+//!
+//! ```rust,no_run
+//! # #[macro_use] extern crate rocket;
+//! use rocket_mmap::{FileServer, Mmap};
+//!
+//! #[launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(Mmap::fairing())
+//!         .mount("/static", FileServer::from("static").rank(10))
+//! }
+//! ```
+//!
+//! Path handling (safe defaults):
+//!
+//! * Segments are percent-decoded by Rocket and checked by [`crate::path::sanitize`]:
+//!   `.`/`..`, decoded `/` `\` NUL and control characters, and (by default) names
+//!   starting with `.` are refused with 404, before the file system is touched.
+//! * Symbolic links are followed only while their target stays inside the root
+//!   ([`Symlinks::WithinRoot`], the default); [`Symlinks::Never`] refuses any link,
+//!   [`Symlinks::Follow`] follows all (for roots that link to shared assets).
+//! * A directory is answered with its `index.html`; a directory URL without a trailing
+//!   slash is redirected (308) to the one with it, so relative links in the index work.
+//!   A directory without an index is 404 (no listings).
+//! * GET and HEAD are routed (HEAD explicitly, so it is never treated as a ranged GET);
+//!   other methods are not matched and fall through to other routes / 404.
+//! * A missing file forwards with 404 (so lower-ranked routes may answer);
+//!   permission errors give 403, files that keep changing 503.
+
+use std::path::{Path, PathBuf};
+
+use rocket::http::{Method as RocketMethod, Status};
+use rocket::response::Redirect;
+use rocket::route::{Handler, Outcome, Route};
+use rocket::{Data, Request};
+
+use crate::cache::CacheError;
+use crate::config::Mmap;
+use crate::path::sanitize;
+use crate::responder::MmapFile;
+
+/// The default rank of file server routes, as Rocket's own `FileServer`.
+pub const DEFAULT_RANK: isize = 10;
+
+/// Which symbolic links the file server follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Follow links whose target (fully resolved) lies inside the root. The default.
+    WithinRoot,
+    /// Follow every link.
+    Follow,
+    /// Serve no file reached through a link below the root.
+    Never,
+}
+
+/// A handler serving the files below a directory. See the module docs.
+#[derive(Clone, Debug)]
+pub struct FileServer {
+    root: PathBuf,
+    rank: isize,
+    index: Option<String>,
+    dotfiles: bool,
+    redirect_dirs: bool,
+    symlinks: Symlinks,
+}
+
+impl FileServer {
+    /// A file server for the directory `root`.
+    ///
+    /// # Errors
+    /// If `root` is not an existing directory.
+    pub fn new(root: impl AsRef<Path>) -> std::io::Result<FileServer> {
+        let root = root.as_ref();
+        let canonical = std::fs::canonicalize(root)?;
+        if !canonical.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(FileServer {
+            root: canonical,
+            rank: DEFAULT_RANK,
+            index: Some("index.html".into()),
+            dotfiles: false,
+            redirect_dirs: true,
+            symlinks: Symlinks::WithinRoot,
+        })
+    }
+
+    /// Like [`FileServer::new`], as Rocket's `FileServer::from`.
+    ///
+    /// # Panics
+    /// If `root` is not an existing directory (with the path in the message), as
+    /// Rocket's own `FileServer::from` does: a missing static directory is a
+    /// deployment error best caught at start-up.
+    #[track_caller]
+    #[allow(clippy::should_implement_trait)]
+    pub fn from(root: impl AsRef<Path>) -> FileServer {
+        let root = root.as_ref();
+        match FileServer::new(root) {
+            Ok(s) => s,
+            Err(e) => panic!("FileServer: cannot serve {}: {e}", root.display()),
+        }
+    }
+
+    /// The route rank (default 10).
+    pub fn rank(mut self, rank: isize) -> FileServer {
+        self.rank = rank;
+        self
+    }
+
+    /// The index file for directories (default `index.html`); `None` for none.
+    pub fn index(mut self, name: Option<&str>) -> FileServer {
+        self.index = name.map(str::to_owned);
+        self
+    }
+
+    /// Whether names starting with `.` are served (default: no).
+    pub fn dotfiles(mut self, allow: bool) -> FileServer {
+        self.dotfiles = allow;
+        self
+    }
+
+    /// Whether `/dir` is redirected to `/dir/` (default: yes).
+    pub fn redirect_directories(mut self, redirect: bool) -> FileServer {
+        self.redirect_dirs = redirect;
+        self
+    }
+
+    /// The symbolic link policy (default [`Symlinks::WithinRoot`]).
+    pub fn symlinks(mut self, policy: Symlinks) -> FileServer {
+        self.symlinks = policy;
+        self
+    }
+
+    /// The canonical root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn allowed(&self, path: &Path, canonical: Option<&Path>) -> bool {
+        match (self.symlinks, canonical) {
+            (Symlinks::Follow, _) => true,
+            (Symlinks::WithinRoot, Some(c)) => c.starts_with(&self.root),
+            (Symlinks::Never, Some(c)) => c == path,
+            (_, None) => false,
+        }
+    }
+
+    async fn open(&self, mmap: &Mmap, path: &Path) -> Result<MmapFile, CacheError> {
+        let entry = mmap.cache().get(path).await?;
+        if !self.allowed(path, entry.canonical_path()) {
+            return Err(CacheError::NotFound);
+        }
+        Ok(MmapFile::new(entry).path_hint(path))
+    }
+}
+
+impl From<FileServer> for Vec<Route> {
+    fn from(server: FileServer) -> Vec<Route> {
+        let rank = server.rank;
+        let mut get = Route::ranked(rank, RocketMethod::Get, "/<path..>", server.clone());
+        get.name = Some("rocket_mmap::FileServer (GET)".into());
+        let mut head = Route::ranked(rank, RocketMethod::Head, "/<path..>", server);
+        head.name = Some("rocket_mmap::FileServer (HEAD)".into());
+        vec![get, head]
+    }
+}
+
+#[rocket::async_trait]
+impl Handler for FileServer {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        let segments = req.routed_segments(0..);
+        let Ok(rel) = sanitize(segments, self.dotfiles) else {
+            return Outcome::forward(data, Status::NotFound);
+        };
+        let path = self.root.join(&rel);
+        let mmap = Mmap::of(req.rocket());
+        let file = match self.open(mmap, &path).await {
+            Err(CacheError::IsDirectory) => {
+                if !self.allowed(&path, std::fs::canonicalize(&path).ok().as_deref()) {
+                    return Outcome::forward(data, Status::NotFound);
+                }
+                if self.redirect_dirs && !req.uri().path().ends_with('/') {
+                    return redirect_to_slash(req, data);
+                }
+                let Some(index) = &self.index else {
+                    return Outcome::forward(data, Status::NotFound);
+                };
+                self.open(mmap, &path.join(index)).await
+            }
+            other => other,
+        };
+        match file {
+            Ok(file) => Outcome::from(req, file),
+            Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
+            Err(e) => {
+                if let CacheError::Io(io) = &e {
+                    rocket::warn!("rocket-mmap: {}: {io}", path.display());
+                }
+                Outcome::Error(Status::new(e.status()))
+            }
+        }
+    }
+}
+
+/// 308 to the same path with a trailing slash (query kept). Leading slashes are
+/// collapsed so that `//evil.example/dir` can never become a protocol-relative URL.
+fn redirect_to_slash<'r>(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+    let path = req.uri().path().as_str();
+    let mut location = String::with_capacity(path.len() + 2);
+    location.push('/');
+    location.push_str(path.trim_start_matches('/'));
+    location.push('/');
+    if let Some(q) = req.uri().query() {
+        location.push('?');
+        location.push_str(q.as_str());
+    }
+    match Outcome::from(req, Redirect::permanent(location)) {
+        Outcome::Success(r) => Outcome::Success(r),
+        _ => Outcome::forward(data, Status::NotFound),
+    }
+}

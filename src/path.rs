@@ -1,0 +1,145 @@
+//! Turning request path segments into a relative file path that cannot leave the root.
+//!
+//! The segments are the percent-decoded path segments after the mount point (what
+//! Rocket's `Request::routed_segments` yields). A segment is refused, and the request
+//! answered 404, if it is `.` or `..`, is empty after decoding a separator, contains
+//! `/`, `\` or NUL or another control character (encoded separators and NUL bytes
+//! never reach the file system), or — unless dot-files are allowed — starts with `.`
+//! (hidden files such as `.env` or `.git/` are not served by default). The depth and
+//! the total length are bounded, so a very long path costs nothing.
+//!
+//! Symbolic links are a property of the file system, not of the path; the file server
+//! checks them after resolution (see `FileServer`'s `Symlinks` option).
+
+use std::path::PathBuf;
+
+/// The longest relative path accepted, in bytes (Linux's `PATH_MAX` is 4096).
+pub const MAX_PATH_LEN: usize = 4096;
+/// The most segments accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a request path was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathRejection {
+    /// A `.` or `..` segment.
+    DotSegment,
+    /// A segment starting with `.` while dot-files are hidden.
+    DotFile,
+    /// A separator, NUL or control character inside a segment.
+    BadChar,
+    /// Too long or too deep.
+    TooLong,
+}
+
+impl std::fmt::Display for PathRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PathRejection::DotSegment => "dot segment in path",
+            PathRejection::DotFile => "hidden file",
+            PathRejection::BadChar => "forbidden character in path segment",
+            PathRejection::TooLong => "path too long",
+        })
+    }
+}
+
+impl std::error::Error for PathRejection {}
+
+/// Joins decoded `segments` into a relative path, refusing anything that could name a
+/// file outside the root or a hidden file (see the module docs). Empty segments
+/// (`a//b`) are skipped.
+///
+/// # Errors
+/// The first [`PathRejection`] found.
+pub fn sanitize<'a>(
+    segments: impl IntoIterator<Item = &'a str>,
+    allow_dotfiles: bool,
+) -> Result<PathBuf, PathRejection> {
+    let mut out = PathBuf::new();
+    let (mut len, mut depth) = (0usize, 0usize);
+    for seg in segments {
+        if seg.is_empty() {
+            continue;
+        }
+        if seg == "." || seg == ".." {
+            return Err(PathRejection::DotSegment);
+        }
+        if seg.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+            return Err(PathRejection::BadChar);
+        }
+        if !allow_dotfiles && seg.starts_with('.') {
+            return Err(PathRejection::DotFile);
+        }
+        len += seg.len() + 1;
+        depth += 1;
+        if len > MAX_PATH_LEN || depth > MAX_DEPTH {
+            return Err(PathRejection::TooLong);
+        }
+        out.push(seg);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_pass() {
+        assert_eq!(
+            sanitize(["a", "b.txt"], false),
+            Ok(PathBuf::from("a/b.txt"))
+        );
+        assert_eq!(
+            sanitize(["", "a", "", "b"], false),
+            Ok(PathBuf::from("a/b"))
+        );
+        assert_eq!(
+            sanitize(["ünï cødé.txt"], false),
+            Ok(PathBuf::from("ünï cødé.txt"))
+        );
+        assert_eq!(sanitize([], false), Ok(PathBuf::new()));
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert_eq!(
+            sanitize(["..", "etc"], false),
+            Err(PathRejection::DotSegment)
+        );
+        assert_eq!(sanitize(["a", "."], true), Err(PathRejection::DotSegment));
+        assert_eq!(sanitize(["a", ".."], true), Err(PathRejection::DotSegment));
+    }
+
+    #[test]
+    fn decoded_separators_and_nul_are_refused() {
+        assert_eq!(sanitize(["x%2fy"], false), Ok(PathBuf::from("x%2fy"))); // still encoded: a plain name
+        assert_eq!(sanitize(["../etc"], false), Err(PathRejection::BadChar));
+        assert_eq!(sanitize(["a\\..\\b"], false), Err(PathRejection::BadChar));
+        assert_eq!(sanitize(["a\0b"], false), Err(PathRejection::BadChar));
+        assert_eq!(sanitize(["a\nb"], false), Err(PathRejection::BadChar));
+    }
+
+    #[test]
+    fn dotfiles_hidden_by_default() {
+        assert_eq!(sanitize([".env"], false), Err(PathRejection::DotFile));
+        assert_eq!(
+            sanitize([".git", "config"], false),
+            Err(PathRejection::DotFile)
+        );
+        assert_eq!(
+            sanitize([".well-known", "x"], true),
+            Ok(PathBuf::from(".well-known/x"))
+        );
+    }
+
+    #[test]
+    fn long_and_deep_paths_are_refused() {
+        let long = "a".repeat(5000);
+        assert_eq!(
+            sanitize([long.as_str()], false),
+            Err(PathRejection::TooLong)
+        );
+        let deep = vec!["a"; 65];
+        assert_eq!(sanitize(deep, false), Err(PathRejection::TooLong));
+    }
+}
