@@ -48,3 +48,8 @@ pub use etag::EntityTag;
 pub use file_server::{FileServer, Symlinks};
 #[cfg(feature = "rocket")]
 pub use responder::MmapFile;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(all(doctest, feature = "rocket"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
