@@ -1,0 +1,546 @@
+//! Shared harness of the socket-level integration tests: a real Rocket server with
+//! [`rocket_mmap::FileServer`] on an ephemeral loopback port in a background thread, a
+//! tiny blocking HTTP/1.1 client over `std::net::TcpStream`, deterministic test data,
+//! SHA-256 and helpers to run external clients.
+//!
+//! Each test binary uses a different subset of it.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rocket::config::LogLevel;
+use rocket::fairing::AdHoc;
+use rocket::Shutdown;
+use rocket_mmap::{FileServer, Mmap};
+use sha2::{Digest, Sha256};
+
+/// How long a client socket waits for the server before a test fails (never hangs).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the server may take to start or to stop.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The file the harness fetches to prove the reported port is really our server.
+const PROBE_NAME: &str = "harness-probe.txt";
+
+// ---------------------------------------------------------------------------------
+// Temporary directories
+// ---------------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed (with its files) on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A new, empty directory whose name contains `name`, the process id and a counter.
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("rocket-mmap-it-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path()/name`.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `bytes` to `name` (created or truncated) and returns the path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------
+
+/// A Rocket server serving a temporary directory with `rocket_mmap::FileServer` mounted
+/// at `/` and `Mmap::fairing()` attached, on `127.0.0.1:<ephemeral port>`, in its own
+/// thread and tokio runtime. Shut down (Rocket's `Shutdown` handle) by [`Server::stop`]
+/// or on drop.
+pub struct Server {
+    port: u16,
+    dir: TempDir,
+    shutdown: Option<Shutdown>,
+    done: mpsc::Receiver<Result<(), String>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts a server over a new empty temporary directory (named after `name`). Files
+    /// may be added to [`Server::dir`] before or after the start.
+    pub fn start(name: &str) -> Server {
+        Server::start_in(TempDir::new(name))
+    }
+
+    /// Starts a server over `dir`, waits until it accepts connections on the port
+    /// Rocket reports at liftoff, and checks by a request that the port is really ours.
+    pub fn start_in(dir: TempDir) -> Server {
+        // A token only this server knows: if the port Rocket reports were not the one
+        // it bound, a request to it could not return this.
+        let token = format!(
+            "probe {} {:?} {}",
+            std::process::id(),
+            Instant::now(),
+            dir.path().display()
+        );
+        dir.write(PROBE_NAME, token.as_bytes());
+
+        let mut config = rocket::Config::debug_default();
+        config.address = Ipv4Addr::LOCALHOST.into();
+        // Port 0: the kernel picks a free port; Rocket 0.5.2 writes the bound address
+        // back into `config` before the liftoff fairings run (`default_tcp_http_server`).
+        config.port = 0;
+        config.log_level = LogLevel::Off;
+        config.cli_colors = false;
+        config.shutdown.ctrlc = false;
+        #[cfg(unix)]
+        config.shutdown.signals.clear();
+        // Test teardown does not wait for connections a test left open.
+        config.shutdown.grace = 0;
+        config.shutdown.mercy = 0;
+
+        let (ready_tx, ready_rx) = mpsc::channel::<(u16, Shutdown)>();
+        let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
+        let root = dir.path().to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("rocket-test-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(4)
+                    // Rocket's own worker name, so it does not warn about the runtime.
+                    .thread_name("rocket-worker-thread")
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime for the test server");
+                let result = rt.block_on(async move {
+                    let liftoff = AdHoc::on_liftoff("test harness: report port", move |r| {
+                        let tx = ready_tx.clone();
+                        Box::pin(async move {
+                            let _ = tx.send((r.config().port, r.shutdown()));
+                        })
+                    });
+                    rocket::custom(config)
+                        .attach(Mmap::fairing())
+                        .attach(liftoff)
+                        .mount("/", FileServer::from(&root))
+                        .launch()
+                        .await
+                        .map(|_| ())
+                        // Display marks a rocket::Error handled (it panics on drop otherwise).
+                        .map_err(|e| format!("{e}"))
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+                let _ = done_tx.send(result);
+            })
+            .expect("spawn the server thread");
+
+        let (port, shutdown) = match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = done_rx
+                    .recv_timeout(Duration::from_secs(1))
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_else(|_| "no result".into());
+                panic!("the test server did not lift off ({e}): {why}");
+            }
+        };
+        assert_ne!(
+            port, 0,
+            "Rocket reported port 0 at liftoff: not the bound port"
+        );
+        let server = Server {
+            port,
+            dir,
+            shutdown: Some(shutdown),
+            done: done_rx,
+            thread: Some(thread),
+        };
+        server.wait_until_accepting();
+        let probe = server.get(&format!("/{PROBE_NAME}"));
+        assert_eq!(
+            (probe.status, probe.body.as_slice()),
+            (200, token.as_bytes()),
+            "port {port} reported by Rocket at liftoff does not answer as our server"
+        );
+        server
+    }
+
+    fn wait_until_accepting(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)) {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("the test server on port {} never accepted: {e}", self.port)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The served directory.
+    pub fn dir(&self) -> &TempDir {
+        &self.dir
+    }
+
+    /// The URL of a file below the root (`name` without leading slash).
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new connection to the server, with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr())
+    }
+
+    /// `GET path` on a new connection (`Connection: close`).
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[])
+    }
+
+    /// One request on a new connection (`Connection: close`), the response read in full.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        request_at(self.addr(), method, path, headers)
+    }
+
+    /// Shuts the server down and waits for its thread (panics if it does not stop).
+    pub fn stop(mut self) {
+        self.stop_inner(true);
+    }
+
+    fn stop_inner(&mut self, strict: bool) {
+        let Some(shutdown) = self.shutdown.take() else {
+            return;
+        };
+        shutdown.notify();
+        match self.done.recv_timeout(STOP_TIMEOUT) {
+            // An unclean shutdown (e.g. a connection a test left open) is not a failure
+            // of the crate under test.
+            Ok(Ok(())) | Ok(Err(_)) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Err(e) => {
+                let msg = format!("the test server did not stop within {STOP_TIMEOUT:?}: {e}");
+                if strict {
+                    panic!("{msg}");
+                }
+                eprintln!("{msg}");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Never panic here: drop may run while a failed test unwinds.
+        self.stop_inner(false);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A tiny blocking HTTP/1.1 client
+// ---------------------------------------------------------------------------------
+
+/// A connection to `addr` with [`IO_TIMEOUT`] for reads and writes.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// One request to `addr` on a new connection (`Connection: close`), the response read
+/// in full (usable from any thread: it needs only the address).
+pub fn request_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let mut stream = connect(addr);
+    stream
+        .write_all(request_bytes(method, path, headers, true).as_bytes())
+        .unwrap_or_else(|e| panic!("{method} {path}: cannot send: {e}"));
+    let mut reader = BufReader::new(stream);
+    read_response(&mut reader, method == "HEAD")
+        .unwrap_or_else(|e| panic!("{method} {path}: bad or missing response: {e}"))
+}
+
+/// The bytes of one request; `close` adds `Connection: close`.
+pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], close: bool) -> String {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if close {
+        r.push_str("Connection: close\r\n");
+    }
+    r.push_str("\r\n");
+    r
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for HEAD, 304, 204, 1xx).
+    pub body: Vec<u8>,
+}
+
+/// The status line and header fields of a response.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: u16,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+impl ResponseHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// `Content-Length`, parsed.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("Content-Length").map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
+        })
+    }
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// `Content-Length`, parsed.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("Content-Length").map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
+        })
+    }
+}
+
+/// Reads a status line and the header fields (up to the empty line).
+pub fn read_head(r: &mut impl BufRead) -> io::Result<ResponseHead> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before a status line",
+        ));
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad status line {line:?}"),
+        ));
+    }
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad status line {line:?}"),
+        )
+    })?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed inside the header section",
+            ));
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("bad header line {l:?}"))
+        })?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok(ResponseHead { status, headers })
+}
+
+/// Reads one whole response framed by `Content-Length` (HTTP/1.1 §6.3): no body for a
+/// response to HEAD, 1xx, 204 and 304. Chunked bodies are refused: every response of
+/// this server must be sized.
+pub fn read_response(r: &mut impl BufRead, head_request: bool) -> io::Result<HttpResponse> {
+    let head = read_head(r)?;
+    let bodiless = head_request || head.status == 204 || head.status == 304 || head.status < 200;
+    let mut body = Vec::new();
+    if !bodiless {
+        if head.header("Transfer-Encoding").is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected Transfer-Encoding in {:?}", head.headers),
+            ));
+        }
+        let len = head.content_length().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no Content-Length in {:?}", head.headers),
+            )
+        })?;
+        body = vec![0; len as usize];
+        r.read_exact(&mut body)?;
+    }
+    Ok(HttpResponse {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Data and hashing
+// ---------------------------------------------------------------------------------
+
+/// `len` deterministic pseudo-random bytes (SplitMix64 from `seed`): incompressible,
+/// without long runs of zeros, so a substituted zero page or a misplaced range shows.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// SHA-256 of the file at `path`, lower-case hex.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The strong ETag field value the crate gives `content`.
+pub fn etag_of(content: &[u8]) -> String {
+    rocket_mmap::EntityTag::from_content(content).to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------------
+
+/// Panics with a clear message unless `tool` runs (`tool --version`): tests that need a
+/// real client must fail, never pass, when it is missing.
+pub fn require_tool(tool: &str) {
+    match Command::new(tool).arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "required tool `{tool}` does not work (`{tool} --version` exited with {}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "required tool `{tool}` is not available ({e}); install it (.ci/run installs \
+             curl, wget and aria2) — this test must not pass without it"
+        ),
+    }
+}
+
+/// Runs `cmd`, panicking with its output unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
