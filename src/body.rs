@@ -6,21 +6,22 @@
 //! size of the content is ever allocated, and the per-response allocation is the
 //! segment list only.
 //!
-//! A body may carry a *poison flag*, shared with the memory mapping its segments point
-//! into (see [`crate::sigbus`]). The flag is set when a page of the mapping had to be
-//! replaced by zeros because the file was truncated under it. The body checks the flag
-//! after every copy and then fails the read instead of returning the copied bytes, so
-//! a client sees a cut connection (fewer bytes than `Content-Length`), never a complete
-//! response with wrong bytes.
+//! A body may carry the [`MappingWatch`] of the memory mapping its segments point into
+//! (see [`crate::mapping`]). After every copy out of the mapping the body asks the
+//! watch to verify the copied bytes, then checks the poison flag; if the file was
+//! truncated under the mapping, the read fails instead of returning the copied bytes,
+//! so a client sees a cut connection (fewer bytes than `Content-Length`) after a
+//! prefix of correct bytes, never a complete response with wrong bytes.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+
+use crate::mapping::MappingWatch;
 
 /// The error a [`SegmentBody`] read returns once its mapping was found truncated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub struct SegmentBody {
     /// Index of the segment holding `pos` and the offset in it.
     idx: usize,
     off: usize,
-    poison: Option<Arc<AtomicBool>>,
+    watch: Option<Arc<MappingWatch>>,
 }
 
 impl SegmentBody {
@@ -57,7 +58,7 @@ impl SegmentBody {
             pos: 0,
             idx: 0,
             off: 0,
-            poison: None,
+            watch: None,
         }
     }
 
@@ -71,9 +72,9 @@ impl SegmentBody {
         SegmentBody::new(Vec::new())
     }
 
-    /// Attaches the poison flag of the mapping the segments point into.
-    pub fn with_poison_flag(mut self, flag: Option<Arc<AtomicBool>>) -> SegmentBody {
-        self.poison = flag;
+    /// Attaches the watch of the mapping the segments point into.
+    pub fn with_watch(mut self, watch: Option<Arc<MappingWatch>>) -> SegmentBody {
+        self.watch = watch;
         self
     }
 
@@ -99,20 +100,28 @@ impl SegmentBody {
 
     #[inline]
     fn poisoned(&self) -> bool {
-        self.poison
-            .as_ref()
-            .is_some_and(|p| p.load(Ordering::SeqCst))
+        self.watch.as_ref().is_some_and(|w| w.is_poisoned())
     }
 
     /// Copies as much as fits into `dst` from the current position; returns the count.
     /// This is the only place where content bytes are read.
     pub fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> io::Result<usize> {
+        let filled_before = dst.filled().len();
         let mut copied = 0;
+        // End offset, in the mapping, of the last bytes copied out of it.
+        let mut mapped_end = None;
         while dst.remaining() > 0 && self.idx < self.segments.len() {
             let seg = &self.segments[self.idx];
             let avail = &seg[self.off..];
             let n = avail.len().min(dst.remaining());
             dst.put_slice(&avail[..n]);
+            if n > 0 {
+                if let Some(w) = &self.watch {
+                    if let Some(offset) = w.offset_of(avail.as_ptr()) {
+                        mapped_end = Some(offset + n);
+                    }
+                }
+            }
             copied += n;
             self.off += n;
             if self.off == seg.len() {
@@ -120,10 +129,16 @@ impl SegmentBody {
                 self.off = 0;
             }
         }
+        if let (Some(w), Some(end)) = (&self.watch, mapped_end) {
+            w.verify_through(end);
+        }
         // Checked after the copy: a fault during the copy set the flag before the
-        // zero page it mapped could be read (see `crate::sigbus`).
+        // zero page it mapped could be read (see `crate::mapping`).
         if self.poisoned() {
-            // Leave the body exhausted; every later read fails too (the flag is sticky).
+            // Take back what was copied (callers such as tokio's `read_to_end` require
+            // a failed read to fill nothing), and leave the body exhausted; every later
+            // read fails too (the flag is sticky).
+            dst.set_filled(filled_before);
             self.idx = self.segments.len();
             self.pos = self.len;
             return Err(io::Error::other(ContentChanged));
@@ -244,13 +259,21 @@ mod tests {
 
     #[tokio::test]
     async fn poisoned_body_fails_instead_of_returning_bytes() {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let flag = Arc::new(AtomicBool::new(false));
-        let mut b = body().with_poison_flag(Some(flag.clone()));
+        let whole = Bytes::from_static(b"abcdefgh");
+        let watch = Arc::new(MappingWatch::new(whole.clone(), flag.clone()));
+        let mut b =
+            SegmentBody::new(vec![whole.slice(0..3), whole.slice(3..)]).with_watch(Some(watch));
         let mut chunk = [0u8; 4];
         assert_eq!(b.read(&mut chunk).await.unwrap(), 4);
         flag.store(true, Ordering::SeqCst);
         let err = b.read(&mut chunk).await.unwrap_err();
         assert!(err.get_ref().unwrap().is::<ContentChanged>());
+        // read_to_end's contract: a failed read fills nothing (debug-asserted by tokio).
+        let mut rest = Vec::new();
+        assert!(b.read_to_end(&mut rest).await.is_err());
+        assert!(rest.is_empty());
         // And stays failed: a later `Ok(0)` would look like a clean end of body.
         assert!(b.read(&mut chunk).await.is_err());
     }

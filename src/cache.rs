@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 
 use crate::entry::{content_type_for, Entry, Fingerprint};
 use crate::etag::EntityTag;
-use crate::mapping::{MapError, MappedFile};
+use crate::mapping::{MapError, MappedFile, MappingWatch};
 
 /// When a cached file is compared with the file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,21 +477,24 @@ fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
         Err(MapError::Io(e)) => return Err(CacheError::from_io(e)),
         Err(MapError::Unprotected) => return Err(CacheError::Unprotected),
     };
-    drop(file); // No descriptor is kept once the file is mapped.
     let poison = mapped.poison_flag().clone();
     let etag = EntityTag::from_content(mapped.as_ref());
-    if poison.load(Ordering::SeqCst) {
-        // Truncated while hashing: the tag covers zeros. Try again.
+    let content = Bytes::from_owner(mapped);
+    let watch = MappingWatch::new(content.clone(), poison);
+    // Truncated while hashing (a fault, or a shrink inside the last page that reads as
+    // zeros without one)? The tag would cover zeros: try again.
+    let still = file.metadata().map_err(CacheError::from_io)?;
+    if watch.is_poisoned() || still.len() < meta.len() {
         return Ok(None);
     }
-    let content = Bytes::from_owner(mapped);
+    drop(file); // No descriptor is kept once the file is mapped.
     Ok(Some(
         Entry::with_parts(
             content,
             etag,
             modified,
             content_type,
-            Some(poison),
+            Some(Arc::new(watch)),
             Some(fingerprint),
         )
         .with_canonical_path(canonical),
@@ -686,7 +689,7 @@ mod tests {
         let cache = Cache::default();
         let e = cache.get(&p).await.unwrap();
         assert!(e.is_empty());
-        assert!(e.poison_flag().is_none());
+        assert!(e.watch().is_none());
         assert_eq!(e.etag_header(), "\"0000000000000000-0\"");
     }
 

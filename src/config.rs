@@ -32,7 +32,7 @@ use rocket::{Build, Rocket};
 
 use crate::cache::{Cache, CacheConfig, CacheError, Revalidate};
 use crate::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
-use crate::responder::MmapFile;
+use crate::responder::{MmapFile, OriginalMethod};
 
 /// The default body chunk size: measured fastest for large bodies (see the README's
 /// performance section); small bodies use their own length.
@@ -223,7 +223,9 @@ impl Mmap {
 
     /// A fairing that reads the `mmap` section of Rocket's configuration and manages
     /// the resulting state (ignition fails with a clear message on bad values). If the
-    /// application already manages an `Mmap`, that one is kept.
+    /// application already manages an `Mmap`, that one is kept. It also records each
+    /// request's method before routing, so that a HEAD routed to a `#[get]` route
+    /// still ignores `Range` (RFC 9110 §14.2).
     pub fn fairing() -> MmapFairing {
         MmapFairing
     }
@@ -275,8 +277,15 @@ impl Fairing for MmapFairing {
     fn info(&self) -> Info {
         Info {
             name: "rocket-mmap",
-            kind: Kind::Ignite,
+            kind: Kind::Ignite | Kind::Request,
         }
+    }
+
+    /// Records the method before routing: Rocket turns a HEAD into a GET when it
+    /// routes it to a GET route, and Range must be ignored for HEAD (RFC 9110 §14.2).
+    async fn on_request(&self, req: &mut rocket::Request<'_>, _data: &mut rocket::Data<'_>) {
+        let method = req.method();
+        req.local_cache(|| OriginalMethod(method));
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {

@@ -2,7 +2,6 @@
 //! value computed once.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -10,6 +9,7 @@ use bytes::Bytes;
 
 use crate::date::HttpDate;
 use crate::etag::EntityTag;
+use crate::mapping::MappingWatch;
 
 /// The identity of one version of a file on disk, from one `stat`: device, inode,
 /// size, and modification and change times in nanoseconds. Any write, truncation,
@@ -67,7 +67,7 @@ impl Fingerprint {
 #[derive(Debug)]
 pub struct Entry {
     content: Bytes,
-    poison: Option<Arc<AtomicBool>>,
+    watch: Option<Arc<MappingWatch>>,
     etag: EntityTag,
     etag_header: String,
     last_modified: Option<HttpDate>,
@@ -109,7 +109,7 @@ impl Entry {
         etag: EntityTag,
         last_modified: Option<SystemTime>,
         content_type: Cow<'static, str>,
-        poison: Option<Arc<AtomicBool>>,
+        watch: Option<Arc<MappingWatch>>,
         fingerprint: Option<Fingerprint>,
     ) -> Entry {
         let last_modified = last_modified.and_then(HttpDate::from_system_time);
@@ -118,7 +118,7 @@ impl Entry {
             last_modified_header: last_modified.map(HttpDate::to_imf_fixdate),
             last_modified,
             content,
-            poison,
+            watch,
             etag,
             content_type,
             fingerprint,
@@ -190,17 +190,15 @@ impl Entry {
         self.fingerprint.as_ref()
     }
 
-    /// The mapping's poison flag (mapped files only).
-    pub fn poison_flag(&self) -> Option<&Arc<AtomicBool>> {
-        self.poison.as_ref()
+    /// The mapping's watch (mapped files only): its poison flag and truncation probe.
+    pub fn watch(&self) -> Option<&Arc<MappingWatch>> {
+        self.watch.as_ref()
     }
 
     /// Whether the file was truncated under the mapping (a read past its new end was
     /// caught). A poisoned entry is never served again.
     pub fn is_poisoned(&self) -> bool {
-        self.poison
-            .as_ref()
-            .is_some_and(|p| p.load(Ordering::SeqCst))
+        self.watch.as_ref().is_some_and(|w| w.is_poisoned())
     }
 }
 

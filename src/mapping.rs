@@ -109,6 +109,90 @@ impl MappedFile {
     }
 }
 
+/// What a body needs to tell whether bytes it copied out of a mapping were real file
+/// data: the poison flag, and a probe for truncations the SIGBUS guard cannot see.
+///
+/// When a file shrinks to a length inside a page, that page stays mapped and reads
+/// past the new end return zeros *without* a fault. Such zeros are wrong bytes only
+/// if the cut-off part held a non-zero byte. So:
+///
+/// * after copying bytes that end inside a page that is not the mapping's last, the
+///   body reads one byte of the next page ([`MappingWatch::verify_through`]): if the
+///   file now ends before that page, the read faults and the guard poisons the
+///   mapping;
+/// * after copying bytes that end in the mapping's last page, it compares the last
+///   non-zero byte of that page (the *sentinel*, recorded when the file was loaded)
+///   with its recorded value: if the file was cut before it, it reads as zero (or
+///   faults). If the file was cut after it, every cut-off byte was zero, and the
+///   zeros that were copied are exactly the file's bytes.
+///
+/// No system call is made; the cost is one byte read per copied chunk.
+#[derive(Debug)]
+pub struct MappingWatch {
+    /// The whole mapping; keeps it alive for probes outside the body's segments.
+    whole: bytes::Bytes,
+    poison: Arc<AtomicBool>,
+    /// Offset and value of the last non-zero byte in the mapping's last page.
+    sentinel: Option<(usize, u8)>,
+}
+
+impl MappingWatch {
+    /// A watch over `whole` (the `Bytes` made from a [`MappedFile`]) with its poison
+    /// flag. Reads the last page to find the sentinel.
+    pub fn new(whole: bytes::Bytes, poison: Arc<AtomicBool>) -> MappingWatch {
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let last_page = whole.len().saturating_sub(1) / page * page;
+        let sentinel = whole[last_page..]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map(|i| (last_page + i, whole[last_page + i]));
+        MappingWatch {
+            whole,
+            poison,
+            sentinel,
+        }
+    }
+
+    /// The poison flag.
+    pub fn poison_flag(&self) -> &Arc<AtomicBool> {
+        &self.poison
+    }
+
+    /// Whether the mapping was found truncated.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison.load(Ordering::SeqCst)
+    }
+
+    /// The offset of `ptr` in the mapping, if it points into it.
+    pub fn offset_of(&self, ptr: *const u8) -> Option<usize> {
+        let start = self.whole.as_ptr() as usize;
+        let p = ptr as usize;
+        (p >= start && p < start + self.whole.len()).then(|| p - start)
+    }
+
+    /// Checks, after bytes `..end` of the mapping were copied, that the file still
+    /// held them; sets the poison flag otherwise (see the type's docs).
+    pub fn verify_through(&self, end: usize) {
+        if end == 0 || end > self.whole.len() {
+            return;
+        }
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let next_page = (end - 1) / page * page + page;
+        if next_page < self.whole.len() {
+            // SAFETY: `next_page` lies inside the mapping, which `self.whole` keeps
+            // mapped. The read faults if the file now ends before that page; the
+            // SIGBUS guard then maps a zero page there and sets the poison flag.
+            unsafe { std::ptr::read_volatile(self.whole.as_ptr().add(next_page)) };
+        } else if let Some((offset, value)) = self.sentinel {
+            // SAFETY: as above; `offset < self.whole.len()` by construction.
+            let now = unsafe { std::ptr::read_volatile(self.whole.as_ptr().add(offset)) };
+            if now != value {
+                self.poison.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {
         &self.map
@@ -338,7 +422,7 @@ mod tests {
     #[test]
     fn register_and_lookup() {
         let flag = Arc::new(AtomicBool::new(false));
-        let buf = vec![0u8; 100];
+        let buf = [0u8; 100];
         let reg = register(buf.as_ptr(), buf.len(), &flag).expect("registered");
         let addr = buf.as_ptr() as usize;
         assert!(std::ptr::eq(lookup(addr + 99).unwrap(), &*flag));
@@ -379,6 +463,59 @@ mod truncation_tests {
         assert!(copy[..4096].iter().all(|&b| b == 7));
         assert!(copy[4096..].iter().all(|&b| b == 0));
         drop(m);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Truncation inside the last page raises no SIGBUS: the sentinel notices it.
+    #[test]
+    fn truncation_inside_last_page_is_seen_by_the_sentinel() {
+        let dir = std::env::temp_dir().join(format!("rocket-mmap-sentinel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, vec![9u8; 10_000]).unwrap();
+        let f = File::open(&path).unwrap();
+        let m = MappedFile::map(&f, 10_000).unwrap();
+        let poison = m.poison_flag().clone();
+        let whole = bytes::Bytes::from_owner(m);
+        let watch = MappingWatch::new(whole.clone(), poison);
+        watch.verify_through(10_000);
+        assert!(!watch.is_poisoned());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(9_000)
+            .unwrap();
+        let tail = whole[8_192..].to_vec();
+        assert!(
+            tail[9_000 - 8_192..].iter().all(|&b| b == 0),
+            "zeros, no fault"
+        );
+        watch.verify_through(10_000);
+        assert!(watch.is_poisoned());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A chunk ending in the page that now holds the end of file: the next-page probe
+    /// faults, so the zeros copied from that page are never sent as good bytes.
+    #[test]
+    fn next_page_probe_catches_truncation_mid_file() {
+        let dir = std::env::temp_dir().join(format!("rocket-mmap-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, vec![1u8; 1 << 20]).unwrap();
+        let f = File::open(&path).unwrap();
+        let m = MappedFile::map(&f, 1 << 20).unwrap();
+        let poison = m.poison_flag().clone();
+        let watch = MappingWatch::new(bytes::Bytes::from_owner(m), poison);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(5_000)
+            .unwrap();
+        watch.verify_through(4_096 + 2_000); // a chunk ending at 6000, in page 1
+        assert!(watch.is_poisoned());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -16,7 +16,8 @@
 //! HEAD answers as GET without a `Range` (§14.2: range handling is defined for GET
 //! only), and Rocket drops the body but keeps the exact `Content-Length`. Note that
 //! Rocket's automatic HEAD handling turns the method into GET before a `#[get]` route
-//! runs; [`crate::FileServer`] registers its own HEAD route so it sees the real method.
+//! runs; [`crate::FileServer`] registers its own HEAD route, and [`crate::Mmap::fairing`]
+//! records the original method before routing, so both see the real method.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -132,8 +133,15 @@ impl MmapFile {
         b.status(RocketStatus::new(reply.status.code()));
         if reply.status.carries_validators() {
             b.raw_header("ETag", entry.etag_header().to_owned());
-            if let Some(lm) = entry.last_modified_header() {
-                b.raw_header("Last-Modified", lm.to_owned());
+            match reply.last_modified_override {
+                Some(lm) => {
+                    b.raw_header("Last-Modified", lm);
+                }
+                None => {
+                    if let Some(lm) = entry.last_modified_header() {
+                        b.raw_header("Last-Modified", lm.to_owned());
+                    }
+                }
             }
             let cc = self
                 .cache_control
@@ -213,7 +221,7 @@ struct RequestHeaders<'r> {
 
 impl<'r> RequestHeaders<'r> {
     fn read(req: &'r Request<'_>) -> RequestHeaders<'r> {
-        let method = match req.method() {
+        let method = match original_method(req) {
             RocketMethod::Get => Method::Get,
             RocketMethod::Head => Method::Head,
             _ => Method::Other,
@@ -249,6 +257,16 @@ impl<'r> RequestHeaders<'r> {
         }
     }
 }
+
+/// The method the client sent. Rocket presents an automatically handled HEAD to GET
+/// routes as GET; [`crate::Mmap::fairing`] records the original method before routing.
+fn original_method(req: &Request<'_>) -> RocketMethod {
+    req.local_cache(|| OriginalMethod(req.method())).0
+}
+
+/// The request's method before routing, recorded by the `Mmap` fairing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OriginalMethod(pub(crate) RocketMethod);
 
 fn count(req: &Request<'_>, name: &str) -> usize {
     req.headers().get(name).take(2).count()

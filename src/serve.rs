@@ -97,6 +97,10 @@ pub struct Reply {
     pub body: SegmentBody,
     /// Why a Range header was not applied (`None` when it was, or for 304/412).
     pub range_ignored: Option<IgnoredBecause>,
+    /// Set when the entry's modification time lies in the future: the
+    /// `Last-Modified` value to send instead of the entry's (the response date,
+    /// §8.8.2.1).
+    pub last_modified_override: Option<String>,
 }
 
 /// Decides the answer to `req` for `entry`, at time `now` (which only decides
@@ -109,9 +113,14 @@ pub fn respond(
 ) -> Reply {
     let now = HttpDate::from_system_time(now).unwrap_or(HttpDate::UNIX_EPOCH);
     let method = req.method.unwrap_or(Method::Get);
+    // §8.8.2.1: a Last-Modified later than the response date MUST be replaced by it.
+    let (last_modified, last_modified_override) = match entry.last_modified() {
+        Some(lm) if lm > now => (Some(now), Some(now.to_imf_fixdate())),
+        lm => (lm, None),
+    };
     let validators = Validators {
         etag: Some(entry.etag()),
-        last_modified: entry.last_modified(),
+        last_modified,
     };
     let len = entry.len();
     let empty = |status| Reply {
@@ -120,6 +129,7 @@ pub fn respond(
         multipart_content_type: None,
         body: SegmentBody::empty(),
         range_ignored: None,
+        last_modified_override: last_modified_override.clone(),
     };
     let full = |why| Reply {
         status: Status::Ok,
@@ -127,6 +137,7 @@ pub fn respond(
         multipart_content_type: None,
         body: body_of(entry, vec![entry.content().clone()]),
         range_ignored: Some(why),
+        last_modified_override: last_modified_override.clone(),
     };
     match evaluate(method, &req.conditionals, &validators, now) {
         Outcome::PreconditionFailed => empty(Status::PreconditionFailed),
@@ -146,6 +157,7 @@ pub fn respond(
                     multipart_content_type: None,
                     body: body_of(entry, vec![entry.content().slice(r.to_usize_range())]),
                     range_ignored: None,
+                    last_modified_override,
                 },
                 RangePlan::Multi(parts) => {
                     let ct = entry.content_type();
@@ -157,6 +169,7 @@ pub fn respond(
                         multipart_content_type: Some(layout.content_type()),
                         body: body_of(entry, layout.segments(entry.content())),
                         range_ignored: None,
+                        last_modified_override,
                     }
                 }
             }
@@ -165,7 +178,7 @@ pub fn respond(
 }
 
 fn body_of(entry: &Entry, segments: Vec<bytes::Bytes>) -> SegmentBody {
-    SegmentBody::new(segments).with_poison_flag(entry.poison_flag().cloned())
+    SegmentBody::new(segments).with_watch(entry.watch().cloned())
 }
 
 #[cfg(test)]
@@ -297,6 +310,35 @@ mod tests {
             Some("bytes 440000-450000/44012654")
         );
         assert_eq!(r.body.len(), 10_001);
+    }
+
+    #[test]
+    fn future_last_modified_is_replaced_by_the_response_date() {
+        let e = Entry::from_static(b"x", "text/plain")
+            .last_modified_at(now() + Duration::from_secs(86_400));
+        let r = respond(
+            &e,
+            &ServeRequest::new(Method::Get),
+            &RangeLimits::default(),
+            now(),
+        );
+        assert_eq!(
+            r.last_modified_override.as_deref(),
+            Some(
+                HttpDate::from_system_time(now())
+                    .unwrap()
+                    .to_imf_fixdate()
+                    .as_str()
+            )
+        );
+        let past = entry();
+        let r = respond(
+            &past,
+            &ServeRequest::new(Method::Get),
+            &RangeLimits::default(),
+            now(),
+        );
+        assert_eq!(r.last_modified_override, None);
     }
 
     #[test]

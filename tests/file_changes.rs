@@ -125,21 +125,18 @@ fn set_receive_buffer(stream: &std::net::TcpStream, bytes: libc::c_int) {
     );
 }
 
-/// **BUG (src/mapping.rs, src/body.rs — demonstrated, not fixed here).** A file
-/// truncated to a size that is not a multiple of the page size keeps its last page
-/// mapped: the bytes of that page past the new end read as zeros *without* SIGBUS, so
-/// the guard's poison flag is never set, and a response still in flight is completed
-/// with zeros in place of the lost bytes — with its full Content-Length, as if it were
-/// the real content. DESIGN.md: "the response in flight is cut (never completed with
-/// wrong bytes)".
+/// A file truncated to a size that is not a multiple of the page size keeps its last
+/// page mapped: the bytes of that page past the new end read as zeros *without*
+/// SIGBUS. The mapping's sentinel (its last non-zero byte, see
+/// `rocket_mmap::mapping::MappingWatch`) notices, so the response in flight is cut
+/// rather than completed with zeros (DESIGN.md: "never completed with wrong bytes").
 ///
 /// Steps: a file of 64 MiB + 3000 bytes; a client starts a GET and reads slowly (its
 /// receive buffer capped, so the server cannot have sent the tail yet); the file is
 /// truncated in place to 64 MiB + 1000 bytes; the client reads on. Expected: fewer
-/// bytes than Content-Length, all of them the original's prefix. Actual: all
-/// 64 MiB + 3000 bytes arrive and the last 2000 are zeros.
+/// bytes than Content-Length, all of them the original's prefix.
 #[test]
-fn bug_truncation_inside_the_last_page_completes_the_response_with_zeros() {
+fn truncation_inside_the_last_page_cuts_the_response() {
     let server = Server::start("truncate-tail");
     let old_len = 64 * MIB + 3000;
     let new_len = 64 * MIB + 1000;
