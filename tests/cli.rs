@@ -1,0 +1,159 @@
+//! The binary, run as a user would: the embedded demo with no arguments, a directory
+//! with `--warm`, `ROCKET_*` variables, and clear errors.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rocket-mmap");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child on drop, so a failing test leaves no server behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(port: u16, path: &str, extra: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn wait_for(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(r) = get(port, "/", "") {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "server did not start on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rocket-mmap-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn no_arguments_serve_the_embedded_demo() {
+    let port = free_port();
+    let _server = Running(
+        Command::new(BIN)
+            .env("ROCKET_PORT", port.to_string())
+            .env("ROCKET_LOG_LEVEL", "off")
+            .current_dir(std::env::temp_dir()) // embedded: works from any directory
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let page = wait_for(port);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("rocket-mmap") && page.contains("/tone.wav"));
+    let tone = get(port, "/tone.wav", "Range: bytes=100000-100099\r\n").unwrap();
+    assert!(tone.starts_with("HTTP/1.1 206"), "{tone}");
+    assert!(tone
+        .to_ascii_lowercase()
+        .contains("content-range: bytes 100000-100099/"));
+    assert!(tone
+        .to_ascii_lowercase()
+        .contains("content-type: audio/wav"));
+}
+
+#[test]
+fn serves_a_directory_with_warm_and_prints_a_summary() {
+    let dir = temp_dir("warm");
+    std::fs::write(dir.join("a.txt"), b"hello").unwrap();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/b.bin"), vec![1u8; 100_000]).unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg(&dir)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--address",
+            "127.0.0.1",
+            "--warm",
+        ])
+        .env("ROCKET_LOG_LEVEL", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let _server = Running(child);
+    wait_for(port);
+    let r = get(port, "/sub/b.bin", "").unwrap();
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("content-length: 100000"));
+    let r = get(port, "/a.txt", "").unwrap();
+    assert!(r.ends_with("hello"));
+    drop(_server);
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    assert!(out.contains("warmed 2 files"), "{out}");
+    assert!(out.contains(&format!("http://127.0.0.1:{port}/")), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_directory_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .arg("/definitely/not/here")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot serve /definitely/not/here"), "{err}");
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("busy");
+    let out = Command::new(BIN)
+        .arg(&dir)
+        .args(["--port", &port.to_string()])
+        .env("ROCKET_LOG_LEVEL", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_mmap_configuration_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .env("ROCKET_MMAP", "{revalidate=\"sometimes\"}")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("revalidate"), "{err}");
+}
