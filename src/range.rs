@@ -137,6 +137,9 @@ pub enum IgnoredBecause {
     NotGet,
     /// An `If-Range` condition was false (§13.1.5).
     IfRangeFailed,
+    /// The representation's length is not known in advance (a stream), so no range
+    /// can be served.
+    UnknownLength,
 }
 
 impl fmt::Display for IgnoredBecause {
@@ -150,6 +153,7 @@ impl fmt::Display for IgnoredBecause {
             IgnoredBecause::EmptyRepresentation => "empty representation",
             IgnoredBecause::NotGet => "Range applies to GET only",
             IgnoredBecause::IfRangeFailed => "If-Range did not match",
+            IgnoredBecause::UnknownLength => "length unknown",
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::date::HttpDate;
 use crate::entry::Entry;
 use crate::multipart::{new_boundary, part_overhead, MultipartLayout};
 use crate::precondition::{evaluate, Conditionals, Method, Outcome, Validators};
-use crate::range::{plan, IgnoredBecause, RangeLimits, RangePlan};
+use crate::range::{plan, ByteRange, IgnoredBecause, RangeLimits, RangePlan};
 
 /// The request headers that matter, borrowed from the request.
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,8 +103,69 @@ pub struct Reply {
     pub last_modified_override: Option<String>,
 }
 
-/// Decides the answer to `req` for `entry`, at time `now` (which only decides
-/// whether Last-Modified is a strong validator for If-Range).
+/// What to answer, decided before any body exists (see [`decide`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    PreconditionFailed,
+    /// 200 with the whole representation; the reason the Range (if any) was not used.
+    Full(IgnoredBecause),
+    /// 206 with one range.
+    Single(ByteRange),
+    /// 206 multipart/byteranges.
+    Multi(Vec<ByteRange>),
+    /// 416 Range Not Satisfiable.
+    Unsatisfiable,
+}
+
+/// The Last-Modified to use at `now`: a date in the future is replaced by `now`
+/// (§8.8.2.1); the second value is the replacement's field value, if one was made.
+pub fn effective_last_modified(
+    last_modified: Option<HttpDate>,
+    now: HttpDate,
+) -> (Option<HttpDate>, Option<String>) {
+    match last_modified {
+        Some(lm) if lm > now => (Some(now), Some(now.to_imf_fixdate())),
+        lm => (lm, None),
+    }
+}
+
+/// Decides the answer to `req` for a representation with `validators` and `length`
+/// (`None` for a stream of unknown length, which never gets a range): preconditions
+/// (§13.2.2), then whether Range applies, then the range plan (§14).
+/// `part_overhead` is [`crate::multipart::part_overhead`] for its content type.
+pub fn decide(
+    req: &ServeRequest<'_>,
+    validators: &Validators<'_>,
+    length: Option<u64>,
+    part_overhead: u64,
+    limits: &RangeLimits,
+    now: HttpDate,
+) -> Decision {
+    let method = req.method.unwrap_or(Method::Get);
+    match evaluate(method, &req.conditionals, validators, now) {
+        Outcome::PreconditionFailed => Decision::PreconditionFailed,
+        Outcome::NotModified => Decision::NotModified,
+        Outcome::Proceed(Err(why)) => Decision::Full(why),
+        Outcome::Proceed(Ok(())) => {
+            let Some(len) = length else {
+                return Decision::Full(IgnoredBecause::UnknownLength);
+            };
+            match plan(req.range, len, limits, part_overhead) {
+                RangePlan::Full(why) => Decision::Full(why),
+                RangePlan::Unsatisfiable => Decision::Unsatisfiable,
+                RangePlan::Single(r) => Decision::Single(r),
+                RangePlan::Multi(parts) => Decision::Multi(parts),
+            }
+        }
+    }
+}
+
+/// Decides the answer to `req` for `entry`, at time `now` (which decides whether
+/// Last-Modified is a strong validator for If-Range, and replaces a Last-Modified in
+/// the future), and lays out the body.
 pub fn respond(
     entry: &Entry,
     req: &ServeRequest<'_>,
@@ -112,67 +173,63 @@ pub fn respond(
     now: SystemTime,
 ) -> Reply {
     let now = HttpDate::from_system_time(now).unwrap_or(HttpDate::UNIX_EPOCH);
-    let method = req.method.unwrap_or(Method::Get);
-    // §8.8.2.1: a Last-Modified later than the response date MUST be replaced by it.
-    let (last_modified, last_modified_override) = match entry.last_modified() {
-        Some(lm) if lm > now => (Some(now), Some(now.to_imf_fixdate())),
-        lm => (lm, None),
-    };
+    let (last_modified, last_modified_override) =
+        effective_last_modified(entry.last_modified(), now);
     let validators = Validators {
         etag: Some(entry.etag()),
         last_modified,
     };
     let len = entry.len();
-    let empty = |status| Reply {
+    let overhead = part_overhead(entry.content_type().len(), len);
+    let reply = |status, content_range, multipart_content_type, body, range_ignored| Reply {
         status,
-        content_range: None,
-        multipart_content_type: None,
-        body: SegmentBody::empty(),
-        range_ignored: None,
+        content_range,
+        multipart_content_type,
+        body,
+        range_ignored,
         last_modified_override: last_modified_override.clone(),
     };
-    let full = |why| Reply {
-        status: Status::Ok,
-        content_range: None,
-        multipart_content_type: None,
-        body: body_of(entry, vec![entry.content().clone()]),
-        range_ignored: Some(why),
-        last_modified_override: last_modified_override.clone(),
-    };
-    match evaluate(method, &req.conditionals, &validators, now) {
-        Outcome::PreconditionFailed => empty(Status::PreconditionFailed),
-        Outcome::NotModified => empty(Status::NotModified),
-        Outcome::Proceed(Err(why)) => full(why),
-        Outcome::Proceed(Ok(())) => {
-            let overhead = part_overhead(entry.content_type().len(), len);
-            match plan(req.range, len, limits, overhead) {
-                RangePlan::Full(why) => full(why),
-                RangePlan::Unsatisfiable => Reply {
-                    content_range: Some(format!("bytes */{len}")),
-                    ..empty(Status::RangeNotSatisfiable)
-                },
-                RangePlan::Single(r) => Reply {
-                    status: Status::PartialContent,
-                    content_range: Some(format!("bytes {}-{}/{len}", r.first, r.last)),
-                    multipart_content_type: None,
-                    body: body_of(entry, vec![entry.content().slice(r.to_usize_range())]),
-                    range_ignored: None,
-                    last_modified_override,
-                },
-                RangePlan::Multi(parts) => {
-                    let ct = entry.content_type();
-                    let ct = (!ct.is_empty()).then_some(ct);
-                    let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
-                    Reply {
-                        status: Status::PartialContent,
-                        content_range: None,
-                        multipart_content_type: Some(layout.content_type()),
-                        body: body_of(entry, layout.segments(entry.content())),
-                        range_ignored: None,
-                        last_modified_override,
-                    }
-                }
-            }
+    match decide(req, &validators, Some(len), overhead, limits, now) {
+        Decision::PreconditionFailed => reply(
+            Status::PreconditionFailed,
+            None,
+            None,
+            SegmentBody::empty(),
+            None,
+        ),
+        Decision::NotModified => reply(Status::NotModified, None, None, SegmentBody::empty(), None),
+        Decision::Full(why) => reply(
+            Status::Ok,
+            None,
+            None,
+            body_of(entry, vec![entry.content().clone()]),
+            Some(why),
+        ),
+        Decision::Unsatisfiable => reply(
+            Status::RangeNotSatisfiable,
+            Some(format!("bytes */{len}")),
+            None,
+            SegmentBody::empty(),
+            None,
+        ),
+        Decision::Single(r) => reply(
+            Status::PartialContent,
+            Some(format!("bytes {}-{}/{len}", r.first, r.last)),
+            None,
+            body_of(entry, vec![entry.content().slice(r.to_usize_range())]),
+            None,
+        ),
+        Decision::Multi(parts) => {
+            let ct = entry.content_type();
+            let ct = (!ct.is_empty()).then_some(ct);
+            let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
+            reply(
+                Status::PartialContent,
+                None,
+                Some(layout.content_type()),
+                body_of(entry, layout.segments(entry.content())),
+                None,
+            )
         }
     }
 }
