@@ -9,7 +9,7 @@
 //! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
 //! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
 //! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
-//! | `merge_gap` | `80` | ranges closer than this many bytes are merged |
+//! | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
 //! | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
 //! | `cache_control` | none | `Cache-Control` for every file |
 //! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |

@@ -37,9 +37,9 @@ use std::fmt;
 /// The default bound on the number of parts of a multipart/byteranges response.
 pub const DEFAULT_MAX_PARTS: usize = 64;
 
-/// The default merge distance: ranges whose gap is smaller than this are sent as one
-/// part, because a part header costs about this much (boundary, `Content-Type`,
-/// `Content-Range`, CRLFs).
+/// The default merge distance: ranges separated by at most this many bytes are sent
+/// as one part, because a part header costs about this much (boundary,
+/// `Content-Type`, `Content-Range`, CRLFs).
 pub const DEFAULT_MERGE_GAP: u64 = 80;
 
 /// An inclusive byte range `first..=last`, resolved against a representation length.
@@ -163,7 +163,7 @@ impl fmt::Display for IgnoredBecause {
 pub struct RangeLimits {
     /// The most parts a multipart/byteranges response may have after merging.
     pub max_parts: usize,
-    /// Ranges closer than this many bytes are merged into one part.
+    /// Ranges separated by at most this many bytes are merged into one part.
     pub merge_gap: u64,
 }
 
@@ -415,7 +415,7 @@ pub fn plan(
     RangePlan::Multi(parts)
 }
 
-/// Merges ranges that overlap, touch, or are less than `gap` bytes apart; each merged
+/// Merges ranges that overlap, touch, or are at most `gap` bytes apart; each merged
 /// range takes the request position of its earliest member, and the result is in
 /// request order. O(n log n).
 fn coalesce(mut ranges: Vec<(ByteRange, usize)>, gap: u64) -> Vec<ByteRange> {
