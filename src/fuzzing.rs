@@ -628,3 +628,66 @@ pub fn check_conditionals(data: &[u8]) {
         );
     }
 }
+
+/// Percent-decodes one path segment as Rocket does before routing (`%XX` → byte, the
+/// result read as UTF-8 with invalid sequences replaced). Malformed escapes stay as
+/// they are.
+fn percent_decode(seg: &[u8]) -> String {
+    let mut out = Vec::with_capacity(seg.len());
+    let mut i = 0;
+    while i < seg.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if seg[i] == b'%' && i + 2 < seg.len() {
+            if let (Some(h), Some(l)) = (hex(seg[i + 1]), hex(seg[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(seg[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Request paths: the first byte chooses whether dot-files are allowed, the rest is a
+/// raw (percent-encoded) URI path. It is split on `/`, each segment percent-decoded,
+/// and [`crate::path::sanitize`] must then either refuse it or give a relative path
+/// that stays below any root: only normal components, no hidden ones unless allowed,
+/// no separator, NUL or control character inside a component, within the length and
+/// depth bounds, and made of exactly the non-empty decoded segments.
+pub fn check_path(data: &[u8]) {
+    use crate::path::{sanitize, MAX_DEPTH, MAX_PATH_LEN};
+    use std::path::{Component, Path};
+
+    let Some((&flags, raw)) = data.split_first() else {
+        return;
+    };
+    let allow_dotfiles = flags & 1 == 1;
+    let decoded: Vec<String> = raw.split(|&b| b == b'/').map(percent_decode).collect();
+    let Ok(rel) = sanitize(decoded.iter().map(String::as_str), allow_dotfiles) else {
+        return;
+    };
+    let segments: Vec<&str> = decoded
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(rel.is_relative(), "{rel:?} is not relative");
+    let comps: Vec<_> = rel.components().collect();
+    assert_eq!(comps.len(), segments.len(), "{rel:?} vs {segments:?}");
+    for (c, seg) in comps.iter().zip(&segments) {
+        let Component::Normal(name) = c else {
+            panic!("{rel:?} has a non-normal component {c:?}");
+        };
+        let name = name.to_str().expect("UTF-8 component");
+        assert_eq!(name, *seg);
+        assert!(!name.contains(['/', '\\']) && !name.chars().any(char::is_control));
+        assert!(allow_dotfiles || !name.starts_with('.'), "hidden {name:?}");
+        assert!(name != "." && name != "..");
+    }
+    assert!(comps.len() <= MAX_DEPTH);
+    assert!(rel.as_os_str().len() <= MAX_PATH_LEN);
+    let root = Path::new("/srv/www");
+    assert!(root.join(&rel).starts_with(root));
+}

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rocket_mmap::fuzzing::{check_conditionals, check_range};
+use rocket_mmap::fuzzing::{check_conditionals, check_path, check_range};
 
 /// Fewer files than this means the corpus went missing, not that it passed.
 const MIN_FILES: usize = 10;
@@ -56,4 +56,9 @@ fn range_corpus_holds_every_invariant() {
 #[test]
 fn conditionals_corpus_holds_every_invariant() {
     replay("conditionals", check_conditionals);
+}
+
+#[test]
+fn path_corpus_holds_every_invariant() {
+    replay("path", check_path);
 }
