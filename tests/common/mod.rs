@@ -322,15 +322,21 @@ pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], close: 
     r
 }
 
-/// A parsed response.
+/// A parsed response: its head (status, headers; reached through `Deref`) and body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Header fields in order, names as sent.
-    pub headers: Vec<(String, String)>,
+    /// The status line and header fields.
+    pub head: ResponseHead,
     /// The body (empty for HEAD, 304, 204, 1xx).
     pub body: Vec<u8>,
+}
+
+impl std::ops::Deref for HttpResponse {
+    type Target = ResponseHead;
+
+    fn deref(&self) -> &ResponseHead {
+        &self.head
+    }
 }
 
 /// The status line and header fields of a response.
@@ -342,33 +348,13 @@ pub struct ResponseHead {
     pub headers: Vec<(String, String)>,
 }
 
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 impl ResponseHead {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    /// `Content-Length`, parsed.
-    pub fn content_length(&self) -> Option<u64> {
-        self.header("Content-Length").map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("bad Content-Length {v:?}"))
-        })
-    }
-}
-
-impl HttpResponse {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// `Content-Length`, parsed.
@@ -448,11 +434,7 @@ pub fn read_response(r: &mut impl BufRead, head_request: bool) -> io::Result<Htt
         body = vec![0; len as usize];
         r.read_exact(&mut body)?;
     }
-    Ok(HttpResponse {
-        status: head.status,
-        headers: head.headers,
-        body,
-    })
+    Ok(HttpResponse { head, body })
 }
 
 // ---------------------------------------------------------------------------------
