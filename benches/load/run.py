@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Load comparison on loopback: rocket-mmap against nginx (sendfile), Rocket's own
+FileServer, a "read the range into a Vec" responder, and a Rocket hello-world route.
+
+Every server runs pinned to CPU 0 with one worker; wrk (one thread) runs pinned to
+CPU 1. Rounds are interleaved (every scenario against every target, then again), and
+the figures reported are medians over rounds, so that drift of this shared machine
+hits all targets alike. Ratios are only ever taken between figures of the same run.
+
+    python3 benches/load/run.py                 # 3 rounds of 5 s per cell (~6 min)
+    python3 benches/load/run.py --rounds 5 --duration 10
+    python3 benches/load/run.py --quick         # 1 round of 2 s: a smoke test
+
+Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); builds the crate's
+binary and the `peers` example in release mode. Writes benches/load/results.json and
+benches/load/chart.svg (shown in the README).
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+MIB = 1 << 20
+BIG = 100 * MIB
+MULTIPART = "bytes=0-999,50000000-50000999,99000000-99000999"
+
+# scenario -> (path, extra header or None, targets it applies to, what the floor is)
+SCENARIOS = {
+    "get_1KiB": ("/1k.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello"]),
+    "revalidate_304": ("/1k.bin", "if-none-match", ["mmap", "nginx", "hello"]),
+    "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "nginx", "vec", "hello"]),
+    "get_1MiB": ("/1m.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello"]),
+    "multipart_3_parts": ("/100m.bin", "multipart", ["mmap", "nginx", "hello"]),
+}
+
+# Targets of issue 5: (scenario, peer, minimum ratio mmap/peer).
+TARGETS = [
+    ("get_1KiB", "hello", 0.95),
+    ("get_1KiB", "fileserver", 4.0),
+    ("revalidate_304", "hello", 0.95),
+    ("range_64KiB_random", "nginx", 0.9),
+    ("range_64KiB_random", "vec", 5.0),
+    ("get_1MiB", "nginx", 1.0),
+    ("multipart_3_parts", "nginx", 0.8),
+]
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+RANGE_LUA = """
+math.randomseed(42)
+local size = {size}
+local len = 65536
+request = function()
+  local first = math.random(0, size - len)
+  wrk.headers["Range"] = "bytes=" .. first .. "-" .. (first + len - 1)
+  return wrk.format(nil, "{path}")
+end
+"""
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        sys.exit(f"error: {tool} is not installed (apt-get install nginx-light wrk util-linux)")
+
+
+def build():
+    log("building release binaries ...")
+    subprocess.run(
+        ["cargo", "build", "--release", "--bin", "rocket-mmap", "--example", "peers"],
+        cwd=REPO, check=True,
+    )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
+    return target / "rocket-mmap", target / "examples" / "peers"
+
+
+def make_data(d: Path):
+    rng = random.Random(20261121)
+    for name, size in [("1k.bin", 1024), ("1m.bin", MIB), ("100m.bin", BIG)]:
+        p = d / name
+        if p.exists() and p.stat().st_size == size:
+            continue
+        with open(p, "wb") as f:
+            left = size
+            while left:
+                n = min(left, 4 * MIB)
+                f.write(rng.randbytes(n))
+                left -= n
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port, path, headers=None, method="GET", limit=1 << 16):
+    """A minimal request; returns (status, headers dict, first `limit` body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        h = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{h}\r\n".encode())
+        data = b""
+        while len(data) < limit:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+class Server:
+    def __init__(self, name, argv, env, port, cwd=None):
+        self.name, self.port = name, port
+        full_env = dict(os.environ, **env)
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", "0", *argv], env=full_env, cwd=cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while True:
+            try:
+                if http(port, "/1k.bin")[0] in (200, 404):
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"error: {name} did not start on port {port}")
+            time.sleep(0.1)
+
+    def rss(self):
+        """VmRSS, RssAnon and RssFile of the server process, in KiB."""
+        out = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                out[k] = int(v.split()[0])
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_all(bins, data: Path, work: Path, only):
+    mmap_bin, peers_bin = bins
+    rocket_env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1"}
+    servers = {}
+    for name in only:
+        port = free_port()
+        env = dict(rocket_env, ROCKET_PORT=str(port))
+        if name == "mmap":
+            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)], env, port, cwd=work)
+        elif name == "nginx":
+            prefix = work / "nginx"
+            (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+            conf = prefix / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=data))
+            servers[name] = Server(name, ["nginx", "-p", str(prefix), "-c", str(conf)], {}, port)
+        else:
+            servers[name] = Server(name, [str(peers_bin), name, str(data)], env, port, cwd=work)
+    return servers
+
+
+def wrk(port, scenario, etag, duration, conns, work: Path):
+    path, kind, _ = SCENARIOS[scenario]
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s"]
+    if kind == "if-none-match":
+        argv += ["-H", f"If-None-Match: {etag}"] if etag else []
+    elif kind == "multipart":
+        argv += ["-H", f"Range: {MULTIPART}"]
+    elif kind == "random-range":
+        script = work / "range.lua"
+        script.write_text(RANGE_LUA.format(size=BIG, path=path))
+        argv += ["-s", str(script)]
+    argv.append(f"http://127.0.0.1:{port}{path}")
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return rps, int(bad.group(1)) if bad else 0, errors.group(0) if errors else ""
+
+
+def check_answers(servers, etags):
+    """Each target must really answer the scenario as expected before it is measured."""
+    for scenario, (path, kind, targets) in SCENARIOS.items():
+        for t in targets:
+            if t == "hello":
+                continue
+            port = servers[t].port
+            hdr = {}
+            want = 200
+            if kind == "if-none-match":
+                hdr, want = {"If-None-Match": etags[t]}, 304
+            elif kind == "multipart":
+                hdr, want = {"Range": MULTIPART}, 206
+            elif kind == "random-range":
+                hdr, want = {"Range": "bytes=1000-66535"}, 206
+            status, h, _ = http(port, path, hdr, limit=4096)
+            ok = status == want and (kind != "multipart" or "multipart/byteranges" in h.get("content-type", ""))
+            if not ok:
+                raise SystemExit(f"error: {t} answered {status} {h.get('content-type')} to {scenario}, expected {want}")
+
+
+def stalled_downloads(server, n=64):
+    """n clients start a 100 MiB download and stop reading; the server's RSS growth."""
+    before = server.rss()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(b"GET /100m.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(4096)
+        socks.append(s)
+    time.sleep(3)
+    during = server.rss()
+    t0 = time.time()
+    status, _, _ = http(server.port, "/1k.bin")
+    small_ms = (time.time() - t0) * 1000
+    for s in socks:
+        s.close()
+    return {
+        "before_kib": before, "during_kib": during,
+        "growth_kib": {k: during[k] - before[k] for k in before},
+        "small_get_status": status, "small_get_ms": round(small_ms, 1),
+    }
+
+
+def svg_chart(ratios, path: Path):
+    rows = [(f"{s} vs {p}", ratios[s][p], goal) for s, p, goal in TARGETS if p in ratios.get(s, {})]
+    w, bar_h, gap, left = 760, 22, 10, 250
+    h = 60 + len(rows) * (bar_h + gap)
+    top = max([r for _, r, _ in rows] + [g for *_, g in rows] + [1.0]) * 1.1
+    x = lambda v: left + (w - left - 30) * v / top
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">rocket-mmap throughput ratio (median req/s, one run)</text>',
+           f'<line x1="{x(1):.1f}" y1="30" x2="{x(1):.1f}" y2="{h - 10}" stroke="#999" stroke-dasharray="4"/>',
+           f'<text x="{x(1) + 3:.1f}" y="40" fill="#666">1.0×</text>']
+    for i, (label, r, goal) in enumerate(rows):
+        y = 50 + i * (bar_h + gap)
+        colour = "#2a7" if r >= goal else "#d63"
+        out.append(f'<text x="10" y="{y + 15}">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{x(r) - left:.1f}" height="{bar_h}" fill="{colour}"/>')
+        out.append(f'<line x1="{x(goal):.1f}" y1="{y - 2}" x2="{x(goal):.1f}" y2="{y + bar_h + 2}" stroke="#000" stroke-width="2"/>')
+        out.append(f'<text x="{x(r) + 4:.1f}" y="{y + 15}">{r:.2f}× (goal {goal}×)</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs)")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT, help="where results.json and chart.svg go")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 2
+    for tool in ("nginx", "wrk", "taskset", "cargo"):
+        need(tool)
+    bins = build() if not args.no_build else None
+    if bins is None:
+        target = REPO / "target" / "release"
+        bins = (target / "rocket-mmap", target / "examples" / "peers")
+    work = Path(tempfile.mkdtemp(prefix="rocket-mmap-load-"))
+    data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-load-data"
+    data.mkdir(parents=True, exist_ok=True)
+    make_data(data)
+    names = ["mmap", "nginx", "fileserver", "vec", "hello"]
+    servers = start_all(bins, data, work, names)
+    try:
+        etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag") for t in ("mmap", "nginx")}
+        check_answers(servers, etags)
+        cells = {s: {t: [] for t in SCENARIOS[s][2]} for s in SCENARIOS}
+        problems = []
+        for rnd in range(args.rounds):
+            for scenario, (_, _, targets) in SCENARIOS.items():
+                for t in targets:
+                    rps, bad, errs = wrk(servers[t].port, scenario, etags.get(t), args.duration, args.connections, work)
+                    cells[scenario][t].append(rps)
+                    if bad and not (t == "hello"):
+                        problems.append(f"{t} {scenario}: {bad} non-2xx/3xx responses")
+                    log(f"round {rnd + 1}/{args.rounds} {scenario:<20} {t:<10} {rps:>10.1f} req/s {errs}")
+        medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in cells.items()}
+        ratios = {s: {p: m["mmap"] / m[p] for p in m if p != "mmap" and m[p] > 0} for s, m in medians.items()}
+        memory = {"mmap": stalled_downloads(servers["mmap"])}
+        memory["fileserver"] = stalled_downloads(servers["fileserver"])
+    finally:
+        for s in servers.values():
+            s.stop()
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "settings": {"rounds": args.rounds, "duration_s": args.duration, "connections": args.connections,
+                     "servers": "CPU 0, 1 worker", "wrk": "CPU 1, 1 thread"},
+        "req_per_s_median": medians, "req_per_s_all_rounds": cells, "ratios_mmap_over_peer": ratios,
+        "targets": [{"scenario": s, "peer": p, "goal": g, "ratio": ratios[s].get(p),
+                     "met": ratios[s].get(p, 0) >= g} for s, p, g in TARGETS],
+        "memory_64_stalled_100MiB": memory, "problems": problems,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    svg_chart(ratios, args.out / "chart.svg")
+    print(f"\n{'scenario':<22}" + "".join(f"{t:>12}" for t in names))
+    for s, m in medians.items():
+        print(f"{s:<22}" + "".join(f"{m[t]:>12.0f}" if t in m else f"{'—':>12}" for t in names))
+    print("\nratios (mmap / peer), goal, met:")
+    for row in results["targets"]:
+        r = row["ratio"]
+        print(f"  {row['scenario']:<20} vs {row['peer']:<10} {r:6.2f}×  goal {row['goal']}×  {'yes' if row['met'] else 'NO'}")
+    for name, m in memory.items():
+        g = m["growth_kib"]
+        print(f"\n64 stalled 100 MiB downloads, {name}: RSS growth {g['VmRSS'] / 1024:.1f} MiB "
+              f"(anon {g['RssAnon'] / 1024:.1f} MiB, file {g['RssFile'] / 1024:.1f} MiB); "
+              f"small GET meanwhile: {m['small_get_status']} in {m['small_get_ms']} ms")
+    for p in problems:
+        print("problem:", p)
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'chart.svg'}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

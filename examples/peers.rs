@@ -1,0 +1,136 @@
+//! The peers of the load comparison (`benches/load/run.py`), each a plain Rocket
+//! application configured exactly like the crate's server (workers, logging, default
+//! fairings), so that ratios compare the file serving and nothing else:
+//!
+//! * `hello DIR`: a hello-world route at every path — the floor every Rocket server pays;
+//! * `fileserver DIR`: Rocket 0.5.2's own `rocket::fs::FileServer` (no ranges, no ETag);
+//! * `vec DIR`: the "read the requested range into a `Vec`" responder of the article this
+//!   crate started from, with its bugs fixed (ranges parsed by RFC 9110 rules — here
+//!   with this crate's parser — `-N` suffixes, clamping, 416 with `bytes */LEN`, and no
+//!   panic on bad input). It reads the range with a seek and `read_exact` on every
+//!   request and allocates a buffer of the range's size; several ranges are answered
+//!   with the whole file.
+//!
+//! `cargo run --release --example peers -- MODE DIR` (port from `ROCKET_PORT`).
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+
+use rocket::fs::FileServer;
+use rocket::http::{Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use rocket::{get, routes, State};
+use rocket_mmap::range::{plan, RangeLimits, RangePlan};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+#[get("/<_path..>")]
+fn hello(_path: PathBuf) -> &'static str {
+    "Hello, world!"
+}
+
+struct Root(PathBuf);
+
+/// The `Range` header, if any.
+struct RangeHeader(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for RangeHeader {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        Outcome::Success(RangeHeader(
+            req.headers().get_one("Range").map(str::to_owned),
+        ))
+    }
+}
+
+/// 200 or 206 with the bytes read into a `Vec`, or 416.
+struct VecReply {
+    status: Status,
+    content_range: Option<String>,
+    body: Vec<u8>,
+}
+
+impl<'r> Responder<'r, 'static> for VecReply {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let mut b = Response::build();
+        b.status(self.status)
+            .header(Header::new("Accept-Ranges", "bytes"))
+            .header(Header::new("Content-Type", "application/octet-stream"));
+        if let Some(cr) = self.content_range {
+            b.header(Header::new("Content-Range", cr));
+        }
+        b.sized_body(self.body.len(), std::io::Cursor::new(self.body));
+        Ok(b.finalize())
+    }
+}
+
+#[get("/<path..>")]
+async fn vec_range(
+    path: PathBuf,
+    range: RangeHeader,
+    root: &State<Root>,
+) -> Result<VecReply, Status> {
+    let full = root.0.join(path);
+    let mut file = tokio::fs::File::open(&full)
+        .await
+        .map_err(|_| Status::NotFound)?;
+    let len = file.metadata().await.map_err(|_| Status::NotFound)?.len();
+    let limits = RangeLimits {
+        max_parts: 1,
+        ..RangeLimits::default()
+    };
+    let (first, last, status) = match plan(range.0.as_deref(), len, &limits, 0) {
+        RangePlan::Single(r) => (r.first, r.last, Status::PartialContent),
+        RangePlan::Unsatisfiable => {
+            return Ok(VecReply {
+                status: Status::RangeNotSatisfiable,
+                content_range: Some(format!("bytes */{len}")),
+                body: Vec::new(),
+            })
+        }
+        RangePlan::Full(_) | RangePlan::Multi(_) if len == 0 => (0, 0, Status::Ok),
+        RangePlan::Full(_) | RangePlan::Multi(_) => (0, len - 1, Status::Ok),
+    };
+    let n = if len == 0 { 0 } else { last - first + 1 };
+    file.seek(SeekFrom::Start(first))
+        .await
+        .map_err(|_| Status::InternalServerError)?;
+    let mut body = vec![0u8; n as usize];
+    file.read_exact(&mut body)
+        .await
+        .map_err(|_| Status::InternalServerError)?;
+    let content_range =
+        (status == Status::PartialContent).then(|| format!("bytes {first}-{last}/{len}"));
+    Ok(VecReply {
+        status,
+        content_range,
+        body,
+    })
+}
+
+#[rocket::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, dir] = args.as_slice() else {
+        eprintln!("usage: peers hello|fileserver|vec DIR");
+        std::process::exit(2);
+    };
+    let dir = PathBuf::from(dir);
+    let mode = mode.as_str();
+    let rocket = rocket::build();
+    let rocket = match mode {
+        "hello" => rocket.mount("/", routes![hello]),
+        "fileserver" => rocket.mount("/", FileServer::from(&dir)),
+        "vec" => rocket.manage(Root(dir)).mount("/", routes![vec_range]),
+        other => {
+            eprintln!("unknown mode {other:?}: hello, fileserver or vec");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = rocket.launch().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
