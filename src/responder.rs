@@ -469,16 +469,28 @@ impl<'r> RequestHeaders<'r> {
             RocketMethod::Head => Method::Head,
             _ => Method::Other,
         };
+        // One pass over the names finds which of our headers are present; the keyed
+        // lookups (each hashes the name) then run only for those — none on a plain GET.
+        let mut present = 0u8;
+        for h in req.headers().iter() {
+            let name = h.name.as_str();
+            for (bit, wanted) in WANTED.iter().enumerate() {
+                if name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
+                    present |= 1 << bit;
+                }
+            }
+        }
+        let has = |i: usize| present & (1 << i) != 0;
         RequestHeaders {
             method,
-            if_match: list_header(req, "If-Match"),
-            if_none_match: list_header(req, "If-None-Match"),
-            if_modified_since: singleton(req, "If-Modified-Since"),
-            if_unmodified_since: singleton(req, "If-Unmodified-Since"),
-            if_range: singleton(req, "If-Range"),
-            range: match count(req, "Range") {
+            if_match: has(0).then(|| list_header(req, WANTED[0])).flatten(),
+            if_none_match: has(1).then(|| list_header(req, WANTED[1])).flatten(),
+            if_modified_since: has(2).then(|| singleton(req, WANTED[2])).flatten(),
+            if_unmodified_since: has(3).then(|| singleton(req, WANTED[3])).flatten(),
+            if_range: has(4).then(|| singleton(req, WANTED[4])).flatten(),
+            range: match if has(5) { count(req, WANTED[5]) } else { 0 } {
                 0 => None,
-                1 => req.headers().get_one("Range"),
+                1 => req.headers().get_one(WANTED[5]),
                 // Several Range lines: an invalid field, ignored (§14.2).
                 _ => Some(""),
             },
@@ -510,6 +522,16 @@ fn original_method(req: &Request<'_>) -> RocketMethod {
 /// The request's method before routing, recorded by the `Mmap` fairing.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OriginalMethod(pub(crate) RocketMethod);
+
+/// The request headers the core reads, in the order of `RequestHeaders::read`'s bits.
+const WANTED: [&str; 6] = [
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-Range",
+    "Range",
+];
 
 fn count(req: &Request<'_>, name: &str) -> usize {
     req.headers().get(name).take(2).count()
