@@ -526,3 +526,186 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     );
     out
 }
+
+// ---------------------------------------------------------------------------------
+// Raw connections and background probes (hostile-request and resource tests)
+// ---------------------------------------------------------------------------------
+
+impl TempDir {
+    /// A new, empty subdirectory `name` of this one, itself a [`TempDir`] (removed on
+    /// drop). Used to serve a directory that has siblings (a "secret" next to the
+    /// root) without touching anything outside the test's own directory.
+    pub fn child(&self, name: &str) -> TempDir {
+        let path = self.join(name);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+}
+
+/// A reader that counts the bytes read through it.
+pub struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// One client connection kept open across requests: raw request bytes out (anything,
+/// including bytes a normalising client would refuse to send), responses in, and every
+/// byte received from the socket counted.
+pub struct Conn {
+    reader: BufReader<Counting<TcpStream>>,
+}
+
+impl Conn {
+    /// A new connection to `addr` ([`IO_TIMEOUT`] on reads and writes).
+    pub fn open(addr: SocketAddr) -> Conn {
+        Conn {
+            reader: BufReader::new(Counting {
+                inner: connect(addr),
+                count: 0,
+            }),
+        }
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.reader.get_ref().inner
+    }
+
+    /// Writes `raw` as is.
+    pub fn send(&mut self, raw: &[u8]) -> io::Result<()> {
+        let s = &mut self.reader.get_mut().inner;
+        s.write_all(raw)?;
+        s.flush()
+    }
+
+    /// Reads one response framed by `Content-Length` (see [`read_response`]).
+    pub fn response(&mut self, head_request: bool) -> io::Result<HttpResponse> {
+        read_response(&mut self.reader, head_request)
+    }
+
+    /// Reads one response head, leaving the body on the socket.
+    pub fn head(&mut self) -> io::Result<ResponseHead> {
+        read_head(&mut self.reader)
+    }
+
+    /// Reads up to `buf.len()` body bytes (0 at the end of the stream).
+    pub fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+
+    /// Reads until the peer closes, returning what came (e.g. bytes after a response
+    /// that should have been the last on a `Connection: close` exchange).
+    pub fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest)?;
+        Ok(rest)
+    }
+
+    /// Bytes received from the socket so far (heads, bodies, anything).
+    pub fn received(&self) -> u64 {
+        self.reader.get_ref().count
+    }
+
+    /// Whether the peer has closed the connection (end of stream or reset) within
+    /// `wait`; `false` if it is still open and silent.
+    pub fn closed_by_peer(&mut self, wait: Duration) -> bool {
+        let _ = self.stream().set_read_timeout(Some(wait));
+        let closed = match self.reader.fill_buf() {
+            Ok(buf) => buf.is_empty(),
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        };
+        let _ = self.stream().set_read_timeout(Some(IO_TIMEOUT));
+        closed
+    }
+}
+
+/// Like [`request_at`], but returns connection and protocol errors instead of
+/// panicking (for background threads and for requests that may legitimately fail).
+pub fn try_request_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<HttpResponse> {
+    let mut conn = Conn::open(addr);
+    conn.send(request_bytes(method, path, headers, true).as_bytes())?;
+    conn.response(method == "HEAD")
+}
+
+/// What a [`Prober`] saw.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    /// Requests that got the expected 200 and bytes.
+    pub ok: usize,
+    /// Requests that failed, with why.
+    pub failures: Vec<String>,
+    /// The slowest successful request.
+    pub max: Duration,
+    /// The median successful request.
+    pub median: Duration,
+}
+
+/// A background client that keeps fetching one small file on fresh connections, to
+/// show the server still answers others while a test abuses it.
+pub struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: JoinHandle<ProbeReport>,
+}
+
+impl Prober {
+    /// Starts fetching `GET path` (which must answer 200 with `expected`) every
+    /// `pause`, until [`Prober::finish`].
+    pub fn start(addr: SocketAddr, path: &str, expected: Vec<u8>, pause: Duration) -> Prober {
+        use std::sync::atomic::AtomicBool;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = path.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("prober".into())
+            .spawn(move || {
+                let (mut times, mut failures) = (Vec::new(), Vec::new());
+                // At least one probe, even if the test finishes at once.
+                while times.len() + failures.len() == 0 || !flag.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match try_request_at(addr, "GET", &path, &[]) {
+                        Ok(r) if r.status == 200 && r.body == expected => times.push(t.elapsed()),
+                        Ok(r) => failures.push(format!(
+                            "status {} with {} bytes after {:?}",
+                            r.status,
+                            r.body.len(),
+                            t.elapsed()
+                        )),
+                        Err(e) => failures.push(format!("{e} after {:?}", t.elapsed())),
+                    }
+                    std::thread::sleep(pause);
+                }
+                times.sort();
+                ProbeReport {
+                    ok: times.len(),
+                    failures,
+                    max: times.last().copied().unwrap_or_default(),
+                    median: times.get(times.len() / 2).copied().unwrap_or_default(),
+                }
+            })
+            .expect("spawn the prober");
+        Prober { stop, thread }
+    }
+
+    /// Stops the probes and returns what they saw.
+    pub fn finish(self) -> ProbeReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the prober panicked")
+    }
+}
