@@ -1,7 +1,9 @@
 //! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`), the managed
 //! [`Mmap`] state, and the fairing that installs it.
 //!
-//! Every key lives under `mmap` and is optional:
+//! Every key lives under `mmap` and is optional; each can also be set from the
+//! environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
+//! once as `ROCKET_MMAP={chunk_size=262144}`:
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -139,6 +141,27 @@ impl ResponseOptions {
 }
 
 impl MmapConfig {
+    /// Reads the `mmap` section from a Rocket figment (`Rocket.toml`, `ROCKET_MMAP={…}`)
+    /// plus the `ROCKET_MMAP_<KEY>` environment variables, which Rocket's own
+    /// `ROCKET_` provider does not nest (it would read `ROCKET_MMAP_CHUNK_SIZE` as a
+    /// top-level `mmap_chunk_size`). Missing keys take their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if a value has the wrong type.
+    pub fn from_figment(figment: &rocket::figment::Figment) -> Result<MmapConfig, ConfigError> {
+        use rocket::figment::providers::Env;
+        let env = Env::prefixed("ROCKET_MMAP_")
+            .map(|key| format!("mmap.{}", key.as_str()).into())
+            .global();
+        let figment = figment.clone().merge(env);
+        if figment.find_value("mmap").is_err() {
+            return Ok(MmapConfig::default());
+        }
+        figment
+            .extract_inner("mmap")
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// Checks the values and splits them into the cache's and the responses' parts.
     ///
     /// # Errors
@@ -292,15 +315,12 @@ impl Fairing for MmapFairing {
         if rocket.state::<Mmap>().is_some() {
             return Ok(rocket);
         }
-        let config: MmapConfig = match rocket.figment().find_value("mmap") {
-            Ok(_) => match rocket.figment().extract_inner("mmap") {
-                Ok(c) => c,
-                Err(e) => {
-                    rocket::error!("rocket-mmap: bad `mmap` configuration: {e}");
-                    return Err(rocket);
-                }
-            },
-            Err(_) => MmapConfig::default(),
+        let config = match MmapConfig::from_figment(rocket.figment()) {
+            Ok(c) => c,
+            Err(e) => {
+                rocket::error!("rocket-mmap: {e}");
+                return Err(rocket);
+            }
         };
         match Mmap::from_config(&config) {
             Ok(state) => Ok(rocket.manage(state)),
@@ -357,6 +377,20 @@ mod tests {
             Some("public, max-age=60")
         );
         assert_eq!(o.cache_control_for(None), Some("public, max-age=60"));
+    }
+
+    #[test]
+    fn rocket_mmap_key_variables_are_read() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_CHUNK_SIZE", "1234");
+            jail.set_env("ROCKET_MMAP_REVALIDATE", "never");
+            jail.create_file("Rocket.toml", "[default.mmap]\nmax_parts = 7\n")?;
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.chunk_size, 1234);
+            assert_eq!(c.max_parts, 7);
+            assert_eq!(c.revalidate, RevalidateSetting::Word("never".into()));
+            Ok(())
+        });
     }
 
     #[test]

@@ -156,16 +156,12 @@ async fn main() -> ExitCode {
     if let Some(address) = args.address {
         figment = figment.merge(("address", address));
     }
-    let config: MmapConfig = if figment.find_value("mmap").is_ok() {
-        match figment.extract_inner("mmap") {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: bad `mmap` configuration: {e}");
-                return ExitCode::from(2);
-            }
+    let config = match MmapConfig::from_figment(&figment) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-    } else {
-        MmapConfig::default()
     };
     let mmap = match Mmap::from_config(&config) {
         Ok(m) => m,

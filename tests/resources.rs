@@ -847,18 +847,13 @@ fn run_until_exit(dir: &Path, env: &[(&str, &str)]) -> Option<(ExitStatus, Strin
     }
 }
 
-/// The README ("`ROCKET_MMAP_MAX_ENTRIES=…` style variables work too", and the
-/// performance table's `ROCKET_MMAP_CHUNK_SIZE=N`) and `src/config.rs` ("`ROCKET_MMAP_*`")
-/// promise one environment variable per key of the `mmap` section. Rocket 0.5.2's
-/// figment reads `Env::prefixed("ROCKET_")` without `.split("_")`, so
-/// `ROCKET_MMAP_CHUNK_SIZE` becomes the top-level key `mmap_chunk_size` and is silently
-/// ignored: an operator bounding the cache with `ROCKET_MMAP_MAX_BYTES` gets the 16 GiB
-/// default. Only `ROCKET_MMAP={chunk_size=…}` reaches the section (the control below).
-/// Expected: a 0 in any of them is refused at start (exit status 2), as the control is.
-/// Actual: the server starts and serves with the defaults.
+/// One environment variable per key of the `mmap` section (`ROCKET_MMAP_<KEY>`), as
+/// the README and `src/config.rs` promise. Rocket 0.5.2's own provider reads
+/// `ROCKET_MMAP_CHUNK_SIZE` as a top-level `mmap_chunk_size`; `MmapConfig::from_figment`
+/// adds a provider that nests them (this test failed before it did). A 0 in any bound
+/// is refused at start (exit status 2), as it is through `ROCKET_MMAP={…}` (the
+/// control below).
 #[test]
-#[ignore = "BUG: ROCKET_MMAP_<KEY> variables (README, src/config.rs) are silently ignored; \
-            only ROCKET_MMAP={key=…} configures the mmap section"]
 fn rocket_mmap_key_variables_configure_the_bounds() {
     let dir = TempDir::new("env-config");
     let (status, err) = run_until_exit(dir.path(), &[("ROCKET_MMAP", "{chunk_size=0}")])
