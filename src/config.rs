@@ -36,8 +36,9 @@ use crate::cache::{Cache, CacheConfig, CacheError, Revalidate};
 use crate::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
 use crate::responder::{MmapFile, OriginalMethod};
 
-/// The default body chunk size: measured fastest for large bodies (see the README's
-/// performance section); small bodies use their own length.
+/// The default body chunk size for bodies larger than it (smaller bodies use their own
+/// length). Each chunk is one copy into Rocket's buffer and one write; a client that
+/// stops reading holds about 16 of them (see the README's security section).
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
 
 /// The `revalidate` key: `"always"`, `"never"`, or milliseconds.
@@ -380,6 +381,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn rocket_mmap_key_variables_are_read() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ROCKET_MMAP_CHUNK_SIZE", "1234");
