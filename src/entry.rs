@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::date::HttpDate;
+use crate::encoding::Siblings;
 use crate::etag::EntityTag;
 use crate::mapping::MappingWatch;
 
@@ -75,6 +76,7 @@ pub struct Entry {
     content_type: Cow<'static, str>,
     fingerprint: Option<Fingerprint>,
     canonical_path: Option<std::path::PathBuf>,
+    siblings: std::sync::OnceLock<Siblings>,
 }
 
 impl Entry {
@@ -123,7 +125,15 @@ impl Entry {
             content_type,
             fingerprint,
             canonical_path: None,
+            siblings: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Which precompressed siblings (`.br`, `.gz`) this file version has: `probe` runs
+    /// once per entry, so the file system is asked once per version of the file, not
+    /// on every request.
+    pub fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
+        *self.siblings.get_or_init(probe)
     }
 
     pub(crate) fn with_canonical_path(mut self, p: Option<std::path::PathBuf>) -> Entry {

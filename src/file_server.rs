@@ -26,6 +26,9 @@
 //!   A directory without an index is 404 (no listings).
 //! * GET and HEAD are routed (HEAD explicitly, so it is never treated as a ranged GET);
 //!   other methods are not matched and fall through to other routes / 404.
+//! * Precompressed siblings (`FILE.br`, `FILE.gz`) are served to clients that accept
+//!   them, with `Content-Encoding` and `Vary: Accept-Encoding`
+//!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
 
@@ -38,6 +41,7 @@ use rocket::{Data, Request};
 
 use crate::cache::CacheError;
 use crate::config::Mmap;
+use crate::encoding::{negotiate, Coding, Siblings};
 use crate::path::sanitize;
 use crate::responder::MmapFile;
 
@@ -64,6 +68,7 @@ pub struct FileServer {
     dotfiles: bool,
     redirect_dirs: bool,
     symlinks: Symlinks,
+    precompressed: bool,
 }
 
 impl FileServer {
@@ -87,6 +92,7 @@ impl FileServer {
             dotfiles: false,
             redirect_dirs: true,
             symlinks: Symlinks::WithinRoot,
+            precompressed: true,
         })
     }
 
@@ -136,6 +142,16 @@ impl FileServer {
         self
     }
 
+    /// Whether precompressed siblings are served (default: yes): for a request of
+    /// `FILE` from a client whose `Accept-Encoding` allows it, `FILE.br` or `FILE.gz`
+    /// is sent with `Content-Encoding`, the type of `FILE`, its own ETag, and ranges
+    /// and conditionals over its (encoded) bytes; every response of a file that has
+    /// such siblings carries `Vary: Accept-Encoding`. See [`crate::encoding`].
+    pub fn precompressed(mut self, serve: bool) -> FileServer {
+        self.precompressed = serve;
+        self
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -159,6 +175,46 @@ impl FileServer {
     }
 }
 
+impl FileServer {
+    /// Picks a precompressed sibling of `path` for the request's `Accept-Encoding`,
+    /// or `file` itself (with `Vary` if siblings exist).
+    async fn negotiate(
+        &self,
+        mmap: &Mmap,
+        req: &Request<'_>,
+        path: &Path,
+        file: MmapFile,
+    ) -> MmapFile {
+        let with_ext = |ext: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let siblings = file.entry().siblings_with(|| {
+            let exists = |ext| std::fs::metadata(with_ext(ext)).is_ok_and(|m| m.is_file());
+            Siblings {
+                br: exists(Coding::Br.extension()),
+                gzip: exists(Coding::Gzip.extension()),
+            }
+        });
+        if !siblings.any() {
+            return file;
+        }
+        let accept = req.headers().get_one("Accept-Encoding");
+        if let Some(coding) = negotiate(accept, siblings) {
+            if let Ok(variant) = self.open(mmap, &with_ext(coding.extension())).await {
+                let content_type = file.entry().content_type().to_owned();
+                return variant
+                    .path_hint(path)
+                    .content_type(content_type)
+                    .content_encoding(coding.token())
+                    .vary("Accept-Encoding");
+            }
+        }
+        file.vary("Accept-Encoding")
+    }
+}
+
 impl From<FileServer> for Vec<Route> {
     fn from(server: FileServer) -> Vec<Route> {
         let rank = server.rank;
@@ -179,7 +235,7 @@ impl Handler for FileServer {
         };
         let path = self.root.join(&rel);
         let mmap = Mmap::of(req.rocket());
-        let file = match self.open(mmap, &path).await {
+        let (path, file) = match self.open(mmap, &path).await {
             Err(CacheError::IsDirectory) => {
                 if !self.allowed(&path, std::fs::canonicalize(&path).ok().as_deref()) {
                     return Outcome::forward(data, Status::NotFound);
@@ -190,8 +246,14 @@ impl Handler for FileServer {
                 let Some(index) = &self.index else {
                     return Outcome::forward(data, Status::NotFound);
                 };
-                self.open(mmap, &path.join(index)).await
+                let index = path.join(index);
+                let file = self.open(mmap, &index).await;
+                (index, file)
             }
+            other => (path, other),
+        };
+        let file = match file {
+            Ok(file) if self.precompressed => Ok(self.negotiate(mmap, req, &path, file).await),
             other => other,
         };
         match file {

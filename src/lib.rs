@@ -19,6 +19,7 @@ pub mod body;
 pub mod cache;
 pub mod date;
 pub mod disposition;
+pub mod encoding;
 pub mod entry;
 pub mod etag;
 #[allow(unsafe_code)]

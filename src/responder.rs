@@ -42,7 +42,9 @@ use crate::entry::Entry;
 use crate::etag::EntityTag;
 use crate::precondition::{Conditionals, Method, Validators};
 use crate::range::{IgnoredBecause, RangeLimits};
-use crate::serve::{decide, effective_last_modified, respond, Decision, ServeRequest, Status};
+use crate::serve::{
+    decide, effective_last_modified, respond_typed, Decision, ServeRequest, Status,
+};
 
 /// A cached file or in-memory blob, ready to be answered with every range and
 /// conditional rule. Return it from a route.
@@ -75,6 +77,8 @@ pub struct MmapFile {
     disposition: Option<String>,
     cache_control: Option<String>,
     vary: Option<&'static str>,
+    content_type: Option<Cow<'static, str>>,
+    content_encoding: Option<&'static str>,
 }
 
 impl MmapFile {
@@ -86,7 +90,22 @@ impl MmapFile {
             disposition: None,
             cache_control: None,
             vary: None,
+            content_type: None,
+            content_encoding: None,
         }
+    }
+
+    /// Overrides the entry's `Content-Type` (e.g. the type of `FILE` for `FILE.gz`).
+    pub fn content_type(mut self, value: impl Into<Cow<'static, str>>) -> MmapFile {
+        self.content_type = Some(value.into());
+        self
+    }
+
+    /// Sends `Content-Encoding` with 200 and 206 (the entry holds encoded bytes; ranges
+    /// and the ETag apply to them, RFC 9110 §8.4, §8.8.3).
+    pub fn content_encoding(mut self, token: &'static str) -> MmapFile {
+        self.content_encoding = Some(token);
+        self
     }
 
     /// Serves `'static` bytes (e.g. `include_bytes!`) without copying them. The ETag
@@ -135,8 +154,15 @@ impl MmapFile {
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
         let headers = RequestHeaders::read(req);
         let sreq = headers.serve_request();
-        let reply = respond(&self.entry, &sreq, &options.limits, SystemTime::now());
         let entry = &*self.entry;
+        let content_type = self.content_type.as_deref().unwrap_or(entry.content_type());
+        let reply = respond_typed(
+            entry,
+            content_type,
+            &sreq,
+            &options.limits,
+            SystemTime::now(),
+        );
 
         let mut b = Response::build();
         b.status(RocketStatus::new(reply.status.code()));
@@ -155,8 +181,11 @@ impl MmapFile {
                 b.raw_header("Accept-Ranges", "bytes");
                 let ct = reply
                     .multipart_content_type
-                    .unwrap_or_else(|| entry.content_type().to_owned());
+                    .unwrap_or_else(|| content_type.to_owned());
                 b.raw_header("Content-Type", ct);
+                if let Some(enc) = self.content_encoding {
+                    b.raw_header("Content-Encoding", enc);
+                }
                 if let Some(cr) = reply.content_range {
                     b.raw_header("Content-Range", cr);
                 }

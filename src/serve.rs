@@ -172,6 +172,18 @@ pub fn respond(
     limits: &RangeLimits,
     now: SystemTime,
 ) -> Reply {
+    respond_typed(entry, entry.content_type(), req, limits, now)
+}
+
+/// [`respond`] with the media type of the representation given explicitly: a
+/// precompressed variant (`FILE.gz`) carries the type of `FILE`, in multipart parts too.
+pub fn respond_typed(
+    entry: &Entry,
+    content_type: &str,
+    req: &ServeRequest<'_>,
+    limits: &RangeLimits,
+    now: SystemTime,
+) -> Reply {
     let now = HttpDate::from_system_time(now).unwrap_or(HttpDate::UNIX_EPOCH);
     let (last_modified, last_modified_override) =
         effective_last_modified(entry.last_modified(), now);
@@ -180,7 +192,7 @@ pub fn respond(
         last_modified,
     };
     let len = entry.len();
-    let overhead = part_overhead(entry.content_type().len(), len);
+    let overhead = part_overhead(content_type.len(), len);
     let reply = |status, content_range, multipart_content_type, body, range_ignored| Reply {
         status,
         content_range,
@@ -220,8 +232,7 @@ pub fn respond(
             None,
         ),
         Decision::Multi(parts) => {
-            let ct = entry.content_type();
-            let ct = (!ct.is_empty()).then_some(ct);
+            let ct = (!content_type.is_empty()).then_some(content_type);
             let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
             reply(
                 Status::PartialContent,

@@ -408,3 +408,63 @@ fn pipelined_keep_alive_requests_are_answered_in_order() {
         String::from_utf8_lossy(&rest[..rest.len().min(200)])
     );
 }
+
+/// `curl --compressed` against a file with a real gzip sibling (made by `gzip`): curl
+/// asks for gzip, gets the `.gz` bytes with `Content-Encoding: gzip` and
+/// `Vary: Accept-Encoding`, and decodes them back to the original, byte for byte.
+/// Without `--compressed` it gets the identity file.
+#[test]
+#[ignore = "needs curl and gzip; run by .ci/run with --ignored"]
+fn curl_compressed_gets_the_gzip_sibling_and_decodes_it() {
+    require_tool("curl");
+    require_tool("gzip");
+    let server = Server::start("compressed");
+    let text: Vec<u8> = (0..20_000)
+        .flat_map(|i| format!("line {i} of a text that compresses well\n").into_bytes())
+        .collect();
+    let plain = server.dir().write("page.txt", &text);
+    run_ok(Command::new("gzip").args(["-k", "-9"]).arg(&plain));
+    let gz_len = std::fs::metadata(server.dir().join("page.txt.gz"))
+        .unwrap()
+        .len();
+    assert!(gz_len < text.len() as u64 / 4);
+
+    let out = server.dir().join("out-compressed");
+    let dump = server.dir().join("dump-compressed");
+    run_ok(
+        Command::new("curl")
+            .args(["-sS", "--compressed", "-o"])
+            .arg(&out)
+            .arg("-D")
+            .arg(&dump)
+            .arg(server.url("page.txt")),
+    );
+    let head = last_head(&std::fs::read_to_string(&dump).unwrap());
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(head.header("Vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        head.content_length(),
+        Some(gz_len),
+        "the encoded bytes were sent"
+    );
+    assert_eq!(
+        sha256_file(&out),
+        sha256_hex(&text),
+        "curl decoded the original"
+    );
+
+    let out = server.dir().join("out-identity");
+    let dump = server.dir().join("dump-identity");
+    run_ok(
+        Command::new("curl")
+            .args(["-sS", "-o"])
+            .arg(&out)
+            .arg("-D")
+            .arg(&dump)
+            .arg(server.url("page.txt")),
+    );
+    let head = last_head(&std::fs::read_to_string(&dump).unwrap());
+    assert_eq!(head.header("Content-Encoding"), None);
+    assert_eq!(sha256_file(&out), sha256_hex(&text));
+}
