@@ -709,3 +709,265 @@ impl Prober {
         self.thread.join().expect("the prober panicked")
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Customised servers, free ports and external processes (nginx and browser tests)
+// ---------------------------------------------------------------------------------
+
+impl Server {
+    /// Like [`Server::start_in`], with `customize` applied to the Rocket instance
+    /// (already carrying `Mmap::fairing()`, the harness's liftoff fairing and the file
+    /// server at `/`) before launch: attach a recording fairing, mount more routes.
+    pub fn start_in_with<F>(dir: TempDir, customize: F) -> Server
+    where
+        F: FnOnce(rocket::Rocket<rocket::Build>) -> rocket::Rocket<rocket::Build> + Send + 'static,
+    {
+        let token = format!(
+            "probe {} {:?} {}",
+            std::process::id(),
+            Instant::now(),
+            dir.path().display()
+        );
+        dir.write(PROBE_NAME, token.as_bytes());
+
+        let mut config = rocket::Config::debug_default();
+        config.address = Ipv4Addr::LOCALHOST.into();
+        config.port = 0;
+        config.log_level = LogLevel::Off;
+        config.cli_colors = false;
+        config.shutdown.ctrlc = false;
+        #[cfg(unix)]
+        config.shutdown.signals.clear();
+        config.shutdown.grace = 0;
+        config.shutdown.mercy = 0;
+
+        let (ready_tx, ready_rx) = mpsc::channel::<(u16, Shutdown)>();
+        let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
+        let root = dir.path().to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("rocket-test-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(4)
+                    .thread_name("rocket-worker-thread")
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime for the test server");
+                let result = rt.block_on(async move {
+                    let liftoff = AdHoc::on_liftoff("test harness: report port", move |r| {
+                        let tx = ready_tx.clone();
+                        Box::pin(async move {
+                            let _ = tx.send((r.config().port, r.shutdown()));
+                        })
+                    });
+                    let rocket = rocket::custom(config)
+                        .attach(Mmap::fairing())
+                        .attach(liftoff)
+                        .mount("/", FileServer::from(&root));
+                    customize(rocket)
+                        .launch()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("{e}"))
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+                let _ = done_tx.send(result);
+            })
+            .expect("spawn the server thread");
+
+        let (port, shutdown) = match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = done_rx
+                    .recv_timeout(Duration::from_secs(1))
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_else(|_| "no result".into());
+                panic!("the test server did not lift off ({e}): {why}");
+            }
+        };
+        assert_ne!(
+            port, 0,
+            "Rocket reported port 0 at liftoff: not the bound port"
+        );
+        let server = Server {
+            port,
+            dir,
+            shutdown: Some(shutdown),
+            done: done_rx,
+            thread: Some(thread),
+        };
+        server.wait_until_accepting();
+        let probe = server.get(&format!("/{PROBE_NAME}"));
+        assert_eq!(
+            (probe.status, probe.body.as_slice()),
+            (200, token.as_bytes()),
+            "port {port} reported by Rocket at liftoff does not answer as our server"
+        );
+        server
+    }
+}
+
+/// Sets the modification time of the file at `path`.
+pub fn set_mtime(path: &Path, mtime: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap_or_else(|e| panic!("set the mtime of {}: {e}", path.display()));
+}
+
+/// A loopback port that was free a moment ago (bound to port 0, then released), for
+/// external servers that need a port in their configuration. Another process may take
+/// it in between: callers retry on "address in use".
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Panics with a clear message unless `tool args…` runs and succeeds (for tools whose
+/// version flag is not `--version`, e.g. `nginx -V`); returns its stdout and stderr.
+/// `install` says how to get the tool. Tests that need it must fail, never pass, when
+/// it is missing.
+pub fn require_program(tool: &str, args: &[&str], install: &str) -> String {
+    match Command::new(tool).args(args).output() {
+        Ok(out) if out.status.success() => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Ok(out) => panic!(
+            "required tool `{tool}` does not work (`{tool} {}` exited with {}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "required tool `{tool}` is not available ({e}); {install} \
+             — this test must not pass without it"
+        ),
+    }
+}
+
+/// An external process started by a test, in its own process group, killed (the whole
+/// group: a browser's helpers too) and reaped on drop, so a failing test leaves
+/// nothing running.
+pub struct Spawned {
+    name: String,
+    child: std::process::Child,
+}
+
+impl Spawned {
+    /// Spawns `cmd` (stdin closed) as the leader of a new process group.
+    pub fn spawn(name: &str, cmd: &mut Command) -> Spawned {
+        use std::os::unix::process::CommandExt;
+        let shown = format!("{cmd:?}");
+        // If the test process dies without unwinding (killed on a CI timeout), Linux
+        // kills the child too, so nothing outlives the test.
+        #[cfg(target_os = "linux")]
+        // SAFETY: between fork and exec only prctl(2) runs, which is async-signal-safe
+        // and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({shown}): {e}"));
+        Spawned {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
+    /// The process id (also the process group id).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name))
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `addr` accepts connections; `Err` (with why) if the process exits
+    /// first or `limit` passes.
+    pub fn wait_accepting(&mut self, addr: SocketAddr, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "{} exited with {status} before listening",
+                    self.name
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not listen on {addr} within {limit:?}",
+                    self.name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process group and reaps the leader.
+    pub fn kill(&mut self) {
+        // The group id is the leader's pid; while any member lives it cannot be reused,
+        // so this reaches only what this test started (or nothing: ESRCH).
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The text of the file at `path` from byte `from` on (empty if it does not exist), and
+/// the offset of its end: for reading what a log gained during one step of a test.
+pub fn read_text_from(path: &Path, from: u64) -> (String, u64) {
+    use std::io::Seek;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (String::new(), from);
+    };
+    let mut bytes = Vec::new();
+    let _ = f.seek(io::SeekFrom::Start(from));
+    let _ = f.read_to_end(&mut bytes);
+    let end = from + bytes.len() as u64;
+    (String::from_utf8_lossy(&bytes).into_owned(), end)
+}
