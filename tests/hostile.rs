@@ -83,63 +83,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// `bytes FIRST-LAST/TOTAL` → `(first, last, total)`.
-fn parse_content_range(v: &str) -> (u64, u64, u64) {
-    let parse = || -> Option<(u64, u64, u64)> {
-        let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
-        let (a, b) = range.split_once('-')?;
-        Some((a.parse().ok()?, b.parse().ok()?, total.parse().ok()?))
-    };
-    parse().unwrap_or_else(|| panic!("bad Content-Range {v:?}"))
-}
-
 /// The parts of a `multipart/byteranges` body as `(first, last, bytes)`, checking the
-/// framing of RFC 9110 §14.6 (delimiters, a Content-Range per part, the close
-/// delimiter).
-fn parse_byteranges(body: &[u8], boundary: &str, total: u64) -> Vec<(u64, u64, Vec<u8>)> {
-    let delim = format!("--{boundary}");
-    let mut pos = find(body, delim.as_bytes(), 0)
-        .unwrap_or_else(|| panic!("no boundary {delim:?} in the multipart body"));
-    let mut parts = Vec::new();
-    loop {
-        pos += delim.len();
-        if body[pos..].starts_with(b"--") {
-            break;
-        }
-        assert!(
-            body[pos..].starts_with(b"\r\n"),
-            "CRLF expected after a boundary"
-        );
-        let head_end = find(body, b"\r\n\r\n", pos).expect("end of part headers");
-        let head = std::str::from_utf8(&body[pos + 2..head_end]).expect("ASCII part headers");
-        let range = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Range"))
-            })
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_else(|| panic!("part without Content-Range: {head:?}"));
-        let (first, last, len) = parse_content_range(&range);
-        assert_eq!(len, total, "complete length in part {range}");
-        let start = head_end + 4;
-        let end = start + (last - first + 1) as usize;
-        assert!(end <= body.len(), "part {range} runs past the body");
-        parts.push((first, last, body[start..end].to_vec()));
-        assert!(
-            body[end..].starts_with(format!("\r\n{delim}").as_bytes()),
-            "part {range} not followed by CRLF and the boundary"
-        );
-        pos = end + 2;
-    }
-    parts
+/// framing of RFC 9110 §14.6 and that every part names the complete length `total`.
+fn parse_byteranges_of(body: &[u8], boundary: &str, total: u64) -> Vec<(u64, u64, Vec<u8>)> {
+    common::parse_byteranges(body, boundary)
+        .into_iter()
+        .map(|(first, last, len, bytes)| {
+            assert_eq!(len, total, "complete length in part {first}-{last}");
+            (first, last, bytes)
+        })
+        .collect()
 }
 
 /// What a response should be, as far as the content goes.
@@ -181,7 +134,7 @@ fn check_content(what: &str, r: &HttpResponse, data: &[u8], want: &Want) {
             let boundary = ct
                 .strip_prefix("multipart/byteranges; boundary=")
                 .unwrap_or_else(|| panic!("{what}: Content-Type {ct:?}"));
-            let parts = parse_byteranges(&r.body, boundary, len);
+            let parts = parse_byteranges_of(&r.body, boundary, len);
             let got: Vec<(u64, u64)> = parts.iter().map(|(a, b, _)| (*a, *b)).collect();
             assert_eq!(&got, ranges, "{what}: parts");
             for (first, last, bytes) in &parts {
