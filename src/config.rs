@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -284,11 +284,6 @@ impl Mmap {
     pub fn global() -> &'static Mmap {
         static GLOBAL: OnceLock<Mmap> = OnceLock::new();
         GLOBAL.get_or_init(Mmap::default)
-    }
-
-    /// Shares this state as `Arc` (convenience for tests and embedding).
-    pub fn into_arc(self) -> Arc<Mmap> {
-        Arc::new(self)
     }
 }
 

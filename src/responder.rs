@@ -514,15 +514,18 @@ impl<'r> RequestHeaders<'r> {
             method,
             if_match: has(0).then(|| list_header(req, WANTED[0])).flatten(),
             if_none_match: has(1).then(|| list_header(req, WANTED[1])).flatten(),
-            if_modified_since: has(2).then(|| singleton(req, WANTED[2])).flatten(),
-            if_unmodified_since: has(3).then(|| singleton(req, WANTED[3])).flatten(),
-            if_range: has(4).then(|| singleton(req, WANTED[4])).flatten(),
-            range: match if has(5) { count(req, WANTED[5]) } else { 0 } {
-                0 => None,
-                1 => req.headers().get_one(WANTED[5]),
-                // Several Range lines: an invalid field, ignored (§14.2).
-                _ => Some(""),
-            },
+            // A repeated date is ignored (§13.1.3, §13.1.4: "more than one member").
+            if_modified_since: has(2).then(|| singleton(req, WANTED[2], None)).flatten(),
+            if_unmodified_since: has(3).then(|| singleton(req, WANTED[3], None)).flatten(),
+            // A repeated If-Range cannot be trusted: unparsable, it evaluates false and
+            // the whole content is sent — always a correct answer (§13.1.5).
+            if_range: has(4)
+                .then(|| singleton(req, WANTED[4], Some(UNPARSABLE)))
+                .flatten(),
+            // Several Range lines: an invalid field, ignored (§14.2).
+            range: has(5)
+                .then(|| singleton(req, WANTED[5], Some(UNPARSABLE)))
+                .flatten(),
         }
     }
 
@@ -562,20 +565,22 @@ const WANTED: [&str; 6] = [
     "Range",
 ];
 
-fn count(req: &Request<'_>, name: &str) -> usize {
-    req.headers().get(name).take(2).count()
-}
+/// What a repeated singleton field is passed as when it must count as present but
+/// invalid: a value no parser accepts.
+const UNPARSABLE: &str = "";
 
-/// A singleton field: its value if sent once, `None` if absent. A repeated date field
-/// is invalid and ignored (§13.1.3, §13.1.4: "more than one member"). A repeated
-/// If-Range cannot be trusted either; it is passed as an unparsable value, which
-/// evaluates false, so the whole content is sent — always a correct answer.
-fn singleton<'r>(req: &'r Request<'_>, name: &str) -> Option<&'r str> {
-    match count(req, name) {
-        0 => None,
-        1 => req.headers().get_one(name),
-        _ if name.eq_ignore_ascii_case("If-Range") => Some(""),
-        _ => None,
+/// A singleton field: its value if sent once, `None` if absent, and `repeated` if sent
+/// more than once (such a field is invalid; the caller says how it counts).
+fn singleton<'r>(
+    req: &'r Request<'_>,
+    name: &str,
+    repeated: Option<&'static str>,
+) -> Option<&'r str> {
+    let mut values = req.headers().get(name);
+    let first = values.next()?;
+    match values.next() {
+        None => Some(first),
+        Some(_) => repeated,
     }
 }
 
