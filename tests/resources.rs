@@ -661,6 +661,32 @@ fn finish_download(
 }
 
 /// Opens `GET /big.bin` (Connection: close) and reads the head and `first` body bytes.
+/// `n` downloads of `/big.bin` read slowly to the end on their own threads, and `n`
+/// more that stall after their first 16 KiB (the connections are returned, open).
+#[allow(clippy::type_complexity)]
+fn readers_and_stalled(
+    addr: SocketAddr,
+    big: &Arc<BigFile>,
+    n: usize,
+) -> (
+    Vec<std::thread::JoinHandle<Result<Ended, String>>>,
+    Vec<Conn>,
+) {
+    let readers = (0..n)
+        .map(|_| {
+            let c = start_download(addr, big, 16 * KIB);
+            let big = big.clone();
+            std::thread::spawn(move || {
+                finish_download(c, &big, 16 * KIB as u64, Duration::from_millis(10))
+            })
+        })
+        .collect();
+    let stalled = (0..n)
+        .map(|_| start_download(addr, big, 16 * KIB))
+        .collect();
+    (readers, stalled)
+}
+
 fn start_download(addr: SocketAddr, big: &BigFile, first: usize) -> Conn {
     let mut c = Conn::open(addr);
     c.send(request_bytes("GET", "/big.bin", &[], true).as_bytes())
@@ -705,17 +731,7 @@ fn sigterm_during_downloads_exits_within_the_grace_period() {
     let addr = bin.addr();
     assert_eq!(bin.get("/small.txt").0.status, 200);
 
-    let mut readers = Vec::new();
-    for _ in 0..3 {
-        let c = start_download(addr, &big, 16 * KIB);
-        let big = big.clone();
-        readers.push(std::thread::spawn(move || {
-            finish_download(c, &big, 16 * KIB as u64, Duration::from_millis(10))
-        }));
-    }
-    let stalled: Vec<Conn> = (0..3)
-        .map(|_| start_download(addr, &big, 16 * KIB))
-        .collect();
+    let (mut readers, stalled) = readers_and_stalled(addr, &big, 3);
     std::thread::sleep(Duration::from_millis(500));
     let fast = start_download(addr, &big, 16 * KIB);
     {
@@ -780,17 +796,7 @@ fn shutdown_handle_during_downloads_stops_promptly() {
     let server = Server::start("shutdown-handle");
     let big = Arc::new(BigFile::write(&server.dir().join("big.bin"), 64));
     let addr = server.addr();
-    let mut readers = Vec::new();
-    for _ in 0..2 {
-        let c = start_download(addr, &big, 16 * KIB);
-        let big = big.clone();
-        readers.push(std::thread::spawn(move || {
-            finish_download(c, &big, 16 * KIB as u64, Duration::from_millis(10))
-        }));
-    }
-    let stalled: Vec<Conn> = (0..2)
-        .map(|_| start_download(addr, &big, 16 * KIB))
-        .collect();
+    let (readers, stalled) = readers_and_stalled(addr, &big, 2);
     std::thread::sleep(Duration::from_millis(300));
 
     let t = Instant::now();
