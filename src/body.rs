@@ -11,7 +11,10 @@
 //! watch to verify the copied bytes, then checks the poison flag; if the file was
 //! truncated under the mapping, the read fails instead of returning the copied bytes,
 //! so a client sees a cut connection (fewer bytes than `Content-Length`) after a
-//! prefix of correct bytes, never a complete response with wrong bytes.
+//! prefix of correct bytes, never a complete response with wrong bytes. Before the
+//! last bytes are returned, the watch also checks that the file was not rewritten in
+//! place since it was loaded ([`MappingWatch::verify_unmodified`]), so a response
+//! that completes holds exactly one version of the file.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -23,13 +26,14 @@ use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::mapping::MappingWatch;
 
-/// The error a [`SegmentBody`] read returns once its mapping was found truncated.
+/// The error a [`SegmentBody`] read returns once its mapping was found truncated or
+/// its file rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentChanged;
 
 impl std::fmt::Display for ContentChanged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the file was truncated while it was being sent")
+        f.write_str("the file was truncated or rewritten while it was being sent")
     }
 }
 
@@ -129,8 +133,14 @@ impl SegmentBody {
                 self.off = 0;
             }
         }
-        if let (Some(w), Some(end)) = (&self.watch, mapped_end) {
-            w.verify_through(end);
+        if let Some(w) = &self.watch {
+            if let Some(end) = mapped_end {
+                w.verify_through(end);
+            }
+            if copied > 0 && self.pos + copied as u64 == self.len {
+                // The last bytes: make sure no write reached the mapping meanwhile.
+                w.verify_unmodified();
+            }
         }
         // Checked after the copy: a fault during the copy set the flag before the
         // zero page it mapped could be read (see `crate::mapping`).

@@ -13,8 +13,15 @@
 //!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
 //!   larger than `max_bytes` on its own is served but not kept.
 //! * No file descriptor stays open once a file is mapped; empty files have no mapping.
-//! * A mapping the SIGBUS guard found truncated ([`Entry::is_poisoned`]) is dropped and
-//!   the file mapped afresh on the next lookup.
+//! * A mapping the SIGBUS guard found truncated, or whose file a body found rewritten
+//!   ([`Entry::is_poisoned`]), is dropped and the file mapped afresh on the next lookup.
+//! * **Exactly one version per response**: unless the policy is [`Revalidate::Never`],
+//!   every mapping's watch carries the file's path and fingerprint, and a body checks
+//!   them (one `stat`) before it returns its last bytes; see
+//!   [`MappingWatch::verify_unmodified`]. A load whose fingerprint changed while the
+//!   file was hashed is retried, and a file changed less than [`SETTLE`] ago is hashed
+//!   again once the change has settled, so an ETag never describes a mix of two
+//!   versions.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -251,10 +258,11 @@ impl Cache {
         };
         let slot = self.slot_for(path, fingerprint);
         let owned = path.to_path_buf();
+        let origin = self.config.revalidate != Revalidate::Never;
         let entry = slot
             .cell
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || load_file(&owned).map(Arc::new))
+                tokio::task::spawn_blocking(move || load_file(&owned, origin).map(Arc::new))
                     .await
                     .map_err(|e| CacheError::Io(io::Error::other(e)))?
             })
@@ -278,7 +286,8 @@ impl Cache {
         if let Some(entry) = slot.cell.get() {
             return Ok(entry.clone());
         }
-        let entry = Arc::new(load_file(path)?);
+        let origin = self.config.revalidate != Revalidate::Never;
+        let entry = Arc::new(load_file(path, origin)?);
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
@@ -436,10 +445,11 @@ fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
 /// How often a load is retried when the file is truncated while being hashed.
 const LOAD_ATTEMPTS: usize = 3;
 
-/// Opens, maps and hashes a file. Runs on a blocking thread.
-fn load_file(path: &Path) -> Result<Entry, CacheError> {
+/// Opens, maps and hashes a file. Runs on a blocking thread. With `origin`, the
+/// mapping's watch checks at the end of every body that the file was not modified.
+fn load_file(path: &Path, origin: bool) -> Result<Entry, CacheError> {
     for _ in 0..LOAD_ATTEMPTS {
-        match load_once(path)? {
+        match load_once(path, origin)? {
             Some(entry) => return Ok(entry),
             None => continue,
         }
@@ -447,8 +457,8 @@ fn load_file(path: &Path) -> Result<Entry, CacheError> {
     Err(CacheError::Unstable)
 }
 
-/// One attempt; `Ok(None)` if the file was truncated while being hashed.
-fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
+/// One attempt; `Ok(None)` if the file was truncated or modified while being hashed.
+fn load_once(path: &Path, origin: bool) -> Result<Option<Entry>, CacheError> {
     let file = open_nonblocking(path)?;
     let meta = file.metadata().map_err(CacheError::from_io)?;
     check_kind(&meta)?;
@@ -480,12 +490,37 @@ fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
     let poison = mapped.poison_flag().clone();
     let etag = EntityTag::from_content(mapped.as_ref());
     let content = Bytes::from_owner(mapped);
-    let watch = MappingWatch::new(content.clone(), poison);
     // Truncated while hashing (a fault, or a shrink inside the last page that reads as
-    // zeros without one)? The tag would cover zeros: try again.
-    let still = file.metadata().map_err(CacheError::from_io)?;
-    if watch.is_poisoned() || still.len() < meta.len() {
+    // zeros without one), or written to (the kernel updates the mtime before it copies
+    // a write's data)? The tag might cover zeros or a mix of versions: try again.
+    let still = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
+    if poison.load(Ordering::SeqCst) || !same_content_version(&still, &fingerprint) {
         return Ok(None);
+    }
+    // Changed moments ago, or its ctime moved while hashing? A `write` already under
+    // way when the fingerprint was taken updated the times before it began, so nothing
+    // above would see it finish; on kernels with coarse timestamps a second write in
+    // the same tick leaves the fingerprint unchanged; and a writer may have restored
+    // the mtime. Hash again once the change has settled: the tags and the versions
+    // must agree. (The ctime alone is not compared: unlinking or renaming the file, or
+    // a chmod, moves it without touching the content.)
+    let mut fingerprint = fingerprint;
+    let wait = settle_wait(&still).or((still != fingerprint).then_some(Duration::ZERO));
+    if let Some(wait) = wait {
+        std::thread::sleep(wait);
+        let again = EntityTag::from_content(content.as_ref());
+        let after = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
+        if again != etag
+            || poison.load(Ordering::SeqCst)
+            || !same_content_version(&after, &fingerprint)
+        {
+            return Ok(None);
+        }
+        fingerprint = after;
+    }
+    let mut watch = MappingWatch::new(content.clone(), poison);
+    if origin {
+        watch = watch.with_origin(path.to_path_buf(), fingerprint);
     }
     drop(file); // No descriptor is kept once the file is mapped.
     Ok(Some(
@@ -499,6 +534,28 @@ fn load_once(path: &Path) -> Result<Option<Entry>, CacheError> {
         )
         .with_canonical_path(canonical),
     ))
+}
+
+/// How long after its last change (ctime) a file is taken to be settled: a load of a
+/// file changed more recently than this hashes it twice, the second time once this
+/// much time has passed since the change (at most this long a wait, paid once per
+/// version of a file by the first request after a change).
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// Whether two fingerprints of one open file describe the same content version: same
+/// inode, size and mtime (the ctime also moves on chmod, link and unlink).
+fn same_content_version(a: &Fingerprint, b: &Fingerprint) -> bool {
+    (a.dev, a.ino, a.size, a.mtime_ns) == (b.dev, b.ino, b.size, b.mtime_ns)
+}
+
+/// How long to wait before the second hash, if the file changed within [`SETTLE`].
+fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let settled_at = fingerprint.ctime_ns + SETTLE.as_nanos() as i128;
+    (fingerprint.ctime_ns != 0 && settled_at > now)
+        .then(|| Duration::from_nanos((settled_at - now).min(SETTLE.as_nanos() as i128) as u64))
 }
 
 /// Opens for reading without blocking on FIFOs (which `stat` may have missed if the

@@ -206,7 +206,8 @@ impl Entry {
     }
 
     /// Whether the file was truncated under the mapping (a read past its new end was
-    /// caught). A poisoned entry is never served again.
+    /// caught) or a body found it rewritten in place. A poisoned entry is never served
+    /// again.
     pub fn is_poisoned(&self) -> bool {
         self.watch.as_ref().is_some_and(|w| w.is_poisoned())
     }

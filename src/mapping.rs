@@ -49,8 +49,11 @@
 
 use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
+
+use crate::entry::Fingerprint;
 
 /// A read-only shared mapping of a whole file, registered with the SIGBUS guard.
 ///
@@ -127,6 +130,12 @@ impl MappedFile {
 ///   zeros that were copied are exactly the file's bytes.
 ///
 /// No system call is made; the cost is one byte read per copied chunk.
+///
+/// Writes that keep the file's length (a rewrite in place) fault nowhere and leave
+/// no zeros: the shared mapping simply shows the new bytes. For those the watch can
+/// carry the file's *origin* (its path and [`Fingerprint`] when it was loaded), and
+/// a body that has copied its last byte asks [`MappingWatch::verify_unmodified`]
+/// before it hands that byte over: one `stat`.
 #[derive(Debug)]
 pub struct MappingWatch {
     /// The whole mapping; keeps it alive for probes outside the body's segments.
@@ -134,6 +143,8 @@ pub struct MappingWatch {
     poison: Arc<AtomicBool>,
     /// Offset and value of the last non-zero byte in the mapping's last page.
     sentinel: Option<(usize, u8)>,
+    /// The path the file was loaded from and its fingerprint then.
+    origin: Option<(PathBuf, Fingerprint)>,
 }
 
 impl MappingWatch {
@@ -150,6 +161,41 @@ impl MappingWatch {
             whole,
             poison,
             sentinel,
+            origin: None,
+        }
+    }
+
+    /// The same watch, also checking at the end of every body that the file at `path`
+    /// is still the version `fingerprint` describes (see
+    /// [`MappingWatch::verify_unmodified`]).
+    pub fn with_origin(mut self, path: PathBuf, fingerprint: Fingerprint) -> MappingWatch {
+        self.origin = Some((path, fingerprint));
+        self
+    }
+
+    /// Called by a body after it copied its last bytes, before it returns them: if the
+    /// file the mapping shows (same device and inode at the origin path) was modified
+    /// since it was loaded — any change of size, mtime or ctime — sets the poison flag,
+    /// so this body fails instead of completing with bytes that may mix two versions,
+    /// and the cache loads the file afresh.
+    ///
+    /// Sound because the kernel updates a file's mtime and ctime *before* it copies a
+    /// `write`'s data into the page cache: if any byte this body copied came from a
+    /// write, the change is visible to this later `stat`. A path that now names
+    /// another inode (replaced by rename) or nothing (deleted) is no evidence against
+    /// the mapped inode, whose pages such deployments leave untouched: the body
+    /// completes. Without an origin (in-memory entries, `revalidate = "never"`) this
+    /// does nothing.
+    pub fn verify_unmodified(&self) {
+        let Some((path, loaded)) = &self.origin else {
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let now = Fingerprint::of(&meta);
+        if (now.dev, now.ino) == (loaded.dev, loaded.ino) && now != *loaded {
+            self.poison.store(true, Ordering::SeqCst);
         }
     }
 

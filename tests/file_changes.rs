@@ -203,23 +203,30 @@ struct Download {
 }
 
 fn download(addr: SocketAddr, path: &str) -> Download {
+    try_download(addr, path).expect("response head")
+}
+
+/// Like [`download`], but a connection closed before the status line is an `Err`: a
+/// response whose body failed at its first read (its file found changed by then) is
+/// aborted before hyper wrote the head.
+fn try_download(addr: SocketAddr, path: &str) -> std::io::Result<Download> {
     let mut stream = connect(addr);
     stream
         .write_all(request_bytes("GET", path, &[], true).as_bytes())
         .unwrap();
     let mut reader = BufReader::new(stream);
-    let head = read_head(&mut reader).expect("response head");
+    let head = read_head(&mut reader)?;
     let content_length = head.content_length().expect("Content-Length");
     let mut body = Vec::with_capacity(content_length as usize);
     // Read to EOF (Connection: close): a cut shows as a short body, extra bytes as a
     // long one.
     let _ = reader.read_to_end(&mut body);
-    Download {
+    Ok(Download {
         status: head.status,
         etag: head.header("ETag").map(str::to_owned),
         content_length,
         body,
-    }
+    })
 }
 
 /// A file replaced by rename 20 times while 8 clients download it in a loop: every
@@ -331,11 +338,8 @@ fn in_place_rewrite_of_the_same_size_is_served_with_a_new_etag() {
     let old_etag = first.header("ETag").expect("ETag").to_owned();
     assert_eq!(old_etag, etag_of(&old));
 
-    // File timestamps come from the kernel's coarse clock (one tick, up to 10 ms): a
-    // same-size rewrite within the tick of the server's `stat` leaves size, inode,
-    // mtime and ctime all unchanged, which no stat-based check can see. Let a tick
-    // pass, as any real edit after a download does.
-    std::thread::sleep(Duration::from_millis(30));
+    // No pause is needed: the load hashed the file again once its last change had
+    // settled, and any write after that gets a new mtime and ctime.
     let mut f = OpenOptions::new().write(true).open(&path).unwrap();
     f.write_all(&new).unwrap();
     drop(f);
@@ -347,6 +351,271 @@ fn in_place_rewrite_of_the_same_size_is_served_with_a_new_etag() {
     let new_etag = second.header("ETag").expect("ETag");
     assert_ne!(new_etag, old_etag, "a new ETag");
     assert_eq!(new_etag, etag_of(&new));
+}
+
+/// A download of `path` that reads 512 KiB (its receive buffer capped, so the server
+/// cannot run far ahead), runs `change`, then reads on until the server ends the
+/// response: the response head and every body byte received.
+fn download_around(addr: SocketAddr, path: &str, change: impl FnOnce()) -> (u16, u64, Vec<u8>) {
+    let stream = connect(addr);
+    set_receive_buffer(&stream, 64 * 1024);
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(request_bytes("GET", path, &[], true).as_bytes())
+        .unwrap();
+    let head = read_head(&mut reader).expect("response head");
+    let content_length = head.content_length().expect("Content-Length");
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while received.len() < 512 * 1024 {
+        let n = reader.read(&mut buf).expect("read before the change");
+        assert!(n > 0, "the response ended after {} bytes", received.len());
+        received.extend_from_slice(&buf[..n]);
+    }
+    change();
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!(
+                    "after the change the response neither finished nor was cut: stalled at \
+                     {} of {content_length} bytes",
+                    received.len()
+                )
+            }
+            Err(_) => break, // reset: a cut
+        }
+    }
+    (head.status, content_length, received)
+}
+
+/// Writes `bytes` over the start of the file at `path`, in place: same inode, no
+/// truncation.
+fn overwrite_in_place(path: &std::path::Path, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    for (i, chunk) in bytes.chunks(MIB).enumerate() {
+        f.write_all_at(chunk, (i * MIB) as u64).unwrap();
+    }
+}
+
+/// The first half of `old` replaced by other bytes: an in-place update that leaves the
+/// last page alone (so the mapping's last-page sentinel, a truncation check, cannot
+/// notice it).
+fn half_rewritten(old: &[u8], seed: u64) -> Vec<u8> {
+    let mut new = pseudo_random(seed, old.len() / 2);
+    new.extend_from_slice(&old[old.len() / 2..]);
+    new
+}
+
+/// A 16 MiB file whose first 8 MiB are rewritten in place (same size, same inode)
+/// while a client is part-way through downloading it. The shared mapping shows the new bytes at once, so the rest
+/// of the body would come from the new version: the end-of-body check (one `stat`
+/// before the last bytes go out) sees the new mtime and cuts the response instead of
+/// completing it with a mix. The next request gets the new version and its ETag.
+#[test]
+fn in_place_rewrite_during_a_download_cuts_it_instead_of_mixing() {
+    let server = Server::start("rewrite-during");
+    let old = pseudo_random(23, 16 * MIB);
+    let new = half_rewritten(&old, 24);
+    let path = server.dir().write("media.bin", &old);
+
+    let (status, content_length, received) = download_around(server.addr(), "/media.bin", || {
+        overwrite_in_place(&path, &new)
+    });
+    assert_eq!(status, 200);
+    assert_eq!(content_length, old.len() as u64);
+    eprintln!(
+        "in-place rewrite: client received {} of {content_length} bytes",
+        received.len()
+    );
+    assert!(
+        (received.len() as u64) < content_length,
+        "a response spanning an in-place rewrite was completed ({} bytes): old, new or a mix, \
+         it must be cut",
+        received.len()
+    );
+    assert_eq!(
+        first_difference(&received[..512 * 1024], &old),
+        None,
+        "the bytes before the rewrite are the old version"
+    );
+
+    let after = server.get("/media.bin");
+    assert_eq!(after.status, 200);
+    assert_eq!(sha256_hex(&after.body), sha256_hex(&new), "the new version");
+    assert_eq!(after.header("ETag"), Some(etag_of(&new).as_str()));
+}
+
+/// The negative control of the test above: the same rewrite under
+/// `revalidate = "never"` (no end-of-body check, by design: the operator promised
+/// immutable files) completes the response, and its body is neither version. This is
+/// the hazard the check removes, shown to be real in this very scenario.
+#[test]
+fn in_place_rewrite_without_the_check_mixes_versions_negative_control() {
+    let server = Server::start_in_with(common::TempDir::new("rewrite-never"), |rocket| {
+        let figment = rocket.figment().clone().merge(("mmap.revalidate", "never"));
+        rocket.configure(figment)
+    });
+    let old = pseudo_random(25, 16 * MIB);
+    let new = half_rewritten(&old, 26);
+    let path = server.dir().write("media.bin", &old);
+
+    let (status, content_length, received) = download_around(server.addr(), "/media.bin", || {
+        overwrite_in_place(&path, &new)
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        received.len() as u64,
+        content_length,
+        "without the check nothing cuts the response"
+    );
+    let split = first_difference(&received, &old).expect("some bytes are the new version's");
+    assert!(
+        split >= 512 * 1024,
+        "the first 512 KiB were read before the rewrite"
+    );
+    assert_ne!(received, new, "not the new version either");
+    assert_eq!(
+        first_difference(&received[split..], &new[split..]),
+        None,
+        "the rest is the new version"
+    );
+    eprintln!("negative control: old bytes up to {split}, new bytes after: a mixed body");
+}
+
+/// Clients download a 4 MiB file in a loop while it is rewritten in place 16 times,
+/// every 100 ms (longer than the cache's settle time, so each version gets served),
+/// alternating two versions. Every response that completes is exactly one version and
+/// carries that version's ETag; responses that overlapped a rewrite are cut (the test
+/// also checks that some were, and that both versions were served whole, or it would
+/// show nothing); the last version is served afterwards.
+#[test]
+fn in_place_rewrites_under_concurrent_downloads() {
+    const REWRITES: usize = 16;
+    const CLIENTS: usize = 6;
+    let server = Server::start("rewrite-churn");
+    let versions = [pseudo_random(27, 4 * MIB), pseudo_random(28, 4 * MIB)];
+    let hashes = versions.each_ref().map(|v| sha256_hex(v));
+    let etags = versions.each_ref().map(|v| etag_of(v));
+    let path = server.dir().write("churn.bin", &versions[0]);
+
+    let addr = server.addr();
+    let stop = AtomicBool::new(false);
+    let (complete, cut, seen) = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (stop, hashes, etags, versions) = (&stop, &hashes, &etags, &versions);
+                s.spawn(move || {
+                    let (mut complete, mut cut, mut seen) = (0usize, 0usize, [false; 2]);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(d) = try_download(addr, "/churn.bin") else {
+                            cut += 1; // closed before the head: cut at the first read
+                            continue;
+                        };
+                        if d.status == 503 {
+                            continue; // still changing when loaded: no version to serve
+                        }
+                        assert_eq!(d.status, 200, "client {c}");
+                        if (d.body.len() as u64) < d.content_length {
+                            cut += 1;
+                            continue;
+                        }
+                        assert_eq!(d.body.len() as u64, d.content_length, "client {c}");
+                        let h = sha256_hex(&d.body);
+                        let v = hashes.iter().position(|x| *x == h).unwrap_or_else(|| {
+                            panic!(
+                                "client {c}: a completed response that is neither version \
+                                 (ETag {:?}; old bytes up to {:?})",
+                                d.etag,
+                                first_difference(&d.body, &versions[0])
+                            )
+                        });
+                        assert_eq!(
+                            d.etag.as_deref(),
+                            Some(etags[v].as_str()),
+                            "client {c}: body of version {v} with another ETag"
+                        );
+                        complete += 1;
+                        seen[v] = true;
+                    }
+                    (complete, cut, seen)
+                })
+            })
+            .collect();
+        for i in 1..=REWRITES {
+            std::thread::sleep(Duration::from_millis(100));
+            overwrite_in_place(&path, &versions[i % 2]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        clients
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .fold((0, 0, [false; 2]), |(a, b, x), (c, d, y)| {
+                (a + c, b + d, [x[0] || y[0], x[1] || y[1]])
+            })
+    });
+    eprintln!("in-place churn: {complete} complete responses, {cut} cut, versions seen {seen:?}");
+    assert_eq!(seen, [true, true], "both versions were served whole");
+    assert!(
+        cut > 0,
+        "no response overlapped a rewrite: the churn showed nothing"
+    );
+
+    let last = server.get("/churn.bin");
+    assert_eq!(last.status, 200);
+    assert_eq!(sha256_hex(&last.body), hashes[REWRITES % 2]);
+    assert_eq!(last.header("ETag"), Some(etags[REWRITES % 2].as_str()));
+}
+
+/// Deleted while a client is part-way through: the mapping keeps the old inode, so the
+/// download completes with the old version, intact; the next request is 404.
+#[test]
+fn deletion_during_a_download_lets_it_finish() {
+    let server = Server::start("delete-during");
+    let data = pseudo_random(29, 16 * MIB);
+    let path = server.dir().write("gone.bin", &data);
+    let (status, content_length, received) = download_around(server.addr(), "/gone.bin", || {
+        std::fs::remove_file(&path).unwrap()
+    });
+    assert_eq!(status, 200);
+    assert_eq!(received.len() as u64, content_length, "completed");
+    assert_eq!(sha256_hex(&received), sha256_hex(&data), "the old version");
+    assert_eq!(server.get("/gone.bin").status, 404);
+}
+
+/// Permissions removed while a client is part-way through. The change of the inode
+/// (its ctime) cannot be told from a rewrite that restored the mtime, so the response
+/// in flight is cut rather than completed; afterwards the file is 403 (or, as root,
+/// whom permissions do not stop, served again intact with the same ETag).
+#[test]
+fn permission_removal_during_a_download_cuts_it() {
+    let server = Server::start("chmod-during");
+    let data = pseudo_random(30, 16 * MIB);
+    let path = server.dir().write("locked.bin", &data);
+    let (status, content_length, received) = download_around(server.addr(), "/locked.bin", || {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap()
+    });
+    assert_eq!(status, 200);
+    assert!(
+        (received.len() as u64) < content_length,
+        "cut after {} bytes",
+        received.len()
+    );
+    assert_eq!(first_difference(&received, &data), None, "a true prefix");
+    let after = server.get("/locked.bin");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(after.status, 200);
+        assert_eq!(after.header("ETag"), Some(etag_of(&data).as_str()));
+        assert_eq!(sha256_hex(&after.body), sha256_hex(&data));
+    } else {
+        assert_eq!(after.status, 403);
+    }
 }
 
 #[test]
