@@ -171,7 +171,11 @@ struct Slot {
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
 pub struct Cache {
-    map: DashMap<PathBuf, Arc<Slot>>,
+    /// Keyed by the path as given. Hashed with foldhash, not SipHash: keys are only
+    /// ever paths of files that exist (a slot is made after a successful `stat`), so
+    /// no client can fill the map with colliding keys, and hashing a path is a large
+    /// part of a hit's cost.
+    map: DashMap<PathBuf, Arc<Slot>, foldhash::fast::RandomState>,
     config: CacheConfig,
     epoch: Instant,
     bytes: AtomicU64,
@@ -198,7 +202,7 @@ impl Cache {
     /// An empty cache with the given bounds and policy.
     pub fn new(config: CacheConfig) -> Cache {
         Cache {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             config,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),

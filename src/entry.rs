@@ -195,6 +195,12 @@ impl Entry {
         &self.content_type
     }
 
+    /// The `Content-Type` field value as stored: borrowed (no copy per response) for
+    /// every type [`content_type_for`] gives.
+    pub fn content_type_value(&self) -> &Cow<'static, str> {
+        &self.content_type
+    }
+
     /// The fingerprint of the file version this entry was made from (files only).
     pub fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()
@@ -225,10 +231,26 @@ pub fn content_type_for(path: &std::path::Path) -> Cow<'static, str> {
             "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
         );
     if texty {
-        Cow::Owned(format!("{mime}; charset=utf-8"))
+        Cow::Borrowed(with_utf8_charset(mime))
     } else {
         Cow::Borrowed(mime)
     }
+}
+
+/// `"{mime}; charset=utf-8"`, interned: made once per media type and kept for the
+/// life of the process, so responses borrow it instead of copying it. The set is
+/// bounded by `mime_guess`'s table of types, a few hundred short strings at most.
+fn with_utf8_charset(mime: &'static str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static INTERNED: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let mut table = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    table
+        .entry(mime)
+        .or_insert_with(|| Box::leak(format!("{mime}; charset=utf-8").into_boxed_str()))
 }
 
 #[cfg(test)]

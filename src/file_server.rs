@@ -160,7 +160,7 @@ impl FileServer {
     fn allowed(&self, path: &Path, canonical: Option<&Path>) -> bool {
         match (self.symlinks, canonical) {
             (Symlinks::Follow, _) => true,
-            (Symlinks::WithinRoot, Some(c)) => c.starts_with(&self.root),
+            (Symlinks::WithinRoot, Some(c)) => within(c, &self.root),
             (Symlinks::Never, Some(c)) => c == path,
             (_, None) => false,
         }
@@ -172,6 +172,23 @@ impl FileServer {
             return Err(CacheError::NotFound);
         }
         Ok(MmapFile::new(entry).path_hint(path))
+    }
+}
+
+/// Whether the canonical path `c` is `root` or lies under it. Both are canonical (no
+/// `.`, `..`, repeated or trailing separators), so a byte-prefix test that ends on a
+/// separator boundary is exact, and it is several times cheaper per request than
+/// `Path::starts_with`, which parses both paths into components.
+fn within(c: &Path, root: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let (c, r) = (c.as_os_str().as_bytes(), root.as_os_str().as_bytes());
+        c.starts_with(r) && (c.len() == r.len() || r.ends_with(b"/") || c[r.len()] == b'/')
+    }
+    #[cfg(not(unix))]
+    {
+        c.starts_with(root)
     }
 }
 
@@ -284,5 +301,31 @@ fn redirect_to_slash<'r>(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
     match Outcome::from(req, Redirect::permanent(location)) {
         Outcome::Success(r) => Outcome::Success(r),
         _ => Outcome::forward(data, Status::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+    use std::path::Path;
+
+    #[test]
+    fn within_agrees_with_path_starts_with_on_canonical_paths() {
+        let cases = [
+            ("/srv/www", "/srv/www", true),
+            ("/srv/www/a.txt", "/srv/www", true),
+            ("/srv/www/d/e/f", "/srv/www", true),
+            ("/srv/wwwx/a.txt", "/srv/www", false),
+            ("/srv/ww", "/srv/www", false),
+            ("/srv", "/srv/www", false),
+            ("/etc/passwd", "/srv/www", false),
+            ("/etc/passwd", "/", true),
+            ("/", "/", true),
+        ];
+        for (c, root, want) in cases {
+            let (c, root) = (Path::new(c), Path::new(root));
+            assert_eq!(within(c, root), want, "{c:?} within {root:?}");
+            assert_eq!(within(c, root), c.starts_with(root), "{c:?} vs {root:?}");
+        }
     }
 }

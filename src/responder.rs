@@ -179,9 +179,14 @@ impl MmapFile {
         match reply.status {
             Status::Ok | Status::PartialContent => {
                 b.raw_header("Accept-Ranges", "bytes");
-                let ct = reply
-                    .multipart_content_type
-                    .unwrap_or_else(|| content_type.to_owned());
+                let ct: Cow<'static, str> = match reply.multipart_content_type {
+                    Some(multipart) => multipart.into(),
+                    // No copy for the common, interned types.
+                    None => self
+                        .content_type
+                        .clone()
+                        .unwrap_or_else(|| entry.content_type_value().clone()),
+                };
                 b.raw_header("Content-Type", ct);
                 if let Some(enc) = self.content_encoding {
                     b.raw_header("Content-Encoding", enc);
