@@ -3,6 +3,10 @@
 //! fairings), so that ratios compare the file serving and nothing else:
 //!
 //! * `hello DIR`: a hello-world route at every path — the floor every Rocket server pays;
+//! * `headers DIR`: a fixed 1 KiB body at every path with the headers a file response
+//!   carries (`ETag`, `Last-Modified`, `Accept-Ranges`, `Content-Type`) and nothing
+//!   else: no lookup, no `stat`, no conditionals. The floor for a *file* response on
+//!   Rocket, to tell the crate's own cost from Rocket's cost per header;
 //! * `fileserver DIR`: Rocket 0.5.2's own `rocket::fs::FileServer` (no ranges, no ETag);
 //! * `vec DIR`: the "read the requested range into a `Vec`" responder of the article this
 //!   crate started from, with its bugs fixed (ranges parsed by RFC 9110 rules — here
@@ -27,6 +31,28 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 #[get("/<_path..>")]
 fn hello(_path: PathBuf) -> &'static str {
     "Hello, world!"
+}
+
+/// The body and headers of `headers` mode.
+struct FixedFile;
+
+static FIXED_BODY: [u8; 1024] = [b'x'; 1024];
+
+impl<'r> Responder<'r, 'static> for FixedFile {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        Response::build()
+            .raw_header("ETag", "\"ff6bb9d3e7087593-400\"".to_owned())
+            .raw_header("Last-Modified", "Sat, 21 Nov 2026 18:40:56 GMT".to_owned())
+            .raw_header("Accept-Ranges", "bytes")
+            .raw_header("Content-Type", "application/octet-stream")
+            .sized_body(FIXED_BODY.len(), std::io::Cursor::new(&FIXED_BODY[..]))
+            .ok()
+    }
+}
+
+#[get("/<_path..>")]
+fn headers(_path: PathBuf) -> FixedFile {
+    FixedFile
 }
 
 struct Root(PathBuf);
@@ -114,7 +140,7 @@ async fn vec_range(
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, dir] = args.as_slice() else {
-        eprintln!("usage: peers hello|fileserver|vec DIR");
+        eprintln!("usage: peers hello|headers|fileserver|vec DIR");
         std::process::exit(2);
     };
     let dir = PathBuf::from(dir);
@@ -122,10 +148,11 @@ async fn main() {
     let rocket = rocket::build();
     let rocket = match mode {
         "hello" => rocket.mount("/", routes![hello]),
+        "headers" => rocket.mount("/", routes![headers]),
         "fileserver" => rocket.mount("/", FileServer::from(&dir)),
         "vec" => rocket.manage(Root(dir)).mount("/", routes![vec_range]),
         other => {
-            eprintln!("unknown mode {other:?}: hello, fileserver or vec");
+            eprintln!("unknown mode {other:?}: hello, headers, fileserver or vec");
             std::process::exit(2);
         }
     };
