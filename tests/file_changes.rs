@@ -410,6 +410,22 @@ fn half_rewritten(old: &[u8], seed: u64) -> Vec<u8> {
     new
 }
 
+/// Serves a 16 MiB file (`seed`), and rewrites its first half in place while a client
+/// is part-way through downloading it: both versions, and what the client got.
+#[allow(clippy::type_complexity)]
+fn rewrite_during_a_download(
+    server: &Server,
+    seed: u64,
+) -> (Vec<u8>, Vec<u8>, (u16, u64, Vec<u8>)) {
+    let old = pseudo_random(seed, 16 * MIB);
+    let new = half_rewritten(&old, seed + 1);
+    let path = server.dir().write("media.bin", &old);
+    let got = download_around(server.addr(), "/media.bin", || {
+        overwrite_in_place(&path, &new)
+    });
+    (old, new, got)
+}
+
 /// A 16 MiB file whose first 8 MiB are rewritten in place (same size, same inode)
 /// while a client is part-way through downloading it. The shared mapping shows the new bytes at once, so the rest
 /// of the body would come from the new version: the end-of-body check (one `stat`
@@ -418,13 +434,7 @@ fn half_rewritten(old: &[u8], seed: u64) -> Vec<u8> {
 #[test]
 fn in_place_rewrite_during_a_download_cuts_it_instead_of_mixing() {
     let server = Server::start("rewrite-during");
-    let old = pseudo_random(23, 16 * MIB);
-    let new = half_rewritten(&old, 24);
-    let path = server.dir().write("media.bin", &old);
-
-    let (status, content_length, received) = download_around(server.addr(), "/media.bin", || {
-        overwrite_in_place(&path, &new)
-    });
+    let (old, new, (status, content_length, received)) = rewrite_during_a_download(&server, 23);
     assert_eq!(status, 200);
     assert_eq!(content_length, old.len() as u64);
     eprintln!(
@@ -459,13 +469,7 @@ fn in_place_rewrite_without_the_check_mixes_versions_negative_control() {
         let figment = rocket.figment().clone().merge(("mmap.revalidate", "never"));
         rocket.configure(figment)
     });
-    let old = pseudo_random(25, 16 * MIB);
-    let new = half_rewritten(&old, 26);
-    let path = server.dir().write("media.bin", &old);
-
-    let (status, content_length, received) = download_around(server.addr(), "/media.bin", || {
-        overwrite_in_place(&path, &new)
-    });
+    let (old, new, (status, content_length, received)) = rewrite_during_a_download(&server, 25);
     assert_eq!(status, 200);
     assert_eq!(
         received.len() as u64,
