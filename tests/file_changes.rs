@@ -58,22 +58,7 @@ fn truncation_during_a_download_cuts_the_response_and_the_server_survives() {
         .set_len(MIB as u64)
         .unwrap();
 
-    // Keep reading until the server ends the response one way or another.
-    let end = loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break "EOF".to_owned(),
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!(
-                    "after truncation the response neither finished nor was cut: stalled \
-                     at {} of {} bytes",
-                    received.len(),
-                    data.len()
-                )
-            }
-            Err(e) => break format!("error: {e}"),
-        }
-    };
+    let end = read_on(&mut reader, &mut received, data.len() as u64);
     eprintln!(
         "truncation: client received {} of {} bytes, then {end}",
         received.len(),
@@ -143,35 +128,16 @@ fn truncation_inside_the_last_page_cuts_the_response() {
     let data = pseudo_random(12, old_len);
     let path = server.dir().write("tail.bin", &data);
 
-    let mut stream = connect(server.addr());
-    set_receive_buffer(&stream, 64 * 1024);
-    stream
-        .write_all(request_bytes("GET", "/tail.bin", &[], true).as_bytes())
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let head = read_head(&mut reader).expect("response head");
-    assert_eq!(head.status, 200, "{:?}", head.headers);
-    assert_eq!(head.content_length(), Some(old_len as u64));
-
-    let mut received = Vec::with_capacity(old_len);
-    let mut buf = vec![0u8; 16 * 1024];
-    while received.len() < MIB / 2 {
-        let n = reader.read(&mut buf).expect("read before truncation");
-        assert!(n > 0, "the response ended after {} bytes", received.len());
-        received.extend_from_slice(&buf[..n]);
-    }
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(new_len as u64)
-        .unwrap();
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-        }
-    }
+    let (status, content_length, received) = download_around(server.addr(), "/tail.bin", || {
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(new_len as u64)
+            .unwrap()
+    });
+    assert_eq!(status, 200);
+    assert_eq!(content_length, old_len as u64);
     // The server was far from the tail when the file shrank (at most its send buffer
     // and our 64 KiB ahead of the 512 KiB read), so the tail was read after it.
     if let Some(i) = first_difference(&received, &data) {
@@ -374,9 +340,18 @@ fn download_around(addr: SocketAddr, path: &str, change: impl FnOnce()) -> (u16,
         received.extend_from_slice(&buf[..n]);
     }
     change();
+    read_on(&mut reader, &mut received, content_length);
+    (head.status, content_length, received)
+}
+
+/// After a file changed under a response: reads on until the server ends it, by EOF
+/// (finished or cut) or by a reset (cut), appending to `received`; how it ended. A
+/// read that times out means the response neither finished nor was cut: a failure.
+fn read_on(reader: &mut impl Read, received: &mut Vec<u8>, content_length: u64) -> String {
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return "EOF".to_owned(),
             Ok(n) => received.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!(
@@ -385,10 +360,9 @@ fn download_around(addr: SocketAddr, path: &str, change: impl FnOnce()) -> (u16,
                     received.len()
                 )
             }
-            Err(_) => break, // reset: a cut
+            Err(e) => return format!("error: {e}"),
         }
     }
-    (head.status, content_length, received)
 }
 
 /// Writes `bytes` over the start of the file at `path`, in place: same inode, no

@@ -292,6 +292,17 @@ fn settle(bin: &Binary, limit: Duration) -> (Memory, Duration) {
     }
 }
 
+/// Five GETs of the small file, each checked: their latencies.
+fn small_get_latencies(bin: &Binary) -> Vec<Duration> {
+    (0..5)
+        .map(|_| {
+            let (r, took) = bin.get("/small.txt");
+            assert_eq!((r.status, r.body.as_slice()), (200, SMALL));
+            took
+        })
+        .collect()
+}
+
 /// Raises this process's soft `RLIMIT_NOFILE` to at least `want` if the hard limit
 /// allows (children inherit it). Returns the soft limit before and after, and the
 /// hard limit.
@@ -392,12 +403,7 @@ fn a_thousand_idle_keep_alive_connections_do_not_delay_a_new_client() {
     let opened = t.elapsed();
     let (loaded, _) = settle(&bin, Duration::from_secs(3));
 
-    let mut latencies = Vec::new();
-    for _ in 0..5 {
-        let (r, took) = bin.get("/small.txt");
-        assert_eq!((r.status, r.body.as_slice()), (200, SMALL));
-        latencies.push(took);
-    }
+    let latencies = small_get_latencies(&bin);
     let slowest = latencies.iter().max().copied().unwrap();
 
     // The idle connections are still open and usable: every 50th serves a second request.
@@ -536,12 +542,7 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
     std::thread::sleep(Duration::from_secs(1));
     let cpu_idle = cpu_time(bin.pid()).saturating_sub(cpu0);
 
-    let mut latencies = Vec::new();
-    for _ in 0..5 {
-        let (r, took) = bin.get("/small.txt");
-        assert_eq!((r.status, r.body.as_slice()), (200, SMALL));
-        latencies.push(took);
-    }
+    let latencies = small_get_latencies(&bin);
     let slowest = latencies.iter().max().copied().unwrap();
     let after = bin.memory();
     let in_kernel: usize = stalled.iter().map(|c| queued(c.stream())).sum();
