@@ -496,11 +496,16 @@ fn load_once(path: &Path, origin: bool) -> Result<Option<Entry>, CacheError> {
     let content = Bytes::from_owner(mapped);
     // Truncated while hashing (a fault, or a shrink inside the last page that reads as
     // zeros without one), or written to (the kernel updates the mtime before it copies
-    // a write's data)? The tag might cover zeros or a mix of versions: try again.
-    let still = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
-    if poison.load(Ordering::SeqCst) || !same_content_version(&still, &fingerprint) {
+    // a write's data)? The tag might cover zeros or a mix of versions: `None`, try
+    // again. Otherwise the file's fingerprint now.
+    let unchanged = || -> Result<Option<Fingerprint>, CacheError> {
+        let now = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
+        let intact = !poison.load(Ordering::SeqCst) && same_content_version(&now, &fingerprint);
+        Ok(intact.then_some(now))
+    };
+    let Some(still) = unchanged()? else {
         return Ok(None);
-    }
+    };
     // Changed moments ago, or its ctime moved while hashing? A `write` already under
     // way when the fingerprint was taken updated the times before it began, so nothing
     // above would see it finish; on kernels with coarse timestamps a second write in
@@ -508,20 +513,17 @@ fn load_once(path: &Path, origin: bool) -> Result<Option<Entry>, CacheError> {
     // the mtime. Hash again once the change has settled: the tags and the versions
     // must agree. (The ctime alone is not compared: unlinking or renaming the file, or
     // a chmod, moves it without touching the content.)
-    let mut fingerprint = fingerprint;
+    let mut settled = still;
     let wait = settle_wait(&still).or((still != fingerprint).then_some(Duration::ZERO));
     if let Some(wait) = wait {
         std::thread::sleep(wait);
         let again = EntityTag::from_content(content.as_ref());
-        let after = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
-        if again != etag
-            || poison.load(Ordering::SeqCst)
-            || !same_content_version(&after, &fingerprint)
-        {
-            return Ok(None);
+        match unchanged()? {
+            Some(after) if again == etag => settled = after,
+            _ => return Ok(None),
         }
-        fingerprint = after;
     }
+    let fingerprint = settled;
     let mut watch = MappingWatch::new(content.clone(), poison);
     if origin {
         watch = watch.with_origin(path.to_path_buf(), fingerprint);

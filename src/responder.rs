@@ -155,7 +155,10 @@ impl MmapFile {
         let headers = RequestHeaders::read(req);
         let sreq = headers.serve_request();
         let entry = &*self.entry;
-        let content_type = self.content_type.as_deref().unwrap_or(entry.content_type());
+        let content_type = self
+            .content_type
+            .as_ref()
+            .unwrap_or(entry.content_type_value());
         let reply = respond_typed(
             entry,
             content_type,
@@ -182,10 +185,7 @@ impl MmapFile {
                 let ct: Cow<'static, str> = match reply.multipart_content_type {
                     Some(multipart) => multipart.into(),
                     // No copy for the common, interned types.
-                    None => self
-                        .content_type
-                        .clone()
-                        .unwrap_or_else(|| entry.content_type_value().clone()),
+                    None => content_type.clone(),
                 };
                 b.raw_header("Content-Type", ct);
                 if let Some(enc) = self.content_encoding {
