@@ -9,11 +9,11 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use rocket_mmap::date::HttpDate;
-use rocket_mmap::etag::EntityTag;
-use rocket_mmap::multipart::{self, MultipartLayout};
-use rocket_mmap::precondition::{self, Conditionals, Method, Validators};
-use rocket_mmap::range::{self, ByteRange, RangeLimits, RangePlan};
+use rocket_mmap::semantics::date::HttpDate;
+use rocket_mmap::semantics::etag::EntityTag;
+use rocket_mmap::semantics::multipart::{self, MultipartLayout};
+use rocket_mmap::semantics::precondition::{self, Conditionals, Method, Validators};
+use rocket_mmap::semantics::range::{self, ByteRange, RangeLimits, RangePlan};
 
 /// A 3 MiB file: the size of the "Apache Killer" reports.
 const LENGTH: u64 = 3 << 20;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rocket_mmap::body::SegmentBody;
+use rocket_mmap::SegmentBody;
 use rocket_mmap::{Cache, CacheConfig, EntityTag, Entry, Revalidate};
 use tokio::io::ReadBuf;
 

@@ -25,7 +25,7 @@ use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{get, routes, State};
-use rocket_mmap::range::{plan, RangeLimits, RangePlan};
+use rocket_mmap::semantics::range::{plan, RangeLimits, RangePlan};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 #[get("/<_path..>")]

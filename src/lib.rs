@@ -1,54 +1,90 @@
 //! # rocket-mmap
 //!
-//! Memory-mapped, zero-copy file serving for [Rocket](https://rocket.rs) with
-//! everything a download needs: byte ranges (single and `multipart/byteranges`),
-//! strong content-derived ETags and every conditional request of RFC 9110.
+//! Memory-mapped file serving for [Rocket](https://rocket.rs) with everything a
+//! download needs: byte ranges (single and `multipart/byteranges`), strong
+//! content-derived ETags and every conditional request of RFC 9110.
 //!
-//! The crate has two layers:
+//! ## The map
 //!
-//! * **The core** knows HTTP semantics and nothing of Rocket: [`range`] (parsing and
-//!   planning, RFC 9110 §14), [`etag`] (§8.8.3), [`date`] (§5.6.7), [`precondition`]
-//!   (§13), [`multipart`] (§14.6) and [`body`] (a sized reader over `Bytes`
-//!   segments). It builds with `default-features = false`.
-//! * **The Rocket shell** (feature `rocket`, on by default).
+//! Three layers, a folder each; arrows only run downwards (shell → engine →
+//! semantics), never back:
+//!
+//! | folder | layer | holds |
+//! |---|---|---|
+//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths. No file system, no mapping, no Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler. |
+//! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
+//!
+//! `default-features = false` builds the semantics and the engine alone.
+//!
+//! ## Public paths
+//!
+//! The semantics are public as modules ([`semantics::range`], [`semantics::etag`], …):
+//! they are a framework-free HTTP library of their own. The engine and the shell are
+//! private; what applications use is re-exported here. [`config`], [`responder`] and
+//! [`serve`] keep the paths of earlier versions working.
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod body;
-pub mod cache;
-pub mod date;
-pub mod disposition;
-pub mod encoding;
-pub mod entry;
-pub mod etag;
-#[allow(unsafe_code)]
-pub mod mapping;
-pub mod multipart;
-pub mod path;
-pub mod precondition;
-pub mod range;
-pub mod serve;
+pub mod semantics;
 
+mod engine;
+
+#[cfg(feature = "rocket")]
+mod shell;
+
+pub use engine::body::{ContentChanged, SegmentBody};
+pub use engine::cache::{Cache, CacheConfig, CacheStats, Revalidate};
+pub use engine::entry::Entry;
+pub use engine::error::CacheError;
+pub use engine::load::SETTLE;
+pub use engine::respond::{respond, respond_typed, Reply};
+pub use semantics::etag::EntityTag;
+
+#[cfg(feature = "rocket")]
+pub use shell::{
+    config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting},
+    file_server::{FileServer, Symlinks},
+    options::{ResponseOptions, DEFAULT_CHUNK_SIZE},
+    responder::MmapFile,
+    state::Mmap,
+    streamed::StreamedFile,
+};
+
+/// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
+/// items are re-exported at the crate root.
+#[cfg(feature = "rocket")]
+pub mod config {
+    pub use crate::shell::config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting};
+    pub use crate::shell::options::{ResponseOptions, DEFAULT_CHUNK_SIZE};
+    pub use crate::shell::state::Mmap;
+}
+
+/// The responders under their earlier path (`rocket_mmap::responder::StreamedFile`);
+/// the same items are re-exported at the crate root.
+#[cfg(feature = "rocket")]
+pub mod responder {
+    pub use crate::shell::responder::MmapFile;
+    pub use crate::shell::streamed::StreamedFile;
+}
+
+/// The decision and the reply under their earlier path (`rocket_mmap::serve::respond`):
+/// the pure decision lives in [`semantics::decide`], the reply with its body in the
+/// engine ([`respond`]).
+pub mod serve {
+    pub use crate::engine::respond::{respond, respond_typed, Reply};
+    pub use crate::semantics::decide::{
+        decide, effective_last_modified, Decision, ServeRequest, Status,
+    };
+}
+
+/// How many mappings the SIGBUS guard has registered now (for the bounds test).
 #[doc(hidden)]
-pub mod fuzzing;
-
-#[cfg(feature = "rocket")]
-pub mod config;
-#[cfg(feature = "rocket")]
-pub mod file_server;
-#[cfg(feature = "rocket")]
-pub mod responder;
-
-pub use cache::{Cache, CacheConfig, CacheError, Revalidate};
-#[cfg(feature = "rocket")]
-pub use config::{Mmap, MmapConfig};
-pub use entry::Entry;
-pub use etag::EntityTag;
-#[cfg(feature = "rocket")]
-pub use file_server::{FileServer, Symlinks};
-#[cfg(feature = "rocket")]
-pub use responder::MmapFile;
+pub fn sigbus_registrations() -> usize {
+    engine::mapping::registered()
+}
 
 /// The README's examples, compiled as doc tests.
 #[cfg(all(doctest, feature = "rocket"))]

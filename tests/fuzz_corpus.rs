@@ -5,7 +5,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rocket_mmap::fuzzing::{check_conditionals, check_path, check_range};
+/// The fuzz targets' invariants (fuzz/src/lib.rs), compiled only for the tests.
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod fuzzing;
+
+use fuzzing::{check_conditionals, check_path, check_range};
 
 /// Fewer files than this means the corpus went missing, not that it passed.
 const MIN_FILES: usize = 10;

@@ -8,12 +8,16 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use rocket_mmap::body::SegmentBody;
-use rocket_mmap::date::HttpDate;
-use rocket_mmap::etag::{list_matches, Comparison, EntityTag};
-use rocket_mmap::fuzzing;
-use rocket_mmap::multipart::{self, MultipartLayout};
-use rocket_mmap::range::{self, ByteRange, RangeLimits, RangePlan, RangeSpec};
+/// The fuzz targets' invariants (fuzz/src/lib.rs), compiled only for the tests.
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod fuzzing;
+
+use rocket_mmap::semantics::date::HttpDate;
+use rocket_mmap::semantics::etag::{list_matches, Comparison, EntityTag};
+use rocket_mmap::semantics::multipart::{self, MultipartLayout};
+use rocket_mmap::semantics::range::{self, ByteRange, RangeLimits, RangePlan, RangeSpec};
+use rocket_mmap::SegmentBody;
 
 /// A range-spec as a client might write it, kept valid (`first <= last`).
 fn spec() -> impl Strategy<Value = RangeSpec> {

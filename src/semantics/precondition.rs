@@ -4,9 +4,9 @@
 //! [`Cond::None`] (header absent or to be ignored), [`Cond::True`] or [`Cond::False`],
 //! composed in [`evaluate`] in the order of §13.2.2, so the code reads like the RFC.
 
-use crate::date::HttpDate;
-use crate::etag::{list_matches, Comparison, EntityTag};
-use crate::range::IgnoredBecause;
+use crate::semantics::date::HttpDate;
+use crate::semantics::etag::{list_matches, Comparison, EntityTag};
+use crate::semantics::range::IgnoredBecause;
 
 /// The request method, as far as preconditions and ranges care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

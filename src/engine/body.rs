@@ -7,7 +7,7 @@
 //! segment list only.
 //!
 //! A body may carry the [`MappingWatch`] of the memory mapping its segments point into
-//! (see [`crate::mapping`]). After every copy out of the mapping the body asks the
+//! (see the engine's `mapping` module). After every copy out of the mapping the body asks the
 //! watch to verify the copied bytes, then checks the poison flag; if the file was
 //! truncated under the mapping, the read fails instead of returning the copied bytes,
 //! so a client sees a cut connection (fewer bytes than `Content-Length`) after a
@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
-use crate::mapping::MappingWatch;
+use crate::engine::mapping::MappingWatch;
 
 /// The error a [`SegmentBody`] read returns once its mapping was found truncated or
 /// its file rewritten.
@@ -77,7 +77,7 @@ impl SegmentBody {
     }
 
     /// Attaches the watch of the mapping the segments point into.
-    pub fn with_watch(mut self, watch: Option<Arc<MappingWatch>>) -> SegmentBody {
+    pub(crate) fn with_watch(mut self, watch: Option<Arc<MappingWatch>>) -> SegmentBody {
         self.watch = watch;
         self
     }
@@ -143,7 +143,7 @@ impl SegmentBody {
             }
         }
         // Checked after the copy: a fault during the copy set the flag before the
-        // zero page it mapped could be read (see `crate::mapping`).
+        // zero page it mapped could be read (see `crate::engine::mapping`).
         if self.poisoned() {
             // Take back what was copied (callers such as tokio's `read_to_end` require
             // a failed read to fill nothing), and leave the body exhausted; every later

@@ -35,12 +35,14 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use tokio::io::ReadBuf;
 
-use crate::body::SegmentBody;
-use crate::date::HttpDate;
-use crate::etag::{list_matches, Comparison, EntityTag};
-use crate::multipart::{self, MultipartLayout};
-use crate::precondition::{self, Conditionals, Method, Outcome, Validators};
-use crate::range::{self, ByteRange, IgnoredBecause, ParseError, RangeLimits, RangePlan};
+use rocket_mmap::semantics::date::HttpDate;
+use rocket_mmap::semantics::etag::{list_matches, Comparison, EntityTag};
+use rocket_mmap::semantics::multipart::{self, MultipartLayout};
+use rocket_mmap::semantics::precondition::{self, Conditionals, Method, Outcome, Validators};
+use rocket_mmap::semantics::range::{
+    self, ByteRange, IgnoredBecause, ParseError, RangeLimits, RangePlan,
+};
+use rocket_mmap::SegmentBody;
 
 /// Length of the binary prefix [`check_range`] reads before the header value.
 pub const RANGE_PREFIX_LEN: usize = 12;
@@ -652,12 +654,12 @@ fn percent_decode(seg: &[u8]) -> String {
 
 /// Request paths: the first byte chooses whether dot-files are allowed, the rest is a
 /// raw (percent-encoded) URI path. It is split on `/`, each segment percent-decoded,
-/// and [`crate::path::sanitize`] must then either refuse it or give a relative path
+/// and [`rocket_mmap::semantics::path::sanitize`] must then either refuse it or give a relative path
 /// that stays below any root: only normal components, no hidden ones unless allowed,
 /// no separator, NUL or control character inside a component, within the length and
 /// depth bounds, and made of exactly the non-empty decoded segments.
 pub fn check_path(data: &[u8]) {
-    use crate::path::{sanitize, MAX_DEPTH, MAX_PATH_LEN};
+    use rocket_mmap::semantics::path::{sanitize, MAX_DEPTH, MAX_PATH_LEN};
     use std::path::{Component, Path};
 
     let Some((&flags, raw)) = data.split_first() else {

@@ -5,7 +5,7 @@
 //!
 //! Reading a mapped page that lies past the end of a file truncated after it was
 //! mapped raises `SIGBUS`, whose default action kills the process. Every body byte is
-//! copied in user space (by [`crate::body::SegmentBody`], into Rocket's chunk buffer),
+//! copied in user space (by [`SegmentBody`](crate::engine::body::SegmentBody), into Rocket's chunk buffer),
 //! so without this module anyone able to truncate a served file could kill the server.
 //!
 //! # Design
@@ -20,7 +20,7 @@
 //!   sets that mapping's poison flag, then maps an anonymous zero page over the faulting
 //!   page (`mmap` with `MAP_FIXED`, a plain system call) and returns: the interrupted
 //!   copy resumes and reads zeros.
-//! * The reader ([`crate::body::SegmentBody`], and the hashing in the cache) checks the
+//! * The reader ([`SegmentBody`](crate::engine::body::SegmentBody), and the hashing in the cache) checks the
 //!   poison flag after each copy and throws the copied bytes away if it is set: the
 //!   response is cut short (the client sees fewer bytes than `Content-Length`), never
 //!   completed with zeros. The cache drops a poisoned entry and maps the file afresh.
@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
-use crate::entry::Fingerprint;
+use crate::engine::fingerprint::Fingerprint;
 
 /// A read-only shared mapping of a whole file, registered with the SIGBUS guard.
 ///
@@ -96,8 +96,11 @@ impl MappedFile {
         let map =
             unsafe { memmap2::MmapOptions::new().len(len).map(file) }.map_err(MapError::Io)?;
         let poison = Arc::new(AtomicBool::new(false));
+        // SAFETY: `map` is a live read-only file mapping of `map.len()` bytes, and the
+        // registration is stored beside it and dropped first (see `Drop`), before the
+        // mapping is unmapped.
         let registration =
-            register(map.as_ptr(), map.len(), &poison).ok_or(MapError::Unprotected)?;
+            unsafe { register(map.as_ptr(), map.len(), &poison) }.ok_or(MapError::Unprotected)?;
         Ok(MappedFile {
             registration: Some(registration),
             map,
@@ -254,7 +257,7 @@ impl Drop for MappedFile {
 }
 
 /// The number of mappings that can be protected at once.
-pub const SLOTS: usize = 16_384;
+pub(crate) const SLOTS: usize = 16_384;
 
 struct Slot {
     start: AtomicUsize,
@@ -280,7 +283,7 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// A registered mapping; dropping it removes the record (do so before unmapping).
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     slot: usize,
     _flag: Arc<AtomicBool>,
 }
@@ -299,7 +302,14 @@ impl Drop for Registration {
 /// Records `[start, start + len)` as one of our mappings whose faults set `flag`.
 /// Installs the handler on first use. Returns `None` if the handler could not be
 /// installed or the registry is full.
-pub fn register(start: *const u8, len: usize, flag: &Arc<AtomicBool>) -> Option<Registration> {
+///
+/// # Safety
+/// While the returned [`Registration`] lives, a SIGBUS at an address in the range makes
+/// the handler map an anonymous zero page over that page (`MAP_FIXED`). The caller
+/// promises that `[start, start + len)` is a live, read-only file mapping that stays
+/// mapped until the registration is dropped (drop it before unmapping), so that the
+/// only pages ever replaced are pages of that mapping whose file data is gone.
+unsafe fn register(start: *const u8, len: usize, flag: &Arc<AtomicBool>) -> Option<Registration> {
     if !install() || len == 0 {
         return None;
     }
@@ -326,12 +336,12 @@ pub fn register(start: *const u8, len: usize, flag: &Arc<AtomicBool>) -> Option<
 }
 
 /// How many mappings are registered now (for tests and statistics).
-pub fn registered() -> usize {
+pub(crate) fn registered() -> usize {
     CLAIMED.iter().filter(|c| c.load(Ordering::Relaxed)).count()
 }
 
 /// Installs the process-wide handler once; returns whether it is installed.
-pub fn install() -> bool {
+pub(crate) fn install() -> bool {
     INSTALL.call_once(|| {
         INSTALLED.store(imp::install(), Ordering::SeqCst);
     });
@@ -469,7 +479,9 @@ mod tests {
     fn register_and_lookup() {
         let flag = Arc::new(AtomicBool::new(false));
         let buf = [0u8; 100];
-        let reg = register(buf.as_ptr(), buf.len(), &flag).expect("registered");
+        // SAFETY: the buffer outlives the registration (dropped below) and is never
+        // the site of a SIGBUS (it is not a file mapping), so no page of it is replaced.
+        let reg = unsafe { register(buf.as_ptr(), buf.len(), &flag) }.expect("registered");
         let addr = buf.as_ptr() as usize;
         assert!(std::ptr::eq(lookup(addr + 99).unwrap(), &*flag));
         assert!(lookup(addr + 100).is_none_or(|f| !std::ptr::eq(f, &*flag)));

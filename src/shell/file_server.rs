@@ -15,7 +15,7 @@
 //!
 //! Path handling (safe defaults):
 //!
-//! * Segments are percent-decoded by Rocket and checked by [`crate::path::sanitize`]:
+//! * Segments are percent-decoded by Rocket and checked by [`sanitize`](crate::semantics::path::sanitize):
 //!   `.`/`..`, decoded `/` `\` NUL and control characters, and (by default) names
 //!   starting with `.` are refused with 404, before the file system is touched.
 //! * Symbolic links are followed only while their target stays inside the root
@@ -28,7 +28,7 @@
 //!   other methods are not matched and fall through to other routes / 404.
 //! * Precompressed siblings (`FILE.br`, `FILE.gz`) are served to clients that accept
 //!   them, with `Content-Encoding` and `Vary: Accept-Encoding`
-//!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::encoding`]).
+//!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::semantics::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
 
@@ -39,11 +39,11 @@ use rocket::response::Redirect;
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Data, Request};
 
-use crate::cache::CacheError;
-use crate::config::Mmap;
-use crate::encoding::{negotiate, Coding, Siblings};
-use crate::path::sanitize;
-use crate::responder::MmapFile;
+use crate::engine::cache::CacheError;
+use crate::semantics::encoding::{negotiate, Coding, Siblings};
+use crate::semantics::path::sanitize;
+use crate::shell::responder::MmapFile;
+use crate::shell::state::Mmap;
 
 /// The default rank of file server routes, as Rocket's own `FileServer`.
 pub const DEFAULT_RANK: isize = 10;
@@ -85,15 +85,20 @@ impl FileServer {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(FileServer {
-            root: canonical,
+        Ok(FileServer::from_canonical(canonical))
+    }
+
+    /// The defaults, over a root that is already canonical.
+    fn from_canonical(root: PathBuf) -> FileServer {
+        FileServer {
+            root,
             rank: DEFAULT_RANK,
             index: Some("index.html".into()),
             dotfiles: false,
             redirect_dirs: true,
             symlinks: Symlinks::WithinRoot,
             precompressed: true,
-        })
+        }
     }
 
     /// Like [`FileServer::new`], as Rocket's `FileServer::from`.
@@ -110,6 +115,56 @@ impl FileServer {
             Ok(s) => s,
             Err(e) => panic!("FileServer: cannot serve {}: {e}", root.display()),
         }
+    }
+
+    /// Like Rocket's `FileServer::new(path, options)`: the same flags, mapped onto
+    /// this server's options, so a `rocket::fs::FileServer::new(..)` line can switch
+    /// by changing the type alone.
+    ///
+    /// | Rocket's flag | here |
+    /// |---|---|
+    /// | `Options::Index` | [`index(Some("index.html"))`](FileServer::index); without it, no index |
+    /// | `Options::DotFiles` | [`dotfiles(true)`](FileServer::dotfiles) |
+    /// | `Options::NormalizeDirs` | [`redirect_directories(true)`](FileServer::redirect_directories); without it, no redirect (Rocket's default) |
+    /// | `Options::Missing` | a missing root is not an error: every request is a 404 until it exists |
+    /// | `Options::IndexFile` | not supported (panics): return an [`MmapFile`] from a route instead |
+    ///
+    /// ```rust,no_run
+    /// # #[macro_use] extern crate rocket;
+    /// use rocket::fs::Options;
+    /// use rocket_mmap::FileServer;
+    ///
+    /// #[launch]
+    /// fn rocket() -> _ {
+    ///     let options = Options::Index | Options::NormalizeDirs;
+    ///     rocket::build().mount("/", FileServer::with_options("static", options))
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    /// If `root` is not a directory and `Options::Missing` is not set, or if
+    /// `Options::IndexFile` is set.
+    #[track_caller]
+    pub fn with_options(root: impl AsRef<Path>, options: rocket::fs::Options) -> FileServer {
+        use rocket::fs::Options;
+        let root = root.as_ref();
+        assert!(
+            !options.contains(Options::IndexFile),
+            "FileServer: Options::IndexFile is not supported; serve {} from a route with MmapFile",
+            root.display()
+        );
+        let server = match FileServer::new(root) {
+            Ok(s) => s,
+            Err(_) if options.contains(Options::Missing) => FileServer {
+                root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
+                ..FileServer::from_canonical(PathBuf::new())
+            },
+            Err(e) => panic!("FileServer: cannot serve {}: {e}", root.display()),
+        };
+        server
+            .index(options.contains(Options::Index).then_some("index.html"))
+            .dotfiles(options.contains(Options::DotFiles))
+            .redirect_directories(options.contains(Options::NormalizeDirs))
     }
 
     /// The route rank (default 10).
@@ -146,7 +201,7 @@ impl FileServer {
     /// `FILE` from a client whose `Accept-Encoding` allows it, `FILE.br` or `FILE.gz`
     /// is sent with `Content-Encoding`, the type of `FILE`, its own ETag, and ranges
     /// and conditionals over its (encoded) bytes; every response of a file that has
-    /// such siblings carries `Vary: Accept-Encoding`. See [`crate::encoding`].
+    /// such siblings carries `Vary: Accept-Encoding`. See [`crate::semantics::encoding`].
     pub fn precompressed(mut self, serve: bool) -> FileServer {
         self.precompressed = serve;
         self

@@ -7,58 +7,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::date::HttpDate;
-use crate::encoding::Siblings;
-use crate::etag::EntityTag;
-use crate::mapping::MappingWatch;
-
-/// The identity of one version of a file on disk, from one `stat`: device, inode,
-/// size, and modification and change times in nanoseconds. Any write, truncation,
-/// replacement by rename or `touch` changes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Fingerprint {
-    /// Device id.
-    pub dev: u64,
-    /// Inode number.
-    pub ino: u64,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, ns since the epoch (may be negative).
-    pub mtime_ns: i128,
-    /// Status change time, ns since the epoch; changes on every write, even when the
-    /// writer restores the mtime.
-    pub ctime_ns: i128,
-}
-
-impl Fingerprint {
-    /// The fingerprint of `meta`.
-    #[cfg(unix)]
-    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
-        use std::os::unix::fs::MetadataExt;
-        Fingerprint {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        }
-    }
-
-    /// The fingerprint of `meta` (size and modification time only on this platform).
-    #[cfg(not(unix))]
-    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
-        Fingerprint {
-            size: meta.len(),
-            mtime_ns,
-            ..Fingerprint::default()
-        }
-    }
-}
+use crate::engine::fingerprint::Fingerprint;
+use crate::engine::mapping::MappingWatch;
+use crate::semantics::date::HttpDate;
+use crate::semantics::encoding::Siblings;
+use crate::semantics::etag::EntityTag;
 
 /// A representation ready to serve: a file's mapping or an in-memory blob, with its
 /// strong ETag, Last-Modified and content type, and their header values formatted once.
@@ -196,7 +149,7 @@ impl Entry {
     }
 
     /// The `Content-Type` field value as stored: borrowed (no copy per response) for
-    /// every type [`content_type_for`] gives.
+    /// every type [`content_type_for`](crate::semantics::content_type::content_type_for) gives.
     pub fn content_type_value(&self) -> &Cow<'static, str> {
         &self.content_type
     }
@@ -219,44 +172,9 @@ impl Entry {
     }
 }
 
-/// The content type for a path, by extension: text types get `; charset=utf-8`,
-/// unknown extensions `application/octet-stream`.
-pub fn content_type_for(path: &std::path::Path) -> Cow<'static, str> {
-    let Some(mime) = mime_guess::from_path(path).first_raw() else {
-        return Cow::Borrowed("application/octet-stream");
-    };
-    let texty = mime.starts_with("text/")
-        || matches!(
-            mime,
-            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
-        );
-    if texty {
-        Cow::Borrowed(with_utf8_charset(mime))
-    } else {
-        Cow::Borrowed(mime)
-    }
-}
-
-/// `"{mime}; charset=utf-8"`, interned: made once per media type and kept for the
-/// life of the process, so responses borrow it instead of copying it. The set is
-/// bounded by `mime_guess`'s table of types, a few hundred short strings at most.
-fn with_utf8_charset(mime: &'static str) -> &'static str {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static INTERNED: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
-    let mut table = INTERNED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    table
-        .entry(mime)
-        .or_insert_with(|| Box::leak(format!("{mime}; charset=utf-8").into_boxed_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn blob_entry_has_content_etag() {
@@ -280,23 +198,5 @@ mod tests {
         let old = std::time::UNIX_EPOCH - std::time::Duration::from_secs(1);
         let e = Entry::from_static(b"x", "text/plain").last_modified_at(old);
         assert_eq!(e.last_modified_header(), None);
-    }
-
-    #[test]
-    fn content_types_by_extension() {
-        assert_eq!(
-            content_type_for(Path::new("a.html")),
-            "text/html; charset=utf-8"
-        );
-        assert_eq!(content_type_for(Path::new("a.wav")), "audio/wav");
-        assert_eq!(content_type_for(Path::new("a.png")), "image/png");
-        assert_eq!(
-            content_type_for(Path::new("a.unknownext")),
-            "application/octet-stream"
-        );
-        assert_eq!(
-            content_type_for(Path::new("noext")),
-            "application/octet-stream"
-        );
     }
 }

@@ -343,7 +343,7 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 /// Parses a `Range` value and plans the response for a representation of `length` bytes.
 ///
 /// `part_overhead` is what one multipart part costs beyond its content (see
-/// [`crate::multipart::part_overhead`]); it is used to decide whether a multipart
+/// [`crate::semantics::multipart::part_overhead`]); it is used to decide whether a multipart
 /// body would be larger than the whole representation. Pass `None` for the header to
 /// get `Full(NoHeader)`.
 ///

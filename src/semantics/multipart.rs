@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::range::ByteRange;
+use crate::semantics::range::ByteRange;
 
 /// The length of the boundaries [`new_boundary`] makes.
 pub const BOUNDARY_LEN: usize = 32;
@@ -53,7 +53,7 @@ fn digits(mut n: u64) -> u64 {
 
 /// An upper bound of what one part costs beyond its content, for a boundary of
 /// [`BOUNDARY_LEN`], a `Content-Type` of `content_type_len` bytes (0 for none) and a
-/// representation of `length` bytes. Used by [`crate::range::plan`] to decide whether
+/// representation of `length` bytes. Used by [`crate::semantics::range::plan`] to decide whether
 /// a multipart body would be larger than the whole representation.
 pub fn part_overhead(content_type_len: usize, length: u64) -> u64 {
     let ct = if content_type_len == 0 {

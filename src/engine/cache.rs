@@ -18,26 +18,23 @@
 //! * **Exactly one version per response**: unless the policy is [`Revalidate::Never`],
 //!   every mapping's watch carries the file's path and fingerprint, and a body checks
 //!   them (one `stat`) before it returns its last bytes; see
-//!   [`MappingWatch::verify_unmodified`]. A load whose fingerprint changed while the
-//!   file was hashed is retried, and a file changed less than [`SETTLE`] ago is hashed
+//!   `MappingWatch::verify_unmodified`. A load whose fingerprint changed while the
+//!   file was hashed is retried, and a file changed less than [`SETTLE`](crate::engine::load::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
 
-use std::borrow::Cow;
-use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
-use crate::entry::{content_type_for, Entry, Fingerprint};
-use crate::etag::EntityTag;
-use crate::mapping::{MapError, MappedFile, MappingWatch};
+use crate::engine::entry::Entry;
+pub use crate::engine::error::CacheError;
+use crate::engine::fingerprint::Fingerprint;
+use crate::engine::load::{load_file, stat};
 
 /// When a cached file is compared with the file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,78 +66,6 @@ impl Default for CacheConfig {
             max_entries: 1024,
             max_bytes: 16 << 30,
             revalidate: Revalidate::Always,
-        }
-    }
-}
-
-/// Why a file could not be served from the cache.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CacheError {
-    /// No such file (HTTP 404).
-    NotFound,
-    /// The file exists but may not be read (HTTP 403).
-    PermissionDenied,
-    /// The path is a directory (a file server may look for an index or redirect).
-    IsDirectory,
-    /// The path is a socket, FIFO, device or other non-regular file (HTTP 404: never
-    /// served as a file).
-    NotAFile,
-    /// The file kept changing while it was being mapped and hashed (HTTP 503).
-    Unstable,
-    /// The mapping could not be protected against truncation (HTTP 503).
-    Unprotected,
-    /// Any other I/O error (HTTP 500).
-    Io(io::Error),
-}
-
-impl CacheError {
-    /// The HTTP status this error should be answered with.
-    pub fn status(&self) -> u16 {
-        match self {
-            CacheError::NotFound | CacheError::NotAFile | CacheError::IsDirectory => 404,
-            CacheError::PermissionDenied => 403,
-            CacheError::Unstable | CacheError::Unprotected => 503,
-            CacheError::Io(_) => 500,
-        }
-    }
-
-    fn from_io(e: io::Error) -> CacheError {
-        match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => CacheError::NotFound,
-            io::ErrorKind::PermissionDenied => CacheError::PermissionDenied,
-            io::ErrorKind::InvalidFilename | io::ErrorKind::InvalidInput => CacheError::NotFound,
-            _ if e.raw_os_error() == Some(libc::ELOOP)
-                || e.raw_os_error() == Some(libc::ENAMETOOLONG) =>
-            {
-                CacheError::NotFound
-            }
-            _ => CacheError::Io(e),
-        }
-    }
-}
-
-impl std::fmt::Display for CacheError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CacheError::NotFound => f.write_str("file not found"),
-            CacheError::PermissionDenied => f.write_str("permission denied"),
-            CacheError::IsDirectory => f.write_str("is a directory"),
-            CacheError::NotAFile => f.write_str("not a regular file"),
-            CacheError::Unstable => f.write_str("file kept changing while being loaded"),
-            CacheError::Unprotected => {
-                f.write_str("mapping could not be guarded against truncation")
-            }
-            CacheError::Io(e) => write!(f, "I/O error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CacheError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CacheError::Io(e) => Some(e),
-            _ => None,
         }
     }
 }
@@ -268,7 +193,7 @@ impl Cache {
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || load_file(&owned, origin).map(Arc::new))
                     .await
-                    .map_err(|e| CacheError::Io(io::Error::other(e)))?
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
             })
             .await?
             .clone();
@@ -429,157 +354,10 @@ impl Cache {
     }
 }
 
-/// `stat`s `path` and checks that it is a regular file.
-fn stat(path: &Path) -> Result<Fingerprint, CacheError> {
-    let meta = std::fs::metadata(path).map_err(CacheError::from_io)?;
-    check_kind(&meta)?;
-    Ok(Fingerprint::of(&meta))
-}
-
-fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
-    if meta.is_dir() {
-        Err(CacheError::IsDirectory)
-    } else if !meta.is_file() {
-        Err(CacheError::NotAFile)
-    } else {
-        Ok(())
-    }
-}
-
-/// How often a load is retried when the file is truncated while being hashed.
-const LOAD_ATTEMPTS: usize = 3;
-
-/// Opens, maps and hashes a file. Runs on a blocking thread. With `origin`, the
-/// mapping's watch checks at the end of every body that the file was not modified.
-fn load_file(path: &Path, origin: bool) -> Result<Entry, CacheError> {
-    for _ in 0..LOAD_ATTEMPTS {
-        match load_once(path, origin)? {
-            Some(entry) => return Ok(entry),
-            None => continue,
-        }
-    }
-    Err(CacheError::Unstable)
-}
-
-/// One attempt; `Ok(None)` if the file was truncated or modified while being hashed.
-fn load_once(path: &Path, origin: bool) -> Result<Option<Entry>, CacheError> {
-    let file = open_nonblocking(path)?;
-    let meta = file.metadata().map_err(CacheError::from_io)?;
-    check_kind(&meta)?;
-    let fingerprint = Fingerprint::of(&meta);
-    let content_type: Cow<'static, str> = content_type_for(path);
-    let canonical = std::fs::canonicalize(path).ok();
-    let modified = meta.modified().ok();
-    let len = usize::try_from(meta.len())
-        .map_err(|_| CacheError::Io(io::Error::other("file too large to map")))?;
-    if len == 0 {
-        let etag = EntityTag::from_content(&[]);
-        return Ok(Some(
-            Entry::with_parts(
-                Bytes::new(),
-                etag,
-                modified,
-                content_type,
-                None,
-                Some(fingerprint),
-            )
-            .with_canonical_path(canonical),
-        ));
-    }
-    let mapped = match MappedFile::map(&file, len) {
-        Ok(m) => m,
-        Err(MapError::Io(e)) => return Err(CacheError::from_io(e)),
-        Err(MapError::Unprotected) => return Err(CacheError::Unprotected),
-    };
-    let poison = mapped.poison_flag().clone();
-    let etag = EntityTag::from_content(mapped.as_ref());
-    let content = Bytes::from_owner(mapped);
-    // Truncated while hashing (a fault, or a shrink inside the last page that reads as
-    // zeros without one), or written to (the kernel updates the mtime before it copies
-    // a write's data)? The tag might cover zeros or a mix of versions: `None`, try
-    // again. Otherwise the file's fingerprint now.
-    let unchanged = || -> Result<Option<Fingerprint>, CacheError> {
-        let now = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
-        let intact = !poison.load(Ordering::SeqCst) && same_content_version(&now, &fingerprint);
-        Ok(intact.then_some(now))
-    };
-    let Some(still) = unchanged()? else {
-        return Ok(None);
-    };
-    // Changed moments ago, or its ctime moved while hashing? A `write` already under
-    // way when the fingerprint was taken updated the times before it began, so nothing
-    // above would see it finish; on kernels with coarse timestamps a second write in
-    // the same tick leaves the fingerprint unchanged; and a writer may have restored
-    // the mtime. Hash again once the change has settled: the tags and the versions
-    // must agree. (The ctime alone is not compared: unlinking or renaming the file, or
-    // a chmod, moves it without touching the content.)
-    let mut settled = still;
-    let wait = settle_wait(&still).or((still != fingerprint).then_some(Duration::ZERO));
-    if let Some(wait) = wait {
-        std::thread::sleep(wait);
-        let again = EntityTag::from_content(content.as_ref());
-        match unchanged()? {
-            Some(after) if again == etag => settled = after,
-            _ => return Ok(None),
-        }
-    }
-    let fingerprint = settled;
-    let mut watch = MappingWatch::new(content.clone(), poison);
-    if origin {
-        watch = watch.with_origin(path.to_path_buf(), fingerprint);
-    }
-    drop(file); // No descriptor is kept once the file is mapped.
-    Ok(Some(
-        Entry::with_parts(
-            content,
-            etag,
-            modified,
-            content_type,
-            Some(Arc::new(watch)),
-            Some(fingerprint),
-        )
-        .with_canonical_path(canonical),
-    ))
-}
-
-/// How long after its last change (ctime) a file is taken to be settled: a load of a
-/// file changed more recently than this hashes it twice, the second time once this
-/// much time has passed since the change (at most this long a wait, paid once per
-/// version of a file by the first request after a change).
-pub const SETTLE: Duration = Duration::from_millis(50);
-
-/// Whether two fingerprints of one open file describe the same content version: same
-/// inode, size and mtime (the ctime also moves on chmod, link and unlink).
-fn same_content_version(a: &Fingerprint, b: &Fingerprint) -> bool {
-    (a.dev, a.ino, a.size, a.mtime_ns) == (b.dev, b.ino, b.size, b.mtime_ns)
-}
-
-/// How long to wait before the second hash, if the file changed within [`SETTLE`].
-fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
-    let settled_at = fingerprint.ctime_ns + SETTLE.as_nanos() as i128;
-    (fingerprint.ctime_ns != 0 && settled_at > now)
-        .then(|| Duration::from_nanos((settled_at - now).min(SETTLE.as_nanos() as i128) as u64))
-}
-
-/// Opens for reading without blocking on FIFOs (which `stat` may have missed if the
-/// path was replaced in between).
-fn open_nonblocking(path: &Path) -> Result<File, CacheError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    opts.open(path).map_err(CacheError::from_io)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     struct TempDir(PathBuf);
@@ -763,7 +541,7 @@ mod tests {
             max_entries: 16,
             ..CacheConfig::default()
         });
-        let before = crate::mapping::registered();
+        let before = crate::engine::mapping::registered();
         for i in 0..100 {
             let p = d.write(&format!("f{i}"), format!("file {i}").as_bytes());
             cache.get(&p).await.unwrap();
@@ -771,7 +549,7 @@ mod tests {
         }
         assert!(cache.stats().evictions >= 84);
         // Mappings of evicted entries are gone (none is held elsewhere).
-        assert!(crate::mapping::registered() <= before + 16 + 8);
+        assert!(crate::engine::mapping::registered() <= before + 16 + 8);
     }
 
     #[tokio::test]

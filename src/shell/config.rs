@@ -1,5 +1,5 @@
-//! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`), the managed
-//! [`Mmap`] state, and the fairing that installs it.
+//! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`) and the
+//! fairing that installs the managed [`Mmap`] state.
 //!
 //! Every key lives under `mmap` and is optional; each can also be set from the
 //! environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
@@ -24,22 +24,17 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::serde::Deserialize;
 use rocket::{Build, Rocket};
 
-use crate::cache::{Cache, CacheConfig, CacheError, Revalidate};
-use crate::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
-use crate::responder::{MmapFile, OriginalMethod};
-
-/// The default body chunk size for bodies larger than it (smaller bodies use their own
-/// length). Each chunk is one copy into Rocket's buffer and one write; a client that
-/// stops reading holds about 16 of them (see the README's security section).
-pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
+use crate::engine::cache::{CacheConfig, Revalidate};
+use crate::semantics::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
+use crate::shell::options::{ResponseOptions, DEFAULT_CHUNK_SIZE};
+use crate::shell::request::OriginalMethod;
+use crate::shell::state::Mmap;
 
 /// The `revalidate` key: `"always"`, `"never"`, or milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -100,46 +95,6 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// How responses are shaped (everything but the cache).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResponseOptions {
-    /// Range planning bounds.
-    pub limits: RangeLimits,
-    /// Rocket body chunk size for bodies larger than it.
-    pub chunk_size: usize,
-    /// Default `Cache-Control`.
-    pub cache_control: Option<String>,
-    /// `Cache-Control` by lower-case extension.
-    pub cache_control_by_extension: HashMap<String, String>,
-}
-
-impl Default for ResponseOptions {
-    fn default() -> Self {
-        ResponseOptions {
-            limits: RangeLimits::default(),
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            cache_control: None,
-            cache_control_by_extension: HashMap::new(),
-        }
-    }
-}
-
-impl ResponseOptions {
-    /// The `Cache-Control` value for a file at `path`.
-    pub fn cache_control_for(&self, path: Option<&Path>) -> Option<&str> {
-        if !self.cache_control_by_extension.is_empty() {
-            let ext = path
-                .and_then(Path::extension)
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            if let Some(v) = ext.and_then(|e| self.cache_control_by_extension.get(&e)) {
-                return Some(v);
-            }
-        }
-        self.cache_control.as_deref()
-    }
-}
 
 impl MmapConfig {
     /// Reads the `mmap` section from a Rocket figment (`Rocket.toml`, `ROCKET_MMAP={…}`)
@@ -212,30 +167,7 @@ impl MmapConfig {
     }
 }
 
-/// The crate's managed state: the cache and the response options. Installed by
-/// [`Mmap::fairing`] (from configuration) or [`Mmap::manage`]; responders and file
-/// servers find it in Rocket's state, and fall back to a default instance otherwise.
-#[derive(Debug)]
-pub struct Mmap {
-    cache: Cache,
-    options: ResponseOptions,
-}
-
-impl Default for Mmap {
-    fn default() -> Self {
-        Mmap::new(CacheConfig::default(), ResponseOptions::default())
-    }
-}
-
 impl Mmap {
-    /// State with the given cache bounds and response options.
-    pub fn new(cache: CacheConfig, options: ResponseOptions) -> Mmap {
-        Mmap {
-            cache: Cache::new(cache),
-            options,
-        }
-    }
-
     /// State from a configuration section.
     ///
     /// # Errors
@@ -252,38 +184,6 @@ impl Mmap {
     /// still ignores `Range` (RFC 9110 §14.2).
     pub fn fairing() -> MmapFairing {
         MmapFairing
-    }
-
-    /// The cache.
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
-    /// The response options.
-    pub fn options(&self) -> &ResponseOptions {
-        &self.options
-    }
-
-    /// Opens `path` through the cache, for a route that picks its own file.
-    ///
-    /// # Errors
-    /// [`CacheError`] (which is itself a responder giving the matching status).
-    pub async fn open(&self, path: impl AsRef<Path>) -> Result<MmapFile, CacheError> {
-        let path = path.as_ref();
-        let entry = self.cache.get(path).await?;
-        Ok(MmapFile::new(entry).path_hint(path))
-    }
-
-    /// The state managed by `rocket`, or the process-wide default instance.
-    pub fn of(rocket: &Rocket<rocket::Orbit>) -> &Mmap {
-        rocket.state::<Mmap>().unwrap_or_else(|| Mmap::global())
-    }
-
-    /// The process-wide default instance (default configuration), used when no `Mmap`
-    /// is managed.
-    pub fn global() -> &'static Mmap {
-        static GLOBAL: OnceLock<Mmap> = OnceLock::new();
-        GLOBAL.get_or_init(Mmap::default)
     }
 }
 
@@ -331,6 +231,7 @@ impl Fairing for MmapFairing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn defaults_split_cleanly() {

@@ -1,0 +1,23 @@
+//! The mmap engine: files mapped once, hashed once, and served as slices of the
+//! mapping. It uses the [`semantics`](crate::semantics) and knows nothing of Rocket.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `fingerprint` | which version of a file is on disk (one `stat`) |
+//! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
+//! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
+//! | `load` | open, map, hash one file version, and make sure the tag covers one version |
+//! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
+//! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
+//! | `body` | the sized, seekable body over a few `Bytes` segments |
+//! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
+
+pub(crate) mod body;
+pub(crate) mod cache;
+pub(crate) mod entry;
+pub(crate) mod error;
+pub(crate) mod fingerprint;
+pub(crate) mod load;
+#[allow(unsafe_code)]
+pub(crate) mod mapping;
+pub(crate) mod respond;

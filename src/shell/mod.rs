@@ -1,0 +1,20 @@
+//! The Rocket shell (feature `rocket`): thin glue from Rocket's requests to the
+//! [engine](crate::engine) and back.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `options` | [`ResponseOptions`](crate::ResponseOptions): range bounds, chunk size, `Cache-Control` |
+//! | `state` | [`Mmap`](crate::Mmap): the managed cache and options |
+//! | `config` | [`MmapConfig`](crate::MmapConfig) from `Rocket.toml` / `ROCKET_MMAP_*`, and the fairing |
+//! | `request` | reading the method and the `Range` / `If-*` headers from a request |
+//! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry |
+//! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
+//! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
+
+pub(crate) mod config;
+pub(crate) mod file_server;
+pub(crate) mod options;
+pub(crate) mod request;
+pub(crate) mod responder;
+pub(crate) mod state;
+pub(crate) mod streamed;

@@ -1,0 +1,132 @@
+//! Reading the request: the method the client sent (before Rocket's HEAD → GET
+//! routing), and the `Range` and `If-*` headers, borrowed from the request, with list
+//! headers sent in several lines joined (RFC 9110 §5.3).
+
+use std::borrow::Cow;
+
+use rocket::http::Method as RocketMethod;
+use rocket::request::Request;
+
+use crate::semantics::decide::ServeRequest;
+use crate::semantics::precondition::{Conditionals, Method};
+
+/// The headers of a request that the core needs, with list headers that came in
+/// several lines joined (§5.3).
+pub(crate) struct RequestHeaders<'r> {
+    method: Method,
+    if_match: Option<Cow<'r, str>>,
+    if_none_match: Option<Cow<'r, str>>,
+    if_modified_since: Option<&'r str>,
+    if_unmodified_since: Option<&'r str>,
+    if_range: Option<&'r str>,
+    range: Option<&'r str>,
+}
+
+impl<'r> RequestHeaders<'r> {
+    pub(crate) fn read(req: &'r Request<'_>) -> RequestHeaders<'r> {
+        let method = match original_method(req) {
+            RocketMethod::Get => Method::Get,
+            RocketMethod::Head => Method::Head,
+            _ => Method::Other,
+        };
+        // One pass over the names finds which of our headers are present; the keyed
+        // lookups (each hashes the name) then run only for those — none on a plain GET.
+        let mut present = 0u8;
+        for h in req.headers().iter() {
+            let name = h.name.as_str();
+            for (bit, wanted) in WANTED.iter().enumerate() {
+                if name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
+                    present |= 1 << bit;
+                }
+            }
+        }
+        let has = |i: usize| present & (1 << i) != 0;
+        RequestHeaders {
+            method,
+            if_match: has(0).then(|| list_header(req, WANTED[0])).flatten(),
+            if_none_match: has(1).then(|| list_header(req, WANTED[1])).flatten(),
+            // A repeated date is ignored (§13.1.3, §13.1.4: "more than one member").
+            if_modified_since: has(2).then(|| singleton(req, WANTED[2], None)).flatten(),
+            if_unmodified_since: has(3).then(|| singleton(req, WANTED[3], None)).flatten(),
+            // A repeated If-Range cannot be trusted: unparsable, it evaluates false and
+            // the whole content is sent — always a correct answer (§13.1.5).
+            if_range: has(4)
+                .then(|| singleton(req, WANTED[4], Some(UNPARSABLE)))
+                .flatten(),
+            // Several Range lines: an invalid field, ignored (§14.2).
+            range: has(5)
+                .then(|| singleton(req, WANTED[5], Some(UNPARSABLE)))
+                .flatten(),
+        }
+    }
+
+    pub(crate) fn serve_request(&self) -> ServeRequest<'_> {
+        ServeRequest {
+            method: Some(self.method),
+            conditionals: Conditionals {
+                if_match: self.if_match.as_deref(),
+                if_none_match: self.if_none_match.as_deref(),
+                if_modified_since: self.if_modified_since,
+                if_unmodified_since: self.if_unmodified_since,
+                if_range: self.if_range,
+                has_range: self.range.is_some(),
+            },
+            range: self.range,
+        }
+    }
+}
+
+/// The method the client sent. Rocket presents an automatically handled HEAD to GET
+/// routes as GET; [`crate::Mmap::fairing`] records the original method before routing.
+fn original_method(req: &Request<'_>) -> RocketMethod {
+    req.local_cache(|| OriginalMethod(req.method())).0
+}
+
+/// The request's method before routing, recorded by the `Mmap` fairing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OriginalMethod(pub(crate) RocketMethod);
+
+/// The request headers the core reads, in the order of `RequestHeaders::read`'s bits.
+const WANTED: [&str; 6] = [
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-Range",
+    "Range",
+];
+
+/// What a repeated singleton field is passed as when it must count as present but
+/// invalid: a value no parser accepts.
+const UNPARSABLE: &str = "";
+
+/// A singleton field: its value if sent once, `None` if absent, and `repeated` if sent
+/// more than once (such a field is invalid; the caller says how it counts).
+fn singleton<'r>(
+    req: &'r Request<'_>,
+    name: &str,
+    repeated: Option<&'static str>,
+) -> Option<&'r str> {
+    let mut values = req.headers().get(name);
+    let first = values.next()?;
+    match values.next() {
+        None => Some(first),
+        Some(_) => repeated,
+    }
+}
+
+fn list_header<'r>(req: &'r Request<'_>, name: &str) -> Option<Cow<'r, str>> {
+    let mut values = req.headers().get(name);
+    let first = values.next()?;
+    match values.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first}, {second}");
+            for v in values {
+                joined.push_str(", ");
+                joined.push_str(v);
+            }
+            Some(Cow::Owned(joined))
+        }
+    }
+}
