@@ -15,10 +15,19 @@
 //!   request and allocates a buffer of the range's size; several ranges are answered
 //!   with the whole file.
 //!
+//! * `ideal DIR`: the ceiling for any file response on Rocket. Every file of `DIR` is
+//!   read into memory at start; `GET /FILE` answers with the same four headers a file
+//!   response carries (values made once), a single `Range` (206 with `Content-Range`),
+//!   an exact-match `If-None-Match` (304), and 64 KiB body chunks. No `stat`, no
+//!   conditionals beyond that, no checks: what is left is Rocket's own cost.
+//!
 //! `cargo run --release --example peers -- MODE DIR` (port from `ROCKET_PORT`).
 
+use std::collections::HashMap;
 use std::io::SeekFrom;
 use std::path::PathBuf;
+
+use bytes::Bytes;
 
 use rocket::fs::FileServer;
 use rocket::http::{Header, Status};
@@ -136,11 +145,137 @@ async fn vec_range(
     })
 }
 
+/// A file of `ideal` mode: its bytes and header values, made once at start.
+struct IdealFile {
+    content: Bytes,
+    etag: String,
+    last_modified: String,
+    content_type: &'static str,
+}
+
+/// Every file of the root, by request path (`/name`).
+struct IdealFiles(HashMap<String, IdealFile>);
+
+impl IdealFiles {
+    fn load(dir: &std::path::Path) -> IdealFiles {
+        let mut files = HashMap::new();
+        for entry in std::fs::read_dir(dir).expect("readable directory").flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let content = Bytes::from(std::fs::read(&path).expect("readable file"));
+            let etag = rocket_mmap::EntityTag::from_content(&content).to_string();
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            files.insert(
+                format!("/{name}"),
+                IdealFile {
+                    content,
+                    etag,
+                    last_modified: httpdate::fmt_http_date(modified),
+                    content_type: "application/octet-stream",
+                },
+            );
+        }
+        IdealFiles(files)
+    }
+}
+
+/// The request headers `ideal` mode reads.
+struct IdealRequest<'r> {
+    path: &'r str,
+    range: Option<&'r str>,
+    if_none_match: Option<&'r str>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for IdealRequest<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        Outcome::Success(IdealRequest {
+            path: req.uri().path().as_str(),
+            range: req.headers().get_one("Range"),
+            if_none_match: req.headers().get_one("If-None-Match"),
+        })
+    }
+}
+
+/// 200, 206 or 304 for a file in memory.
+struct IdealReply {
+    file: &'static IdealFile,
+    status: Status,
+    range: Option<(u64, u64)>,
+}
+
+impl<'r> Responder<'r, 'static> for IdealReply {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let f = self.file;
+        let mut b = Response::build();
+        b.status(self.status)
+            .raw_header("ETag", f.etag.as_str())
+            .raw_header("Last-Modified", f.last_modified.as_str());
+        if self.status == Status::NotModified {
+            return Ok(b.finalize());
+        }
+        b.raw_header("Accept-Ranges", "bytes")
+            .raw_header("Content-Type", f.content_type);
+        let body = match self.range {
+            Some((first, last)) => {
+                let len = f.content.len();
+                b.raw_header("Content-Range", format!("bytes {first}-{last}/{len}"));
+                f.content.slice(first as usize..=last as usize)
+            }
+            None => f.content.clone(),
+        };
+        let n = body.len();
+        b.sized_body(n, std::io::Cursor::new(body));
+        b.max_chunk_size(n.clamp(1, 64 * 1024));
+        Ok(b.finalize())
+    }
+}
+
+#[get("/<_path..>")]
+fn ideal(
+    _path: PathBuf,
+    req: IdealRequest<'_>,
+    files: &State<&'static IdealFiles>,
+) -> Result<IdealReply, Status> {
+    let file = files.0.get(req.path).ok_or(Status::NotFound)?;
+    if req.if_none_match == Some(file.etag.as_str()) {
+        return Ok(IdealReply {
+            file,
+            status: Status::NotModified,
+            range: None,
+        });
+    }
+    let limits = RangeLimits {
+        max_parts: 1,
+        ..RangeLimits::default()
+    };
+    let len = file.content.len() as u64;
+    Ok(match plan(req.range, len, &limits, 0) {
+        RangePlan::Single(r) => IdealReply {
+            file,
+            status: Status::PartialContent,
+            range: Some((r.first, r.last)),
+        },
+        RangePlan::Unsatisfiable => return Err(Status::RangeNotSatisfiable),
+        RangePlan::Full(_) | RangePlan::Multi(_) => IdealReply {
+            file,
+            status: Status::Ok,
+            range: None,
+        },
+    })
+}
+
 #[rocket::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, dir] = args.as_slice() else {
-        eprintln!("usage: peers hello|headers|fileserver|vec DIR");
+        eprintln!("usage: peers hello|headers|fileserver|vec|ideal DIR");
         std::process::exit(2);
     };
     let dir = PathBuf::from(dir);
@@ -151,8 +286,12 @@ async fn main() {
         "headers" => rocket.mount("/", routes![headers]),
         "fileserver" => rocket.mount("/", FileServer::from(&dir)),
         "vec" => rocket.manage(Root(dir)).mount("/", routes![vec_range]),
+        "ideal" => {
+            let files: &'static IdealFiles = Box::leak(Box::new(IdealFiles::load(&dir)));
+            rocket.manage(files).mount("/", routes![ideal])
+        }
         other => {
-            eprintln!("unknown mode {other:?}: hello, headers, fileserver or vec");
+            eprintln!("unknown mode {other:?}: hello, headers, fileserver, vec or ideal");
             std::process::exit(2);
         }
     };

@@ -11,7 +11,7 @@
 //! Symbolic links are a property of the file system, not of the path; the file server
 //! checks them after resolution (see `FileServer`'s `Symlinks` option).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The longest relative path accepted, in bytes (Linux's `PATH_MAX` is 4096).
 pub const MAX_PATH_LEN: usize = 4096;
@@ -54,7 +54,21 @@ pub fn sanitize<'a>(
     segments: impl IntoIterator<Item = &'a str>,
     allow_dotfiles: bool,
 ) -> Result<PathBuf, PathRejection> {
-    let mut out = PathBuf::new();
+    sanitize_under(Path::new(""), segments, allow_dotfiles)
+}
+
+/// [`sanitize`], joined onto `base` in the same allocation: `base` followed by the
+/// accepted segments. The bounds apply to the segments alone.
+///
+/// # Errors
+/// The first [`PathRejection`] found.
+pub fn sanitize_under<'a>(
+    base: &Path,
+    segments: impl IntoIterator<Item = &'a str>,
+    allow_dotfiles: bool,
+) -> Result<PathBuf, PathRejection> {
+    let mut out = PathBuf::with_capacity(base.as_os_str().len() + 64);
+    out.push(base);
     let (mut len, mut depth) = (0usize, 0usize);
     for seg in segments {
         if seg.is_empty() {
@@ -141,5 +155,17 @@ mod tests {
         );
         let deep = vec!["a"; 65];
         assert_eq!(sanitize(deep, false), Err(PathRejection::TooLong));
+    }
+
+    #[test]
+    fn sanitize_under_joins_onto_the_base() {
+        let under = sanitize_under(Path::new("/srv/www"), ["a", "", "b.txt"], false).unwrap();
+        assert_eq!(under, Path::new("/srv/www/a/b.txt"));
+        let rel = sanitize(["a", "", "b.txt"], false).unwrap();
+        assert_eq!(under, Path::new("/srv/www").join(rel));
+        assert_eq!(
+            sanitize_under(Path::new("/srv/www"), [".."], false),
+            Err(PathRejection::DotSegment)
+        );
     }
 }

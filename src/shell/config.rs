@@ -200,11 +200,14 @@ impl Fairing for MmapFairing {
         }
     }
 
-    /// Records the method before routing: Rocket turns a HEAD into a GET when it
-    /// routes it to a GET route, and Range must be ignored for HEAD (RFC 9110 §14.2).
+    /// Records a HEAD before routing: Rocket turns a HEAD into a GET when it routes it
+    /// to a GET route, and Range must be ignored for HEAD (RFC 9110 §14.2). Other
+    /// methods are what they say; recording them would cost every request an entry
+    /// in Rocket's request-local cache.
     async fn on_request(&self, req: &mut rocket::Request<'_>, _data: &mut rocket::Data<'_>) {
-        let method = req.method();
-        req.local_cache(|| OriginalMethod(method));
+        if req.method() == rocket::http::Method::Head {
+            req.local_cache(|| OriginalMethod(rocket::http::Method::Head));
+        }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {

@@ -41,7 +41,7 @@ use rocket::{Data, Request};
 
 use crate::engine::cache::CacheError;
 use crate::semantics::encoding::{negotiate, Coding, Siblings};
-use crate::semantics::path::sanitize;
+use crate::semantics::path::sanitize_under;
 use crate::shell::responder::MmapFile;
 use crate::shell::state::Mmap;
 
@@ -226,7 +226,17 @@ impl FileServer {
         if !self.allowed(path, entry.canonical_path()) {
             return Err(CacheError::NotFound);
         }
-        Ok(MmapFile::new(entry).path_hint(path))
+        Ok(with_path_hint(mmap, MmapFile::new(entry), path))
+    }
+}
+
+/// The path is only needed to pick a `Cache-Control` by extension: no copy of it per
+/// response otherwise.
+fn with_path_hint(mmap: &Mmap, file: MmapFile, path: &Path) -> MmapFile {
+    if mmap.options().cache_control_by_extension.is_empty() {
+        file
+    } else {
+        file.path_hint(path)
     }
 }
 
@@ -276,8 +286,7 @@ impl FileServer {
         if let Some(coding) = negotiate(accept, siblings) {
             if let Ok(variant) = self.open(mmap, &with_ext(coding.extension())).await {
                 let content_type = file.entry().content_type().to_owned();
-                return variant
-                    .path_hint(path)
+                return with_path_hint(mmap, variant, path)
                     .content_type(content_type)
                     .content_encoding(coding.token())
                     .vary("Accept-Encoding");
@@ -302,10 +311,9 @@ impl From<FileServer> for Vec<Route> {
 impl Handler for FileServer {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
         let segments = req.routed_segments(0..);
-        let Ok(rel) = sanitize(segments, self.dotfiles) else {
+        let Ok(path) = sanitize_under(&self.root, segments, self.dotfiles) else {
             return Outcome::forward(data, Status::NotFound);
         };
-        let path = self.root.join(&rel);
         let mmap = Mmap::of(req.rocket());
         let (path, file) = match self.open(mmap, &path).await {
             Err(CacheError::IsDirectory) => {
@@ -329,7 +337,7 @@ impl Handler for FileServer {
             other => other,
         };
         match file {
-            Ok(file) => Outcome::from(req, file),
+            Ok(file) => Outcome::from(req, file.routed_method()),
             Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
             Err(e) => {
                 if let CacheError::Io(io) = &e {

@@ -23,8 +23,16 @@ pub(crate) struct RequestHeaders<'r> {
 }
 
 impl<'r> RequestHeaders<'r> {
-    pub(crate) fn read(req: &'r Request<'_>) -> RequestHeaders<'r> {
-        let method = match original_method(req) {
+    /// Reads the headers. `routed` says the route was registered for the request's own
+    /// method (the file server registers GET and HEAD routes), so `req.method()` is the
+    /// method the client sent; otherwise a GET may be a HEAD that Rocket re-routed.
+    pub(crate) fn read(req: &'r Request<'_>, routed: bool) -> RequestHeaders<'r> {
+        let method = if routed {
+            req.method()
+        } else {
+            original_method(req)
+        };
+        let method = match method {
             RocketMethod::Get => Method::Get,
             RocketMethod::Head => Method::Head,
             _ => Method::Other,
@@ -79,7 +87,11 @@ impl<'r> RequestHeaders<'r> {
 /// The method the client sent. Rocket presents an automatically handled HEAD to GET
 /// routes as GET; [`crate::Mmap::fairing`] records the original method before routing.
 fn original_method(req: &Request<'_>) -> RocketMethod {
-    req.local_cache(|| OriginalMethod(req.method())).0
+    match req.method() {
+        // Only a GET can be a re-routed HEAD; the fairing recorded those.
+        RocketMethod::Get => req.local_cache(|| OriginalMethod(RocketMethod::Get)).0,
+        other => other,
+    }
 }
 
 /// The request's method before routing, recorded by the `Mmap` fairing.

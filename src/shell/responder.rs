@@ -70,6 +70,9 @@ pub struct MmapFile {
     vary: Option<&'static str>,
     content_type: Option<Cow<'static, str>>,
     content_encoding: Option<&'static str>,
+    /// Set by the file server, whose routes are registered per method: the request's
+    /// method is then the client's (see `RequestHeaders::read`).
+    routed_method: bool,
 }
 
 impl MmapFile {
@@ -83,6 +86,7 @@ impl MmapFile {
             vary: None,
             content_type: None,
             content_encoding: None,
+            routed_method: false,
         }
     }
 
@@ -136,6 +140,12 @@ impl MmapFile {
         self
     }
 
+    /// Marks the request's method as the client's own (see `RequestHeaders::read`).
+    pub(crate) fn routed_method(mut self) -> MmapFile {
+        self.routed_method = true;
+        self
+    }
+
     /// The entry.
     pub fn entry(&self) -> &Arc<Entry> {
         &self.entry
@@ -143,7 +153,7 @@ impl MmapFile {
 
     /// Builds the response for `req` with `options`.
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
-        let headers = RequestHeaders::read(req);
+        let headers = RequestHeaders::read(req, self.routed_method);
         let sreq = headers.serve_request();
         let entry = &*self.entry;
         let content_type = self

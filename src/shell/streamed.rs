@@ -96,7 +96,7 @@ impl<R: AsyncRead + Send + Unpin> StreamedFile<R> {
 impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for StreamedFile<R> {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let options = Mmap::of(req.rocket()).options();
-        let headers = RequestHeaders::read(req);
+        let headers = RequestHeaders::read(req, false);
         let sreq = headers.serve_request();
         let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
         let lm = self.last_modified.and_then(HttpDate::from_system_time);
