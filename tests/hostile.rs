@@ -235,112 +235,28 @@ fn assert_healthy(server: &Server, name: &str, data: &[u8]) {
 // Range abuse
 // ---------------------------------------------------------------------------------
 
+/// The length of the range abuse file, as range positions are.
+const LEN: u64 = BIG_LEN as u64;
+
 /// `bytes=` followed by the given range-specs joined by commas.
 fn ranges_header(specs: impl IntoIterator<Item = String>) -> String {
     format!("bytes={}", specs.into_iter().collect::<Vec<_>>().join(","))
 }
 
-/// Every abusive Range header from issue 6, each on 4 concurrent connections, while a
-/// prober fetches a small file every 5 ms on other connections. For each answer:
-/// correct content (the status, Content-Range and every byte), body ≤ file + 64 × 200
-/// bytes, total bytes on the wire ≤ that plus 1 KiB of response head, and the whole
-/// answer within [`ANSWER_WITHIN`]. The prober never fails and its slowest answer is
-/// also within [`ANSWER_WITHIN`].
-#[test]
-fn range_abuse_costs_at_most_the_file_and_other_clients_are_still_served() {
+/// One abusive Range header of issue 6 (`what` names it) on a 3 MiB file, on 4
+/// concurrent connections, while a prober fetches a small file every 5 ms on other
+/// connections. For each answer: correct content (the status, Content-Range and every
+/// byte), body ≤ file + 64 × 200 bytes, total bytes on the wire ≤ that plus 1 KiB of
+/// response head, and the whole answer within [`ANSWER_WITHIN`]. The prober never
+/// fails and its slowest answer is also within [`ANSWER_WITHIN`].
+fn range_abuse(what: &str, range: String, want: Want) {
     let server = Server::start("hostile-ranges");
     let data = pseudo_random(6, BIG_LEN);
     server.dir().write("big.bin", &data);
     let small = b"a small file fetched concurrently by another client\n".to_vec();
     server.dir().write("small.txt", &small);
-    let len = BIG_LEN as u64;
     // Map and hash the file first, so timings are those of range handling.
     assert_healthy(&server, "big.bin", &data);
-
-    let far_apart_desc: Vec<u64> = (0..1000u64).rev().map(|i| i * 3000).collect();
-    assert!(far_apart_desc[0] < len);
-    let sixteen_kib = {
-        let mut specs = Vec::new();
-        let mut size = "bytes=".len();
-        let mut i = 0u64;
-        while size < 16 * 1024 {
-            let p = (i * 2_713 + 7) % len;
-            let s = format!("{p}-{}", p + 1);
-            size += s.len() + 1;
-            specs.push(s);
-            i += 1;
-        }
-        ranges_header(specs)
-    };
-    // 64 far-apart ranges is the most a multipart answer may have; 65 is answered
-    // with the whole file. In descending order: parts follow the request's order.
-    let parts_64: Vec<(u64, u64)> = (0..64u64)
-        .rev()
-        .map(|i| (i * 40_000, i * 40_000 + 99))
-        .collect();
-    let parts_65: Vec<(u64, u64)> = (0..65u64)
-        .rev()
-        .map(|i| (i * 40_000, i * 40_000 + 99))
-        .collect();
-    let spec = |r: &[(u64, u64)]| ranges_header(r.iter().map(|(a, b)| format!("{a}-{b}")));
-
-    let cases: Vec<(&str, String, Want)> = vec![
-        (
-            "200 × `0-`",
-            ranges_header(std::iter::repeat_n("0-".to_owned(), 200)),
-            Want::Single(0, len - 1),
-        ),
-        (
-            // `5-0` has last < first: the whole header is invalid and ignored (§14.1.1).
-            "Apache Killer bytes=0-,5-0,5-1,…,5-1299",
-            format!(
-                "bytes=0-,{}",
-                (0..1300)
-                    .map(|i| format!("5-{i}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            Want::Whole,
-        ),
-        (
-            "Apache Killer, all valid: bytes=0-,5-5,5-6,…,5-1304",
-            format!(
-                "bytes=0-,{}",
-                (5..1305)
-                    .map(|i| format!("5-{i}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            Want::Single(0, len - 1),
-        ),
-        (
-            "1300 overlapping sliding ranges (i·1000)-(i·1000+1999)",
-            ranges_header((0..1300u64).map(|i| format!("{}-{}", i * 1000, i * 1000 + 1999))),
-            Want::Single(0, 1299 * 1000 + 1999),
-        ),
-        (
-            "1300 nested ranges i-(len-1-i)",
-            ranges_header((0..1300u64).map(|i| format!("{i}-{}", len - 1 - i))),
-            Want::Single(0, len - 1),
-        ),
-        (
-            "1000 one-byte ranges, descending, adjacent",
-            ranges_header((0..1000u64).rev().map(|i| format!("{i}-{i}"))),
-            Want::Single(0, 999),
-        ),
-        (
-            "1000 one-byte ranges, descending, 3000 bytes apart",
-            ranges_header(far_apart_desc.iter().map(|p| format!("{p}-{p}"))),
-            Want::Whole,
-        ),
-        ("~16 KiB Range header (scattered)", sixteen_kib, Want::Whole),
-        ("64 far-apart ranges (the part bound)", spec(&parts_64), {
-            Want::Multi(parts_64.clone())
-        }),
-        ("65 far-apart ranges (one too many)", spec(&parts_65), {
-            Want::Whole
-        }),
-    ];
 
     let prober = Prober::start(
         server.addr(),
@@ -350,54 +266,49 @@ fn range_abuse_costs_at_most_the_file_and_other_clients_are_still_served() {
     );
     const CONCURRENT: usize = 4;
     let addr = server.addr();
-    let mut table = Vec::new();
-    for (what, range, want) in &cases {
-        let raw = raw_request(
-            "GET",
-            b"/big.bin",
-            &[line("Range", range.as_bytes())],
-            b"",
-            true,
+    let raw = raw_request(
+        "GET",
+        b"/big.bin",
+        &[line("Range", range.as_bytes())],
+        b"",
+        true,
+    );
+    let answers: Vec<(HttpResponse, u64, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CONCURRENT)
+            .map(|_| s.spawn(|| exchange(addr, &raw)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a client thread panicked"))
+            .collect()
+    });
+    let mut slowest = Duration::ZERO;
+    for (r, wire, elapsed) in &answers {
+        check_content(what, r, &data, &want);
+        assert!(
+            r.body.len() <= BIG_LEN + PART_HEADERS_BOUND,
+            "{what}: body of {} bytes for a {BIG_LEN}-byte file",
+            r.body.len()
         );
-        let answers: Vec<(HttpResponse, u64, Duration)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..CONCURRENT)
-                .map(|_| s.spawn(|| exchange(addr, &raw)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a client thread panicked"))
-                .collect()
-        });
-        let mut slowest = Duration::ZERO;
-        for (r, wire, elapsed) in &answers {
-            check_content(what, r, &data, want);
-            assert!(
-                r.body.len() <= BIG_LEN + PART_HEADERS_BOUND,
-                "{what}: body of {} bytes for a {BIG_LEN}-byte file",
-                r.body.len()
-            );
-            assert!(
-                *wire <= (BIG_LEN + PART_HEADERS_BOUND + 1024) as u64,
-                "{what}: {wire} bytes on the wire for a {BIG_LEN}-byte file"
-            );
-            assert!(*elapsed < ANSWER_WITHIN, "{what}: answered in {elapsed:?}");
-            slowest = slowest.max(*elapsed);
-        }
-        let (r, wire, _) = &answers[0];
-        table.push(format!(
-            "{what:<55} header {:>6} B → {} body {:>8} B, wire {:>8} B, slowest of {CONCURRENT} {:>6.1} ms",
-            range.len(),
-            r.status,
-            r.body.len(),
-            wire,
-            slowest.as_secs_f64() * 1e3
-        ));
+        assert!(
+            *wire <= (BIG_LEN + PART_HEADERS_BOUND + 1024) as u64,
+            "{what}: {wire} bytes on the wire for a {BIG_LEN}-byte file"
+        );
+        assert!(*elapsed < ANSWER_WITHIN, "{what}: answered in {elapsed:?}");
+        slowest = slowest.max(*elapsed);
     }
+    let (r, wire, _) = &answers[0];
+    let row = format!(
+        "{what:<55} header {:>6} B → {} body {:>8} B, wire {:>8} B, slowest of {CONCURRENT} {:>6.1} ms",
+        range.len(),
+        r.status,
+        r.body.len(),
+        wire,
+        slowest.as_secs_f64() * 1e3
+    );
     let report = prober.finish();
     eprintln!("range abuse on a {BIG_LEN}-byte file:");
-    for l in &table {
-        eprintln!("  {l}");
-    }
+    eprintln!("  {row}");
     eprintln!(
         "  concurrent small GETs: {} ok, {} failed, median {:?}, slowest {:?}",
         report.ok,
@@ -407,16 +318,147 @@ fn range_abuse_costs_at_most_the_file_and_other_clients_are_still_served() {
     );
     assert!(
         report.failures.is_empty(),
-        "concurrent small GETs failed: {:?}",
+        "{what}: concurrent small GETs failed: {:?}",
         report.failures
     );
-    assert!(report.ok > 0);
+    assert!(report.ok > 0, "{what}");
     assert!(
         report.max < ANSWER_WITHIN,
-        "a concurrent small GET took {:?}",
+        "{what}: a concurrent small GET took {:?}",
         report.max
     );
     assert_healthy(&server, "big.bin", &data);
+}
+
+#[test]
+fn range_abuse_200_open_ranges_are_one_range() {
+    range_abuse(
+        "200 × `0-`",
+        ranges_header(std::iter::repeat_n("0-".to_owned(), 200)),
+        Want::Single(0, LEN - 1),
+    );
+}
+
+#[test]
+fn range_abuse_apache_killer_with_an_invalid_range_is_ignored() {
+    range_abuse(
+        // `5-0` has last < first: the whole header is invalid and ignored (§14.1.1).
+        "Apache Killer bytes=0-,5-0,5-1,…,5-1299",
+        format!(
+            "bytes=0-,{}",
+            (0..1300)
+                .map(|i| format!("5-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Want::Whole,
+    );
+}
+
+#[test]
+fn range_abuse_apache_killer_all_valid_is_one_range() {
+    range_abuse(
+        "Apache Killer, all valid: bytes=0-,5-5,5-6,…,5-1304",
+        format!(
+            "bytes=0-,{}",
+            (5..1305)
+                .map(|i| format!("5-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Want::Single(0, LEN - 1),
+    );
+}
+
+#[test]
+fn range_abuse_overlapping_sliding_ranges_are_merged() {
+    range_abuse(
+        "1300 overlapping sliding ranges (i·1000)-(i·1000+1999)",
+        ranges_header((0..1300u64).map(|i| format!("{}-{}", i * 1000, i * 1000 + 1999))),
+        Want::Single(0, 1299 * 1000 + 1999),
+    );
+}
+
+#[test]
+fn range_abuse_nested_ranges_are_merged() {
+    range_abuse(
+        "1300 nested ranges i-(len-1-i)",
+        ranges_header((0..1300u64).map(|i| format!("{i}-{}", LEN - 1 - i))),
+        Want::Single(0, LEN - 1),
+    );
+}
+
+#[test]
+fn range_abuse_adjacent_one_byte_ranges_are_merged() {
+    range_abuse(
+        "1000 one-byte ranges, descending, adjacent",
+        ranges_header((0..1000u64).rev().map(|i| format!("{i}-{i}"))),
+        Want::Single(0, 999),
+    );
+}
+
+#[test]
+fn range_abuse_far_apart_one_byte_ranges_get_the_whole_file() {
+    let far_apart_desc: Vec<u64> = (0..1000u64).rev().map(|i| i * 3000).collect();
+    assert!(far_apart_desc[0] < LEN);
+    range_abuse(
+        "1000 one-byte ranges, descending, 3000 bytes apart",
+        ranges_header(far_apart_desc.iter().map(|p| format!("{p}-{p}"))),
+        Want::Whole,
+    );
+}
+
+#[test]
+fn range_abuse_16_kib_range_header_gets_the_whole_file() {
+    let sixteen_kib = {
+        let mut specs = Vec::new();
+        let mut size = "bytes=".len();
+        let mut i = 0u64;
+        while size < 16 * 1024 {
+            let p = (i * 2_713 + 7) % LEN;
+            let s = format!("{p}-{}", p + 1);
+            size += s.len() + 1;
+            specs.push(s);
+            i += 1;
+        }
+        ranges_header(specs)
+    };
+    range_abuse("~16 KiB Range header (scattered)", sixteen_kib, Want::Whole);
+}
+
+/// `n` far-apart 100-byte ranges, in descending order: parts follow the request's
+/// order. 64 is the most a multipart answer may have; 65 is answered with the whole
+/// file.
+fn far_apart_ranges(n: u64) -> Vec<(u64, u64)> {
+    (0..n)
+        .rev()
+        .map(|i| (i * 40_000, i * 40_000 + 99))
+        .collect()
+}
+
+/// The Range header asking for `ranges`.
+fn spec(ranges: &[(u64, u64)]) -> String {
+    ranges_header(ranges.iter().map(|(a, b)| format!("{a}-{b}")))
+}
+
+#[test]
+fn range_abuse_64_far_apart_ranges_are_64_parts() {
+    let parts_64 = far_apart_ranges(64);
+    range_abuse(
+        "64 far-apart ranges (the part bound)",
+        spec(&parts_64),
+        Want::Multi(parts_64),
+    );
+}
+
+#[test]
+fn range_abuse_65_far_apart_ranges_get_the_whole_file() {
+    let parts_65 = far_apart_ranges(65);
+    range_abuse(
+        "65 far-apart ranges (one too many)",
+        spec(&parts_65),
+        Want::Whole,
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -474,174 +516,25 @@ impl Jail {
     }
 }
 
-/// Every path of issue 6 as a raw request line, on a keep-alive connection followed by
-/// a normal request on the same connection. Each answer has an allowed status (404 for
-/// what the file server refuses; a parser refusal 400/414/431 for what never reaches
-/// it; 308 for a directory without its slash; 200 only for the positive controls, with
-/// the public bytes); neither the secret next to the root nor a dot-file's content
-/// appears in any answer, head or body; nothing is 5xx; every answer comes within
-/// [`ANSWER_WITHIN`]; a routed answer leaves the connection usable.
-#[test]
-fn paths_never_leave_the_root_and_every_request_gets_a_clear_status() {
+const NOT_FOUND: &[u16] = &[404];
+const REFUSED: &[u16] = &[400, 404];
+const LONG: &[u16] = &[404, 414, 431, 400];
+
+/// (what, raw request-target, allowed statuses, Location wanted for a 308)
+type PathCase = (&'static str, Vec<u8>, &'static [u16], Option<&'static str>);
+
+/// Paths of issue 6 as raw request lines, on a keep-alive connection followed by a
+/// normal request on the same connection, against a fresh [`Jail`] (`cases` may use
+/// its server's port). Each answer has an allowed status (404 for what the file server
+/// refuses; a parser refusal 400/414/431 for what never reaches it; 308 for a
+/// directory without its slash; 200 only for the positive controls, with the public
+/// bytes); neither the secret next to the root nor a dot-file's content appears in any
+/// answer, head or body; nothing is 5xx; every answer comes within [`ANSWER_WITHIN`];
+/// a routed answer leaves the connection usable.
+fn hostile_paths(family: &str, cases: impl FnOnce(&Server) -> Vec<PathCase>) {
     let jail = Jail::new("hostile-paths");
     let server = &jail.server;
-    let long_4000_segments = format!("/{}", "a/".repeat(2000));
-    let long_4000_one = format!("/{}", "a".repeat(4000));
-    let long_64k = format!("/{}", "b".repeat(64 * 1024));
-    let long_64k_dots = format!("/{}secret.txt", "../".repeat(64 * 1024 / 3));
-    let absolute_form = format!("http://127.0.0.1:{}/../secret.txt", server.port());
-
-    const NOT_FOUND: &[u16] = &[404];
-    const REFUSED: &[u16] = &[400, 404];
-    const LONG: &[u16] = &[404, 414, 431, 400];
-    // (what, raw request-target, allowed statuses, Location wanted for a 308)
-    type Case = (&'static str, Vec<u8>, &'static [u16], Option<&'static str>);
-    let cases: Vec<Case> = vec![
-        (
-            "control: /public.txt",
-            b"/public.txt".to_vec(),
-            &[200],
-            None,
-        ),
-        (
-            "control: link inside the root",
-            b"/inside.txt".to_vec(),
-            &[200],
-            None,
-        ),
-        (
-            "control: query is not a path",
-            b"/public.txt?../../secret.txt".to_vec(),
-            &[200],
-            None,
-        ),
-        (
-            "control: missing file",
-            b"/nope.txt".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        ("raw ..", b"/../secret.txt".to_vec(), REFUSED, None),
-        (
-            "raw .. inside",
-            b"/sub/../../secret.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        ("raw .", b"/./public.txt".to_vec(), REFUSED, None),
-        ("%2e%2e", b"/%2e%2e/secret.txt".to_vec(), REFUSED, None),
-        ("%2E%2e%2F", b"/%2E%2e%2Fsecret.txt".to_vec(), REFUSED, None),
-        ("..%2f", b"/..%2fsecret.txt".to_vec(), REFUSED, None),
-        (
-            "%2f inside the root",
-            b"/sub%2fpublic.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        (
-            "double-encoded %252e%252e",
-            b"/%252e%252e/secret.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        (
-            "double-encoded %252e%252e%252f",
-            b"/%252e%252e%252fsecret.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        ("..%5c", b"/..%5csecret.txt".to_vec(), REFUSED, None),
-        ("raw backslash", b"/..\\secret.txt".to_vec(), REFUSED, None),
-        ("NUL %00", b"/public.txt%00.png".to_vec(), REFUSED, None),
-        ("lone %00", b"/%00".to_vec(), REFUSED, None),
-        ("invalid UTF-8 %ff%fe", b"/%ff%fe".to_vec(), REFUSED, None),
-        (
-            "overlong UTF-8 dots %c0%ae%c0%ae",
-            b"/%c0%ae%c0%ae/secret.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        (
-            "IIS %u002e%u002e",
-            b"/%u002e%u002e/secret.txt".to_vec(),
-            REFUSED,
-            None,
-        ),
-        ("raw bytes 0xff 0xfe", b"/\xff\xfe".to_vec(), REFUSED, None),
-        (
-            "absolute-form with ..",
-            absolute_form.into_bytes(),
-            REFUSED,
-            None,
-        ),
-        (
-            "4000-char path, 2000 segments",
-            long_4000_segments.into_bytes(),
-            LONG,
-            None,
-        ),
-        (
-            "4000-char path, one segment",
-            long_4000_one.into_bytes(),
-            LONG,
-            None,
-        ),
-        ("64 KiB path", long_64k.into_bytes(), LONG, None),
-        ("64 KiB of ../", long_64k_dots.into_bytes(), LONG, None),
-        (
-            "symlink to ../secret.txt",
-            b"/leak.txt".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "symlink to /abs/secret.txt",
-            b"/abs-leak.txt".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "directory symlink up -> ..",
-            b"/up/secret.txt".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "directory symlink etc -> /etc",
-            b"/etc/passwd".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "directory symlink itself (/up/)",
-            b"/up/".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "directory without index",
-            b"/emptydir/".to_vec(),
-            NOT_FOUND,
-            None,
-        ),
-        (
-            "directory without slash",
-            b"/emptydir".to_vec(),
-            &[308],
-            Some("/emptydir/"),
-        ),
-        (
-            "//directory (no protocol-relative redirect)",
-            b"//emptydir".to_vec(),
-            &[308],
-            Some("/emptydir/"),
-        ),
-        ("dot-file /.env", b"/.env".to_vec(), NOT_FOUND, None),
-        ("dot-file %2eenv", b"/%2eenv".to_vec(), NOT_FOUND, None),
-        ("/.git/config", b"/.git/config".to_vec(), NOT_FOUND, None),
-        ("/.git/", b"/.git/".to_vec(), NOT_FOUND, None),
-        ("trailing /..", b"/public.txt/..".to_vec(), REFUSED, None),
-    ];
+    let cases = cases(server);
 
     let mut table = Vec::new();
     for (what, target, allowed, location) in &cases {
@@ -677,11 +570,224 @@ fn paths_never_leave_the_root_and_every_request_gets_a_clear_status() {
             elapsed.as_secs_f64() * 1e3
         ));
     }
-    eprintln!("hostile paths:");
+    eprintln!("hostile paths ({family}):");
     for l in &table {
         eprintln!("  {l}");
     }
     assert_healthy(server, "public.txt", PUBLIC);
+}
+
+#[test]
+fn paths_controls_are_served_or_missing() {
+    hostile_paths("controls", |_| {
+        vec![
+            (
+                "control: /public.txt",
+                b"/public.txt".to_vec(),
+                &[200],
+                None,
+            ),
+            (
+                "control: link inside the root",
+                b"/inside.txt".to_vec(),
+                &[200],
+                None,
+            ),
+            (
+                "control: query is not a path",
+                b"/public.txt?../../secret.txt".to_vec(),
+                &[200],
+                None,
+            ),
+            (
+                "control: missing file",
+                b"/nope.txt".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+        ]
+    });
+}
+
+#[test]
+fn paths_with_dot_segments_or_encoded_separators_never_leave_the_root() {
+    hostile_paths("dot segments, encoded separators", |server| {
+        let absolute_form = format!("http://127.0.0.1:{}/../secret.txt", server.port());
+        vec![
+            ("raw ..", b"/../secret.txt".to_vec(), REFUSED, None),
+            (
+                "raw .. inside",
+                b"/sub/../../secret.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            ("raw .", b"/./public.txt".to_vec(), REFUSED, None),
+            ("%2e%2e", b"/%2e%2e/secret.txt".to_vec(), REFUSED, None),
+            ("%2E%2e%2F", b"/%2E%2e%2Fsecret.txt".to_vec(), REFUSED, None),
+            ("..%2f", b"/..%2fsecret.txt".to_vec(), REFUSED, None),
+            (
+                "%2f inside the root",
+                b"/sub%2fpublic.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            (
+                "absolute-form with ..",
+                absolute_form.into_bytes(),
+                REFUSED,
+                None,
+            ),
+            ("trailing /..", b"/public.txt/..".to_vec(), REFUSED, None),
+        ]
+    });
+}
+
+#[test]
+fn paths_double_encoded_or_with_backslashes_never_leave_the_root() {
+    hostile_paths("double encoding, backslashes", |_| {
+        vec![
+            (
+                "double-encoded %252e%252e",
+                b"/%252e%252e/secret.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            (
+                "double-encoded %252e%252e%252f",
+                b"/%252e%252e%252fsecret.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            ("..%5c", b"/..%5csecret.txt".to_vec(), REFUSED, None),
+            ("raw backslash", b"/..\\secret.txt".to_vec(), REFUSED, None),
+        ]
+    });
+}
+
+#[test]
+fn paths_with_nul_or_invalid_utf8_get_a_clear_status() {
+    hostile_paths("NUL, invalid and overlong UTF-8", |_| {
+        vec![
+            ("NUL %00", b"/public.txt%00.png".to_vec(), REFUSED, None),
+            ("lone %00", b"/%00".to_vec(), REFUSED, None),
+            ("invalid UTF-8 %ff%fe", b"/%ff%fe".to_vec(), REFUSED, None),
+            (
+                "overlong UTF-8 dots %c0%ae%c0%ae",
+                b"/%c0%ae%c0%ae/secret.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            (
+                "IIS %u002e%u002e",
+                b"/%u002e%u002e/secret.txt".to_vec(),
+                REFUSED,
+                None,
+            ),
+            ("raw bytes 0xff 0xfe", b"/\xff\xfe".to_vec(), REFUSED, None),
+        ]
+    });
+}
+
+#[test]
+fn very_long_paths_get_404_or_a_parser_refusal() {
+    hostile_paths("long paths", |_| {
+        let long_4000_segments = format!("/{}", "a/".repeat(2000));
+        let long_4000_one = format!("/{}", "a".repeat(4000));
+        let long_64k = format!("/{}", "b".repeat(64 * 1024));
+        let long_64k_dots = format!("/{}secret.txt", "../".repeat(64 * 1024 / 3));
+        vec![
+            (
+                "4000-char path, 2000 segments",
+                long_4000_segments.into_bytes(),
+                LONG,
+                None,
+            ),
+            (
+                "4000-char path, one segment",
+                long_4000_one.into_bytes(),
+                LONG,
+                None,
+            ),
+            ("64 KiB path", long_64k.into_bytes(), LONG, None),
+            ("64 KiB of ../", long_64k_dots.into_bytes(), LONG, None),
+        ]
+    });
+}
+
+#[test]
+fn paths_through_symlinks_out_of_the_root_are_404() {
+    hostile_paths("symlinks out of the root", |_| {
+        vec![
+            (
+                "symlink to ../secret.txt",
+                b"/leak.txt".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+            (
+                "symlink to /abs/secret.txt",
+                b"/abs-leak.txt".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+            (
+                "directory symlink up -> ..",
+                b"/up/secret.txt".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+            (
+                "directory symlink etc -> /etc",
+                b"/etc/passwd".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+            (
+                "directory symlink itself (/up/)",
+                b"/up/".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+        ]
+    });
+}
+
+#[test]
+fn directories_without_index_are_404_or_redirected_within_the_site() {
+    hostile_paths("directories", |_| {
+        vec![
+            (
+                "directory without index",
+                b"/emptydir/".to_vec(),
+                NOT_FOUND,
+                None,
+            ),
+            (
+                "directory without slash",
+                b"/emptydir".to_vec(),
+                &[308],
+                Some("/emptydir/"),
+            ),
+            (
+                "//directory (no protocol-relative redirect)",
+                b"//emptydir".to_vec(),
+                &[308],
+                Some("/emptydir/"),
+            ),
+        ]
+    });
+}
+
+#[test]
+fn dot_files_are_404() {
+    hostile_paths("dot-files", |_| {
+        vec![
+            ("dot-file /.env", b"/.env".to_vec(), NOT_FOUND, None),
+            ("dot-file %2eenv", b"/%2eenv".to_vec(), NOT_FOUND, None),
+            ("/.git/config", b"/.git/config".to_vec(), NOT_FOUND, None),
+            ("/.git/", b"/.git/".to_vec(), NOT_FOUND, None),
+        ]
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -699,302 +805,479 @@ enum Expect {
     OneOf(&'static [u16]),
 }
 
-/// Malformed conditionals (garbage, 60 KiB long, non-ASCII UTF-8, invalid UTF-8
-/// bytes), duplicate Range lines, Range with every other method, and a few
-/// over-the-limit header sections, each with `Range: bytes=100-199` on a 100 000-byte
-/// file unless said otherwise. The expectations are the RFC's (cited per case); the
-/// test also requires: never a 5xx, never a hang, never a 206 for a method other than
-/// GET, and a usable connection afterwards for any routed answer.
-///
-/// Invalid-UTF-8 values are a case apart: Rocket 0.5.2 drops such header fields before
-/// any route sees them ("Rocket only supports UTF-8 header values. Dropping header."),
-/// so for If-Match and If-Range the request is served as if they were absent; see
-/// `invalid_utf8_if_match_and_if_range_follow_the_rfc` (ignored) for the RFC's answer.
-#[test]
-fn malformed_headers_and_other_methods_never_give_5xx_hangs_or_wrong_206() {
-    let server = Server::start("hostile-headers");
-    let data = pseudo_random(66, 100_000);
-    server.dir().write("data.bin", &data);
-    let etag = etag_of(&data);
-    let len = data.len() as u64;
-    let range = line("Range", b"bytes=100-199");
-    let partial = Expect::Content(Want::Single(100, 199));
-    let whole = Expect::Content(Want::Whole);
-    let long_tag = format!("\"{}\"", "a".repeat(60_000)).into_bytes();
-    let long_garbage = "x".repeat(60_000).into_bytes();
-    let long_date = format!("Sun, 06 Nov 1994 08:49:37 GMT{}", " GMT".repeat(15_000)).into_bytes();
-    let many_tags: String = (0..5000)
+/// (what, method, header lines, expectation)
+type HeaderCase = (&'static str, &'static str, Vec<Vec<u8>>, Expect);
+
+/// The answer to `Range: bytes=100-199`.
+fn partial() -> Expect {
+    Expect::Content(Want::Single(100, 199))
+}
+
+/// The whole file.
+fn whole() -> Expect {
+    Expect::Content(Want::Whole)
+}
+
+/// A 60 KiB entity tag.
+fn long_tag() -> Vec<u8> {
+    format!("\"{}\"", "a".repeat(60_000)).into_bytes()
+}
+
+/// 60 KiB of garbage.
+fn long_garbage() -> Vec<u8> {
+    "x".repeat(60_000).into_bytes()
+}
+
+/// A date followed by 60 KiB of ` GMT`.
+fn long_date() -> Vec<u8> {
+    format!("Sun, 06 Nov 1994 08:49:37 GMT{}", " GMT".repeat(15_000)).into_bytes()
+}
+
+/// 5000 entity tags that match nothing.
+fn many_tags() -> String {
+    (0..5000)
         .map(|i| format!("\"{i:08x}\""))
         .collect::<Vec<_>>()
-        .join(", ");
-    let many_tags_then_real = format!("{many_tags}, {etag}");
-    let weak_real = format!("W/{etag}");
-    let utf8: &[u8] = "\"é☃\u{1F600}\"".as_bytes();
-    let invalid_utf8: &[u8] = b"\"\xff\xfe\x80\"";
-    let latin1_date: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT\xe9";
+        .join(", ")
+}
 
-    type Case = (&'static str, &'static str, Vec<Vec<u8>>, Expect);
-    let with_range = |h: Vec<u8>| vec![h, range.clone()];
-    let mut cases: Vec<Case> = vec![
-        // §13.1.1: no listed tag matches (strong comparison) → false → 412.
-        (
-            "If-Match garbage",
-            "GET",
-            with_range(line("If-Match", b"garbage, ,,")),
-            Expect::Status(412),
-        ),
-        (
-            "If-Match 60 KiB tag",
-            "GET",
-            with_range(line("If-Match", &long_tag)),
-            Expect::Status(412),
-        ),
-        (
-            "If-Match 5000 other tags",
-            "GET",
-            with_range(line("If-Match", many_tags.as_bytes())),
-            Expect::Status(412),
-        ),
-        (
-            "If-Match 5000 tags, then the current one",
-            "GET",
-            with_range(line("If-Match", many_tags_then_real.as_bytes())),
-            partial.clone(),
-        ),
-        (
-            "If-Match non-ASCII UTF-8",
-            "GET",
-            with_range(line("If-Match", utf8)),
-            Expect::Status(412),
-        ),
-        (
-            // Rocket drops the field: served as without If-Match (206). RFC: 412.
-            "If-Match invalid UTF-8 (dropped by Rocket)",
-            "GET",
-            with_range(line("If-Match", invalid_utf8)),
-            Expect::OneOf(&[206, 412]),
-        ),
-        (
-            "If-Match weak form of the current tag",
-            "GET",
-            with_range(line("If-Match", weak_real.as_bytes())),
-            Expect::Status(412),
-        ),
-        // §13.1.2: nothing matches → true → go on (206).
-        (
-            "If-None-Match garbage",
-            "GET",
-            with_range(line("If-None-Match", b"garbage")),
-            partial.clone(),
-        ),
-        (
-            "If-None-Match 60 KiB",
-            "GET",
-            with_range(line("If-None-Match", &long_garbage)),
-            partial.clone(),
-        ),
-        (
-            "If-None-Match 5000 other tags",
-            "GET",
-            with_range(line("If-None-Match", many_tags.as_bytes())),
-            partial.clone(),
-        ),
-        (
-            "If-None-Match non-ASCII UTF-8",
-            "GET",
-            with_range(line("If-None-Match", utf8)),
-            partial.clone(),
-        ),
-        (
-            "If-None-Match invalid UTF-8",
-            "GET",
-            with_range(line("If-None-Match", invalid_utf8)),
-            partial.clone(),
-        ),
-        (
-            "control: If-None-Match weak current tag",
-            "GET",
-            with_range(line("If-None-Match", weak_real.as_bytes())),
-            Expect::Status(304),
-        ),
-        // §13.1.3 / §13.1.4: an invalid HTTP-date MUST be ignored.
-        (
-            "If-Modified-Since garbage",
-            "GET",
-            with_range(line("If-Modified-Since", b"yesterday-ish")),
-            partial.clone(),
-        ),
-        (
-            "If-Modified-Since 60 KiB",
-            "GET",
-            with_range(line("If-Modified-Since", &long_date)),
-            partial.clone(),
-        ),
-        (
-            "If-Modified-Since year 99999",
-            "GET",
-            with_range(line("If-Modified-Since", b"Fri, 31 Dec 99999 23:59:59 GMT")),
-            partial.clone(),
-        ),
-        (
-            "If-Modified-Since non-ASCII UTF-8",
-            "GET",
-            with_range(line("If-Modified-Since", "Sön, 06 Növ 1994".as_bytes())),
-            partial.clone(),
-        ),
-        (
-            "If-Modified-Since invalid UTF-8",
-            "GET",
-            with_range(line("If-Modified-Since", latin1_date)),
-            partial.clone(),
-        ),
-        (
-            "If-Unmodified-Since garbage",
-            "GET",
-            with_range(line("If-Unmodified-Since", b"0")),
-            partial.clone(),
-        ),
-        (
-            "If-Unmodified-Since 60 KiB",
-            "GET",
-            with_range(line("If-Unmodified-Since", &long_date)),
-            partial.clone(),
-        ),
-        (
-            "If-Unmodified-Since non-ASCII UTF-8",
-            "GET",
-            with_range(line("If-Unmodified-Since", "Sön, 06 Növ 1994".as_bytes())),
-            partial.clone(),
-        ),
-        (
-            "If-Unmodified-Since invalid UTF-8",
-            "GET",
-            with_range(line("If-Unmodified-Since", latin1_date)),
-            partial.clone(),
-        ),
-        // §13.1.5: a validator that does not match → ignore Range → 200 whole.
-        (
-            "If-Range garbage",
-            "GET",
-            with_range(line("If-Range", b"garbage")),
-            whole.clone(),
-        ),
-        (
-            "If-Range 60 KiB tag",
-            "GET",
-            with_range(line("If-Range", &long_tag)),
-            whole.clone(),
-        ),
-        (
-            "If-Range 60 KiB date",
-            "GET",
-            with_range(line("If-Range", &long_date)),
-            whole.clone(),
-        ),
-        (
-            "If-Range weak current tag",
-            "GET",
-            with_range(line("If-Range", weak_real.as_bytes())),
-            whole.clone(),
-        ),
-        (
-            "If-Range non-ASCII UTF-8",
-            "GET",
-            with_range(line("If-Range", utf8)),
-            whole.clone(),
-        ),
-        (
-            // Rocket drops the field: served as without If-Range (206). RFC: 200.
-            "If-Range invalid UTF-8 (dropped by Rocket)",
-            "GET",
-            with_range(line("If-Range", invalid_utf8)),
-            Expect::OneOf(&[200, 206]),
-        ),
-        (
-            "control: If-Range current tag",
-            "GET",
-            with_range(line("If-Range", etag.as_bytes())),
-            partial.clone(),
-        ),
-        (
-            "If-Range twice (current tag both times)",
-            "GET",
-            vec![
-                line("If-Range", etag.as_bytes()),
-                line("If-Range", etag.as_bytes()),
-                range.clone(),
-            ],
-            whole.clone(),
-        ),
-        // Range itself.
-        (
-            "duplicate Range lines",
-            "GET",
-            vec![range.clone(), line("Range", b"bytes=300-399")],
-            whole.clone(),
-        ),
-        (
-            "Range non-ASCII UTF-8",
-            "GET",
-            vec![line("Range", "bytes=1é-2".as_bytes())],
-            whole.clone(),
-        ),
-        (
-            "Range invalid UTF-8",
-            "GET",
-            vec![line("Range", b"bytes=1\xff-2")],
-            whole.clone(),
-        ),
-        (
-            "Range 60 KiB garbage",
-            "GET",
-            vec![line(
-                "Range",
-                &[b"bytes=".as_slice(), &long_garbage].concat(),
-            )],
-            whole.clone(),
-        ),
-        (
-            "Range first-pos beyond u64",
-            "GET",
-            vec![line("Range", b"bytes=99999999999999999999999999-")],
-            Expect::Status(416),
-        ),
-        (
-            "Range last-pos beyond u64",
-            "GET",
-            vec![line("Range", b"bytes=0-99999999999999999999999999")],
-            Expect::Content(Want::Single(0, len - 1)),
-        ),
-        (
-            "Range suffix beyond u64",
-            "GET",
-            vec![line("Range", b"bytes=-99999999999999999999999999")],
-            Expect::Content(Want::Single(0, len - 1)),
-        ),
-        // §14.2: Range is defined for GET only. HEAD answers as GET without Range.
-        (
-            "HEAD with Range",
-            "HEAD",
-            vec![range.clone()],
-            whole.clone(),
-        ),
+/// An entity tag in non-ASCII UTF-8.
+const UTF8: &[u8] = "\"é☃\u{1F600}\"".as_bytes();
+/// An entity tag that is not UTF-8 (obs-text).
+const INVALID_UTF8: &[u8] = b"\"\xff\xfe\x80\"";
+/// A date followed by a Latin-1 byte.
+const LATIN1_DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT\xe9";
+
+/// A server with a 100 000-byte file `/data.bin` for the header cases, and what they
+/// need to know of it.
+struct HeaderTarget {
+    server: Server,
+    data: Vec<u8>,
+    etag: String,
+    len: u64,
+    range: Vec<u8>,
+}
+
+impl HeaderTarget {
+    fn new(name: &str) -> HeaderTarget {
+        let server = Server::start(name);
+        let data = pseudo_random(66, 100_000);
+        server.dir().write("data.bin", &data);
+        let etag = etag_of(&data);
+        let len = data.len() as u64;
+        HeaderTarget {
+            server,
+            data,
+            etag,
+            len,
+            range: line("Range", b"bytes=100-199"),
+        }
+    }
+
+    /// `h` and `Range: bytes=100-199`.
+    fn with_range(&self, h: Vec<u8>) -> Vec<Vec<u8>> {
+        vec![h, self.range.clone()]
+    }
+
+    /// `W/` and the current tag.
+    fn weak_real(&self) -> String {
+        format!("W/{}", self.etag)
+    }
+
+    /// Sends each case (keep-alive, then a normal request on the same connection) and
+    /// checks its answer: the expectation of the case, never a 5xx, never a hang, never
+    /// a 206 for a method other than GET, a usable connection afterwards for any routed
+    /// answer, the tag on a 304 and `bytes */len` on a 416. Ends with a health check.
+    fn run(&self, family: &str, cases: Vec<HeaderCase>) {
+        let (server, data, etag, len) = (&self.server, &self.data, &self.etag, self.len);
+        let mut table = Vec::new();
+        for (what, method, lines, expect) in &cases {
+            let body: &[u8] = if matches!(*method, "POST" | "PUT" | "PATCH") {
+                b"hello"
+            } else {
+                b""
+            };
+            let raw = raw_request(method, b"/data.bin", lines, body, false);
+            let head_request = *method == "HEAD";
+            let (r, elapsed, after) =
+                hostile_then_normal(server.addr(), what, &raw, head_request, "/data.bin", data);
+            assert!(r.status < 500, "{what}: {} {:?}", r.status, r.headers);
+            if !matches!(*method, "GET" | "HEAD") || head_request {
+                assert_ne!(r.status, 206, "{what}: a range for {method}");
+            }
+            match expect {
+                Expect::Content(want) if head_request => {
+                    assert_eq!(*want, Want::Whole, "{what}");
+                    assert_eq!(r.status, 200, "{what}: {:?}", r.headers);
+                    assert_eq!(r.content_length(), Some(len), "{what}");
+                    assert_eq!(r.header("Content-Range"), None, "{what}");
+                }
+                Expect::Content(want) => check_content(what, &r, data, want),
+                Expect::Status(s) => assert_eq!(r.status, *s, "{what}: {:?}", r.headers),
+                Expect::OneOf(set) => {
+                    assert!(
+                        set.contains(&r.status),
+                        "{what}: {} {:?}",
+                        r.status,
+                        r.headers
+                    );
+                    match r.status {
+                        200 => check_content(what, &r, data, &Want::Whole),
+                        206 => check_content(what, &r, data, &Want::Single(100, 199)),
+                        _ => {}
+                    }
+                }
+            }
+            if r.status == 304 {
+                assert_eq!(r.header("ETag"), Some(etag.as_str()), "{what}: 304 ETag");
+            }
+            if r.status == 416 {
+                assert_eq!(
+                    r.header("Content-Range"),
+                    Some(format!("bytes */{len}").as_str()),
+                    "{what}"
+                );
+            }
+            let size: usize = lines.iter().map(Vec::len).sum();
+            table.push(format!(
+                "{what:<45} {method:<7} headers {size:>6} B → {} body {:>6} B ({after:?}) in {:>5.1} ms",
+                r.status,
+                r.body.len(),
+                elapsed.as_secs_f64() * 1e3
+            ));
+        }
+        eprintln!("hostile headers and methods ({family}):");
+        for l in &table {
+            eprintln!("  {l}");
+        }
+        assert_healthy(server, "data.bin", data);
+    }
+}
+
+// The tests below send malformed conditionals (garbage, 60 KiB long, non-ASCII
+// UTF-8, invalid UTF-8 bytes), duplicate Range lines, Range with every other method,
+// and a few over-the-limit header sections, each with `Range: bytes=100-199` on a
+// 100 000-byte file unless said otherwise. The expectations are the RFC's (cited per
+// case); every case also gets the checks of `HeaderTarget::run`.
+//
+// Invalid-UTF-8 values are a case apart: Rocket 0.5.2 drops such header fields before
+// any route sees them ("Rocket only supports UTF-8 header values. Dropping header."),
+// so for If-Match and If-Range the request is served as if they were absent; see
+// `invalid_utf8_conditionals_are_invisible_rocket_limitation` below.
+
+/// §13.1.1: no listed tag matches (strong comparison) → false → 412.
+#[test]
+fn malformed_if_match_is_412() {
+    let t = HeaderTarget::new("hostile-if-match");
+    let many_tags_then_real = format!("{}, {}", many_tags(), t.etag);
+    t.run(
+        "If-Match",
+        vec![
+            (
+                "If-Match garbage",
+                "GET",
+                t.with_range(line("If-Match", b"garbage, ,,")),
+                Expect::Status(412),
+            ),
+            (
+                "If-Match 60 KiB tag",
+                "GET",
+                t.with_range(line("If-Match", &long_tag())),
+                Expect::Status(412),
+            ),
+            (
+                "If-Match 5000 other tags",
+                "GET",
+                t.with_range(line("If-Match", many_tags().as_bytes())),
+                Expect::Status(412),
+            ),
+            (
+                "If-Match 5000 tags, then the current one",
+                "GET",
+                t.with_range(line("If-Match", many_tags_then_real.as_bytes())),
+                partial(),
+            ),
+            (
+                "If-Match non-ASCII UTF-8",
+                "GET",
+                t.with_range(line("If-Match", UTF8)),
+                Expect::Status(412),
+            ),
+            (
+                // Rocket drops the field: served as without If-Match (206). RFC: 412.
+                "If-Match invalid UTF-8 (dropped by Rocket)",
+                "GET",
+                t.with_range(line("If-Match", INVALID_UTF8)),
+                Expect::OneOf(&[206, 412]),
+            ),
+            (
+                "If-Match weak form of the current tag",
+                "GET",
+                t.with_range(line("If-Match", t.weak_real().as_bytes())),
+                Expect::Status(412),
+            ),
+        ],
+    );
+}
+
+/// §13.1.2: nothing matches → true → go on (206).
+#[test]
+fn malformed_if_none_match_is_ignored() {
+    let t = HeaderTarget::new("hostile-if-none-match");
+    t.run(
+        "If-None-Match",
+        vec![
+            (
+                "If-None-Match garbage",
+                "GET",
+                t.with_range(line("If-None-Match", b"garbage")),
+                partial(),
+            ),
+            (
+                "If-None-Match 60 KiB",
+                "GET",
+                t.with_range(line("If-None-Match", &long_garbage())),
+                partial(),
+            ),
+            (
+                "If-None-Match 5000 other tags",
+                "GET",
+                t.with_range(line("If-None-Match", many_tags().as_bytes())),
+                partial(),
+            ),
+            (
+                "If-None-Match non-ASCII UTF-8",
+                "GET",
+                t.with_range(line("If-None-Match", UTF8)),
+                partial(),
+            ),
+            (
+                "If-None-Match invalid UTF-8",
+                "GET",
+                t.with_range(line("If-None-Match", INVALID_UTF8)),
+                partial(),
+            ),
+            (
+                "control: If-None-Match weak current tag",
+                "GET",
+                t.with_range(line("If-None-Match", t.weak_real().as_bytes())),
+                Expect::Status(304),
+            ),
+        ],
+    );
+}
+
+/// §13.1.3: an invalid HTTP-date MUST be ignored.
+#[test]
+fn malformed_if_modified_since_is_ignored() {
+    let t = HeaderTarget::new("hostile-if-modified-since");
+    t.run(
+        "If-Modified-Since",
+        vec![
+            (
+                "If-Modified-Since garbage",
+                "GET",
+                t.with_range(line("If-Modified-Since", b"yesterday-ish")),
+                partial(),
+            ),
+            (
+                "If-Modified-Since 60 KiB",
+                "GET",
+                t.with_range(line("If-Modified-Since", &long_date())),
+                partial(),
+            ),
+            (
+                "If-Modified-Since year 99999",
+                "GET",
+                t.with_range(line("If-Modified-Since", b"Fri, 31 Dec 99999 23:59:59 GMT")),
+                partial(),
+            ),
+            (
+                "If-Modified-Since non-ASCII UTF-8",
+                "GET",
+                t.with_range(line("If-Modified-Since", "Sön, 06 Növ 1994".as_bytes())),
+                partial(),
+            ),
+            (
+                "If-Modified-Since invalid UTF-8",
+                "GET",
+                t.with_range(line("If-Modified-Since", LATIN1_DATE)),
+                partial(),
+            ),
+        ],
+    );
+}
+
+/// §13.1.4: an invalid HTTP-date MUST be ignored.
+#[test]
+fn malformed_if_unmodified_since_is_ignored() {
+    let t = HeaderTarget::new("hostile-if-unmodified-since");
+    t.run(
+        "If-Unmodified-Since",
+        vec![
+            (
+                "If-Unmodified-Since garbage",
+                "GET",
+                t.with_range(line("If-Unmodified-Since", b"0")),
+                partial(),
+            ),
+            (
+                "If-Unmodified-Since 60 KiB",
+                "GET",
+                t.with_range(line("If-Unmodified-Since", &long_date())),
+                partial(),
+            ),
+            (
+                "If-Unmodified-Since non-ASCII UTF-8",
+                "GET",
+                t.with_range(line("If-Unmodified-Since", "Sön, 06 Növ 1994".as_bytes())),
+                partial(),
+            ),
+            (
+                "If-Unmodified-Since invalid UTF-8",
+                "GET",
+                t.with_range(line("If-Unmodified-Since", LATIN1_DATE)),
+                partial(),
+            ),
+        ],
+    );
+}
+
+/// §13.1.5: a validator that does not match → ignore Range → 200 whole.
+#[test]
+fn malformed_if_range_gives_the_whole_file() {
+    let t = HeaderTarget::new("hostile-if-range");
+    t.run(
+        "If-Range",
+        vec![
+            (
+                "If-Range garbage",
+                "GET",
+                t.with_range(line("If-Range", b"garbage")),
+                whole(),
+            ),
+            (
+                "If-Range 60 KiB tag",
+                "GET",
+                t.with_range(line("If-Range", &long_tag())),
+                whole(),
+            ),
+            (
+                "If-Range 60 KiB date",
+                "GET",
+                t.with_range(line("If-Range", &long_date())),
+                whole(),
+            ),
+            (
+                "If-Range weak current tag",
+                "GET",
+                t.with_range(line("If-Range", t.weak_real().as_bytes())),
+                whole(),
+            ),
+            (
+                "If-Range non-ASCII UTF-8",
+                "GET",
+                t.with_range(line("If-Range", UTF8)),
+                whole(),
+            ),
+            (
+                // Rocket drops the field: served as without If-Range (206). RFC: 200.
+                "If-Range invalid UTF-8 (dropped by Rocket)",
+                "GET",
+                t.with_range(line("If-Range", INVALID_UTF8)),
+                Expect::OneOf(&[200, 206]),
+            ),
+            (
+                "control: If-Range current tag",
+                "GET",
+                t.with_range(line("If-Range", t.etag.as_bytes())),
+                partial(),
+            ),
+            (
+                "If-Range twice (current tag both times)",
+                "GET",
+                vec![
+                    line("If-Range", t.etag.as_bytes()),
+                    line("If-Range", t.etag.as_bytes()),
+                    t.range.clone(),
+                ],
+                whole(),
+            ),
+        ],
+    );
+}
+
+/// Range itself: invalid fields are ignored, numbers beyond u64 are clamped or
+/// unsatisfiable.
+#[test]
+fn malformed_range_fields_are_ignored_or_clamped() {
+    let t = HeaderTarget::new("hostile-range");
+    let len = t.len;
+    t.run(
+        "Range",
+        vec![
+            (
+                "duplicate Range lines",
+                "GET",
+                vec![t.range.clone(), line("Range", b"bytes=300-399")],
+                whole(),
+            ),
+            (
+                "Range non-ASCII UTF-8",
+                "GET",
+                vec![line("Range", "bytes=1é-2".as_bytes())],
+                whole(),
+            ),
+            (
+                "Range invalid UTF-8",
+                "GET",
+                vec![line("Range", b"bytes=1\xff-2")],
+                whole(),
+            ),
+            (
+                "Range 60 KiB garbage",
+                "GET",
+                vec![line(
+                    "Range",
+                    &[b"bytes=".as_slice(), &long_garbage()].concat(),
+                )],
+                whole(),
+            ),
+            (
+                "Range first-pos beyond u64",
+                "GET",
+                vec![line("Range", b"bytes=99999999999999999999999999-")],
+                Expect::Status(416),
+            ),
+            (
+                "Range last-pos beyond u64",
+                "GET",
+                vec![line("Range", b"bytes=0-99999999999999999999999999")],
+                Expect::Content(Want::Single(0, len - 1)),
+            ),
+            (
+                "Range suffix beyond u64",
+                "GET",
+                vec![line("Range", b"bytes=-99999999999999999999999999")],
+                Expect::Content(Want::Single(0, len - 1)),
+            ),
+        ],
+    );
+}
+
+/// §14.2: Range is defined for GET only. HEAD answers as GET without Range; other
+/// methods are not routed by the file server.
+#[test]
+fn range_with_other_methods_is_never_206() {
+    let t = HeaderTarget::new("hostile-methods");
+    let mut cases: Vec<HeaderCase> = vec![
+        ("HEAD with Range", "HEAD", vec![t.range.clone()], whole()),
         // Routed methods only: an unknown method is refused by Rocket.
         (
             "unknown method FOO with Range",
             "FOO",
-            vec![range.clone()],
+            vec![t.range.clone()],
             Expect::Status(400),
-        ),
-        // hyper's limit on the number of header fields (100).
-        (
-            "150 header fields",
-            "GET",
-            (0..150)
-                .map(|i| line(&format!("X-Junk-{i}"), b"v"))
-                .chain([range.clone()])
-                .collect(),
-            Expect::OneOf(&[431, 400]),
         ),
     ];
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"] {
@@ -1002,72 +1285,29 @@ fn malformed_headers_and_other_methods_never_give_5xx_hangs_or_wrong_206() {
         cases.push((
             method,
             method,
-            vec![range.clone()],
+            vec![t.range.clone()],
             Expect::OneOf(&[404, 405]),
         ));
     }
+    t.run("methods", cases);
+}
 
-    let mut table = Vec::new();
-    for (what, method, lines, expect) in &cases {
-        let body: &[u8] = if matches!(*method, "POST" | "PUT" | "PATCH") {
-            b"hello"
-        } else {
-            b""
-        };
-        let raw = raw_request(method, b"/data.bin", lines, body, false);
-        let head_request = *method == "HEAD";
-        let (r, elapsed, after) =
-            hostile_then_normal(server.addr(), what, &raw, head_request, "/data.bin", &data);
-        assert!(r.status < 500, "{what}: {} {:?}", r.status, r.headers);
-        if !matches!(*method, "GET" | "HEAD") || head_request {
-            assert_ne!(r.status, 206, "{what}: a range for {method}");
-        }
-        match expect {
-            Expect::Content(want) if head_request => {
-                assert_eq!(*want, Want::Whole, "{what}");
-                assert_eq!(r.status, 200, "{what}: {:?}", r.headers);
-                assert_eq!(r.content_length(), Some(len), "{what}");
-                assert_eq!(r.header("Content-Range"), None, "{what}");
-            }
-            Expect::Content(want) => check_content(what, &r, &data, want),
-            Expect::Status(s) => assert_eq!(r.status, *s, "{what}: {:?}", r.headers),
-            Expect::OneOf(set) => {
-                assert!(
-                    set.contains(&r.status),
-                    "{what}: {} {:?}",
-                    r.status,
-                    r.headers
-                );
-                match r.status {
-                    200 => check_content(what, &r, &data, &Want::Whole),
-                    206 => check_content(what, &r, &data, &Want::Single(100, 199)),
-                    _ => {}
-                }
-            }
-        }
-        if r.status == 304 {
-            assert_eq!(r.header("ETag"), Some(etag.as_str()), "{what}: 304 ETag");
-        }
-        if r.status == 416 {
-            assert_eq!(
-                r.header("Content-Range"),
-                Some(format!("bytes */{len}").as_str()),
-                "{what}"
-            );
-        }
-        let size: usize = lines.iter().map(Vec::len).sum();
-        table.push(format!(
-            "{what:<45} {method:<7} headers {size:>6} B → {} body {:>6} B ({after:?}) in {:>5.1} ms",
-            r.status,
-            r.body.len(),
-            elapsed.as_secs_f64() * 1e3
-        ));
-    }
-    eprintln!("hostile headers and methods:");
-    for l in &table {
-        eprintln!("  {l}");
-    }
-    assert_healthy(&server, "data.bin", &data);
+/// hyper's limit on the number of header fields (100).
+#[test]
+fn too_many_header_fields_are_refused_by_the_parser() {
+    let t = HeaderTarget::new("hostile-header-count");
+    t.run(
+        "header section limits",
+        vec![(
+            "150 header fields",
+            "GET",
+            (0..150)
+                .map(|i| line(&format!("X-Junk-{i}"), b"v"))
+                .chain([t.range.clone()])
+                .collect(),
+            Expect::OneOf(&[431, 400]),
+        )],
+    );
 }
 
 /// Conditionals whose value is not valid UTF-8 (entity tags may contain obs-text,

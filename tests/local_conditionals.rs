@@ -1,0 +1,341 @@
+//! Conditional requests through Rocket's local client (RFC 9110 §13): If-Match,
+//! If-None-Match, If-Modified-Since, If-Unmodified-Since and If-Range, their order of
+//! evaluation, 304 and 412. Fixtures in `common::local`.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::local::*;
+use common::set_mtime;
+use rocket::local::asynchronous::Client;
+use rocket_mmap::FileServer;
+
+fn weak(tag: &str) -> String {
+    format!("W/{tag}")
+}
+
+// ---------------------------------------------------------------------------
+// Conditional requests (RFC 9110 §13)
+// ---------------------------------------------------------------------------
+
+/// A file server with `cache_control` configured, and the file's ETag and
+/// Last-Modified.
+async fn conditional_fixture(t: &Site, content: &[u8]) -> (Client, String, String) {
+    t.file("f.bin", content);
+    let fig = figment().merge(("mmap.cache_control", "public, max-age=60"));
+    let c = client(rocket_with(fig).mount("/", FileServer::from(t.root()))).await;
+    let r = get(&c, "/f.bin", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.h("Cache-Control"), "public, max-age=60");
+    let (etag, lm) = (r.etag().to_owned(), r.h("Last-Modified").to_owned());
+    (c, etag, lm)
+}
+
+fn assert_304(r: &Resp, etag: &str, lm: &str) {
+    // §15.4.5: a 304 carries what a 200 would among ETag, Cache-Control, … and no body.
+    assert_eq!(r.status, 304, "{r:?}");
+    assert_eq!(r.etag(), etag);
+    assert_eq!(r.h("Last-Modified"), lm);
+    assert_eq!(r.h("Cache-Control"), "public, max-age=60");
+    assert!(r.body.is_empty());
+    assert!(r.header("Content-Range").is_none());
+}
+
+#[rocket::async_test]
+async fn if_none_match_with_current_etag_is_304_with_validators() {
+    let t = Site::new("inm");
+    let (c, etag, lm) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(&c, "/f.bin", &[("If-None-Match", &etag)]).await;
+    assert_304(&r, &etag, &lm);
+    // Also for HEAD, and in a list, and split over two field lines (§5.3).
+    let r = head(&c, "/f.bin", &[("If-None-Match", &etag)]).await;
+    assert_304(&r, &etag, &lm);
+    let list = format!("\"a\", {etag}, \"b\"");
+    let r = get(&c, "/f.bin", &[("If-None-Match", &list)]).await;
+    assert_304(&r, &etag, &lm);
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-None-Match", "\"other\""), ("If-None-Match", &etag)],
+    )
+    .await;
+    assert_304(&r, &etag, &lm);
+    // A stale tag: 200.
+    let r = get(&c, "/f.bin", &[("If-None-Match", "\"stale\"")]).await;
+    assert_eq!(r.status, 200);
+}
+
+#[rocket::async_test]
+async fn if_none_match_uses_weak_comparison() {
+    // §13.1.2: "A recipient MUST use the weak comparison function".
+    let t = Site::new("inm-weak");
+    let (c, etag, lm) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(&c, "/f.bin", &[("If-None-Match", &weak(&etag))]).await;
+    assert_304(&r, &etag, &lm);
+}
+
+#[rocket::async_test]
+async fn if_none_match_star_is_304_for_an_existing_file() {
+    let t = Site::new("inm-star");
+    let (c, etag, lm) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(&c, "/f.bin", &[("If-None-Match", "*")]).await;
+    assert_304(&r, &etag, &lm);
+}
+
+#[rocket::async_test]
+async fn if_none_match_empty_list_matches_nothing() {
+    let t = Site::new("inm-comma");
+    let content = pattern(2000);
+    let (c, _, _) = conditional_fixture(&t, &content).await;
+    for v in [",", " , ,"] {
+        let r = get(&c, "/f.bin", &[("If-None-Match", v)]).await;
+        assert_eq!(r.status, 200, "{v:?}");
+        assert_eq!(r.body, content);
+    }
+}
+
+#[rocket::async_test]
+async fn if_none_match_takes_precedence_over_range() {
+    // §13.2.2: preconditions before Range.
+    let t = Site::new("inm-range");
+    let (c, etag, lm) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-None-Match", &etag), ("Range", "bytes=0-9")],
+    )
+    .await;
+    assert_304(&r, &etag, &lm);
+}
+
+#[rocket::async_test]
+async fn if_match_mismatch_is_412() {
+    let t = Site::new("im");
+    let content = pattern(2000);
+    let (c, etag, _) = conditional_fixture(&t, &content).await;
+    let r = get(&c, "/f.bin", &[("If-Match", "\"nope\"")]).await;
+    assert_eq!(r.status, 412);
+    assert!(r.body.is_empty());
+    assert!(r.header("Content-Range").is_none());
+    // Matching tag, and `*`: proceed.
+    let r = get(&c, "/f.bin", &[("If-Match", &etag)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+    let r = get(&c, "/f.bin", &[("If-Match", "*")]).await;
+    assert_eq!(r.status, 200);
+    // With a range, a matching If-Match keeps the 206.
+    let r = get(&c, "/f.bin", &[("If-Match", &etag), ("Range", "bytes=0-9")]).await;
+    assert_eq!(r.status, 206);
+}
+
+#[rocket::async_test]
+async fn if_match_uses_strong_comparison_so_weak_tag_is_412() {
+    // §13.1.1: "An origin server MUST use the strong comparison function".
+    let t = Site::new("im-weak");
+    let (c, etag, _) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(&c, "/f.bin", &[("If-Match", &weak(&etag))]).await;
+    assert_eq!(r.status, 412);
+}
+
+#[rocket::async_test]
+async fn if_modified_since_equal_to_last_modified_is_304() {
+    let t = Site::new("ims");
+    let content = pattern(2000);
+    let (c, etag, lm) = conditional_fixture(&t, &content).await;
+    let r = get(&c, "/f.bin", &[("If-Modified-Since", &lm)]).await;
+    assert_304(&r, &etag, &lm);
+    // Earlier than Last-Modified: 200.
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+}
+
+#[rocket::async_test]
+async fn if_modified_since_is_ignored_when_if_none_match_is_present() {
+    // §13.1.3: "A recipient MUST ignore If-Modified-Since if the request contains an
+    // If-None-Match header field".
+    let t = Site::new("ims-inm");
+    let (c, _, lm) = conditional_fixture(&t, &pattern(2000)).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[rocket::async_test]
+async fn if_unmodified_since_before_last_modified_is_412() {
+    let t = Site::new("ius");
+    let content = pattern(2000);
+    let (c, etag, lm) = conditional_fixture(&t, &content).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    assert!(r.body.is_empty());
+    // Equal: proceed.
+    let r = get(&c, "/f.bin", &[("If-Unmodified-Since", &lm)]).await;
+    assert_eq!(r.status, 200);
+    // §13.2.2 step 2: only evaluated when If-Match is absent.
+    let r = get(
+        &c,
+        "/f.bin",
+        &[
+            ("If-Match", &etag),
+            ("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+}
+
+#[rocket::async_test]
+async fn if_range_with_current_etag_is_206() {
+    let t = Site::new("ir");
+    let content = pattern(2000);
+    let (c, etag, _) = conditional_fixture(&t, &content).await;
+    let r = get(&c, "/f.bin", &[("If-Range", &etag), ("Range", "bytes=0-9")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.h("Content-Range"), "bytes 0-9/2000");
+    assert_eq!(r.body, &content[..10]);
+}
+
+#[rocket::async_test]
+async fn if_range_with_stale_etag_is_200_full() {
+    // §13.1.5: the condition is false → send the whole representation.
+    let t = Site::new("ir-stale");
+    let content = pattern(2000);
+    let (c, _, _) = conditional_fixture(&t, &content).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Range", "\"stale\""), ("Range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Range").is_none());
+    assert_eq!(r.body, content);
+}
+
+#[rocket::async_test]
+async fn if_range_with_weak_tag_is_200_full() {
+    // §13.1.5: strong comparison; a weak tag never matches.
+    let t = Site::new("ir-weak");
+    let content = pattern(2000);
+    let (c, etag, _) = conditional_fixture(&t, &content).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Range", &weak(&etag)), ("Range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+}
+
+#[rocket::async_test]
+async fn if_range_with_strong_last_modified_date_is_206() {
+    // §13.1.5: a date matches only an exactly equal, strong Last-Modified (§8.8.2.2:
+    // at least one second before the response's Date). Backdate the file.
+    let t = Site::new("ir-date");
+    let content = pattern(2000);
+    let p = t.file("old.bin", &content);
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&p, old);
+    let c = serve(&t.root()).await;
+    let lm = get(&c, "/old.bin", &[]).await.h("Last-Modified").to_owned();
+    assert_eq!(lm, httpdate::fmt_http_date(old));
+    let r = get(&c, "/old.bin", &[("If-Range", &lm), ("Range", "bytes=0-9")]).await;
+    assert_eq!(r.status, 206);
+    let other = httpdate::fmt_http_date(old - Duration::from_secs(10));
+    let r = get(
+        &c,
+        "/old.bin",
+        &[("If-Range", &other), ("Range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+}
+
+#[rocket::async_test]
+async fn malformed_dates_are_ignored() {
+    // §13.1.3, §13.1.4: an invalid date makes the condition absent.
+    let t = Site::new("bad-dates");
+    let content = pattern(2000);
+    let (c, _, _) = conditional_fixture(&t, &content).await;
+    for bad in [
+        "yesterday",
+        "",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 32 Foo 1994 25:61:61 GMT",
+        "99999999999999999999",
+    ] {
+        let r = get(&c, "/f.bin", &[("If-Modified-Since", bad)]).await;
+        assert_eq!(r.status, 200, "IMS {bad:?}");
+        assert_eq!(r.body, content);
+        let r = get(&c, "/f.bin", &[("If-Unmodified-Since", bad)]).await;
+        assert_eq!(r.status, 200, "IUS {bad:?}");
+        assert_eq!(r.body, content);
+        // An unparsable If-Range is false: the whole representation (§13.1.5).
+        let r = get(&c, "/f.bin", &[("If-Range", bad), ("Range", "bytes=0-9")]).await;
+        assert_eq!(r.status, 200, "If-Range {bad:?}");
+        assert_eq!(r.body, content);
+    }
+}
+
+#[rocket::async_test]
+async fn repeated_if_modified_since_is_ignored() {
+    // §13.1.3: ignore If-Modified-Since if "the field value has more than one member".
+    let t = Site::new("ims-twice");
+    let (c, _, lm) = conditional_fixture(&t, &pattern(100)).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Modified-Since", &lm), ("If-Modified-Since", &lm)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[rocket::async_test]
+async fn if_match_failure_wins_over_if_none_match() {
+    // §13.2.2: If-Match (step 1) before If-None-Match (step 3).
+    let t = Site::new("im-inm");
+    let (c, etag, _) = conditional_fixture(&t, &pattern(100)).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Match", "\"nope\""), ("If-None-Match", &etag)],
+    )
+    .await;
+    assert_eq!(r.status, 412);
+}
+
+#[rocket::async_test]
+async fn failed_if_range_ignores_even_an_unsatisfiable_range() {
+    // §13.1.5: If-Range false → the Range is ignored entirely → 200, not 416.
+    let t = Site::new("ir-416");
+    let content = pattern(100);
+    let (c, _, _) = conditional_fixture(&t, &content).await;
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("If-Range", "\"stale\""), ("Range", "bytes=500-")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+}
