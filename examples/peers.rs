@@ -159,7 +159,10 @@ struct IdealFiles(HashMap<String, IdealFile>);
 impl IdealFiles {
     fn load(dir: &std::path::Path) -> IdealFiles {
         let mut files = HashMap::new();
-        for entry in std::fs::read_dir(dir).expect("readable directory").flatten() {
+        for entry in std::fs::read_dir(dir)
+            .expect("readable directory")
+            .flatten()
+        {
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
             if !meta.is_file() {

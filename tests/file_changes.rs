@@ -319,6 +319,40 @@ fn in_place_rewrite_of_the_same_size_is_served_with_a_new_etag() {
     assert_eq!(new_etag, etag_of(&new));
 }
 
+/// The same for a small file, which the file server answers with one `stat` taken
+/// after its bytes are copied: every rewrite in place is seen by the next request, for
+/// GET, a conditional GET with the old tag, and HEAD.
+#[test]
+fn in_place_rewrite_of_a_small_file_is_seen_by_the_next_request() {
+    let server = Server::start("rewrite-small");
+    let path = server.dir().write("small.bin", &pseudo_random(30, 2048));
+    let mut previous = server.get("/small.bin");
+    assert_eq!(previous.status, 200);
+    for seed in 31..39 {
+        let new = pseudo_random(seed, 2048);
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(&new).unwrap();
+        drop(f);
+        let old_etag = previous.header("ETag").expect("ETag").to_owned();
+        let conditional = server.request("GET", "/small.bin", &[("If-None-Match", &old_etag)]);
+        assert_eq!(
+            conditional.status, 200,
+            "the old tag no longer matches ({seed})"
+        );
+        assert_eq!(conditional.body, new, "new bytes ({seed})");
+        let head = server.request("HEAD", "/small.bin", &[]);
+        assert_eq!(
+            head.header("ETag"),
+            Some(etag_of(&new).as_str()),
+            "HEAD ({seed})"
+        );
+        let current = server.get("/small.bin");
+        assert_eq!(current.body, new, "new bytes ({seed})");
+        assert_eq!(current.header("ETag"), Some(etag_of(&new).as_str()));
+        previous = current;
+    }
+}
+
 /// A download of `path` that reads 512 KiB (its receive buffer capped, so the server
 /// cannot run far ahead), runs `change`, then reads on until the server ends the
 /// response: the response head and every body byte received.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Load comparison on loopback: rocket-mmap against nginx (sendfile), Rocket's own
-FileServer, a "read the range into a Vec" responder, and a Rocket hello-world route.
+"""Load comparison on loopback: rocket-mmap against the in-memory ceiling of a Rocket
+file response (`ideal`), nginx (sendfile), Rocket's own FileServer, a "read the range
+into a Vec" responder, and a Rocket hello-world route.
 
 Every server runs pinned to CPU 0 with one worker; wrk (one thread) runs pinned to
 CPU 1. Rounds are interleaved (every scenario against every target, then again), and
@@ -8,6 +9,13 @@ within a round the targets of a scenario are measured back to back in a shuffled
 order. The ratio reported for a pair is the median over rounds of the ratio within
 each round, so that drift of this shared machine (tens of percent from one minute to
 the next) cancels out; req/s figures are medians over rounds and are only indicative.
+
+Besides req/s, every cell records the server's CPU time per request (utime + stime of
+the server process from /proc/PID/stat over the run, divided by the requests wrk
+completed). Where the client is the bottleneck (nginx on 1 MiB), throughput says
+little and CPU per request still compares the servers' work; it also moves far less
+between runs than req/s. CPU ratios are peer µs / mmap µs (above 1: the crate does the
+same work for less CPU).
 
     python3 benches/load/run.py                 # 7 rounds of 2 s per cell (~6 min)
     python3 benches/load/run.py --rounds 11 --scenarios get_1KiB revalidate_304
@@ -39,27 +47,39 @@ MULTIPART = "bytes=0-999,50000000-50000999,99000000-99000999"
 
 # scenario -> (path, extra header or None, targets it applies to, what the floor is)
 SCENARIOS = {
-    "get_1KiB": ("/1k.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello", "headers"]),
-    "revalidate_304": ("/1k.bin", "if-none-match", ["mmap", "nginx", "hello"]),
-    "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "nginx", "vec", "hello"]),
-    "get_1MiB": ("/1m.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello"]),
+    "get_1KiB": ("/1k.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers"]),
+    "revalidate_304": ("/1k.bin", "if-none-match", ["mmap", "ideal", "nginx", "hello"]),
+    "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "ideal", "nginx", "vec", "hello"]),
+    "get_1MiB": ("/1m.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello"]),
     "multipart_3_parts": ("/100m.bin", "multipart", ["mmap", "nginx", "hello"]),
 }
 
-# Targets of issue 5: (scenario, peer, minimum ratio mmap/peer).
+# Goals: (scenario, peer, minimum ratio, metric). "cpu" is peer µs / mmap µs of server
+# CPU per request; "rps" is mmap req/s / peer req/s.
 TARGETS = [
-    ("get_1KiB", "hello", 0.95),
-    ("get_1KiB", "fileserver", 4.0),
-    ("revalidate_304", "hello", 0.95),
-    ("range_64KiB_random", "nginx", 0.9),
-    ("range_64KiB_random", "vec", 5.0),
-    ("get_1MiB", "nginx", 1.0),
-    ("multipart_3_parts", "nginx", 0.8),
+    ("get_1KiB", "ideal", 0.95, "cpu"),
+    ("revalidate_304", "ideal", 0.95, "cpu"),
+    ("range_64KiB_random", "ideal", 0.95, "cpu"),
+    ("get_1MiB", "ideal", 0.95, "cpu"),
+    ("multipart_3_parts", "nginx", 1.1, "rps"),
+    ("get_1KiB", "fileserver", 3.5, "rps"),
+    ("range_64KiB_random", "vec", 5.0, "rps"),
 ]
 
 # Informative ratios, no goal: "headers" is a Rocket route answering a fixed 1 KiB
-# body with the four headers a file response carries, without lookup or conditionals.
-INFO = [("get_1KiB", "headers", "the floor for a file response on Rocket")]
+# body with the four headers a file response carries, without lookup or conditionals;
+# nginx does not pay Rocket's copy of every body byte.
+INFO = [
+    ("get_1KiB", "headers", "cpu", "the floor for any 1 KiB response with these headers on Rocket"),
+    ("get_1KiB", "nginx", "cpu", "nginx"),
+    ("revalidate_304", "nginx", "cpu", "nginx"),
+    ("range_64KiB_random", "nginx", "cpu", "nginx"),
+    ("get_1MiB", "nginx", "cpu", "nginx"),
+    ("get_1KiB", "hello", "rps", "Rocket's hello world"),
+]
+
+# The most a stalled download may hold (issue 15), KiB of RSS per download.
+STALLED_GOAL_KIB = 256
 
 NGINX_CONF = """
 worker_processes 1;
@@ -189,6 +209,11 @@ class Server:
                 out[k] = int(v.split()[0])
         return out
 
+    def cpu_seconds(self):
+        """utime + stime of the server process (all its threads, living or not)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -214,11 +239,14 @@ def start_all(bins, data: Path, work: Path, only):
             conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=data))
             servers[name] = Server(name, ["nginx", "-p", str(prefix), "-c", str(conf)], {}, port)
         else:
+            # `ideal` reads every file into memory first: allow it the time.
             servers[name] = Server(name, [str(peers_bin), name, str(data)], env, port, cwd=work)
     return servers
 
 
-def wrk(port, scenario, etag, duration, conns, work: Path):
+def wrk(server, scenario, etag, duration, conns, work: Path):
+    """One wrk run; returns (req/s, server CPU µs per request, non-2xx/3xx, socket errors)."""
+    port = server.port
     path, kind, _ = SCENARIOS[scenario]
     argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s"]
     if kind == "if-none-match":
@@ -230,16 +258,20 @@ def wrk(port, scenario, etag, duration, conns, work: Path):
         script.write_text(RANGE_LUA.format(size=BIG, path=path))
         argv += ["-s", str(script)]
     argv.append(f"http://127.0.0.1:{port}{path}")
+    cpu_before = server.cpu_seconds()
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = server.cpu_seconds() - cpu_before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return rps, int(bad.group(1)) if bad else 0, errors.group(0) if errors else ""
+    cpu_us = cpu * 1e6 / requests if requests else float("inf")
+    return rps, cpu_us, int(bad.group(1)) if bad else 0, errors.group(0) if errors else ""
 
 
-def check_answers(servers, etags):
+def check_answers(scenarios, servers, etags):
     """Each target must really answer the scenario as expected before it is measured."""
-    for scenario, (path, kind, targets) in SCENARIOS.items():
+    for scenario, (path, kind, targets) in scenarios.items():
         for t in targets:
             if t in ("hello", "headers"):
                 continue
@@ -282,14 +314,14 @@ def stalled_downloads(server, n=64):
     }
 
 
-def svg_chart(ratios, path: Path):
-    rows = [(f"{s} vs {p}", ratios[s][p], goal) for s, p, goal in TARGETS if p in ratios.get(s, {})]
-    w, bar_h, gap, left = 760, 22, 10, 250
+def svg_chart(targets, path: Path):
+    rows = [(f"{t['scenario']} vs {t['peer']} ({t['metric']})", t["ratio"], t["goal"]) for t in targets]
+    w, bar_h, gap, left = 780, 22, 10, 290
     h = 60 + len(rows) * (bar_h + gap)
     top = max([r for _, r, _ in rows] + [g for *_, g in rows] + [1.0]) * 1.1
     x = lambda v: left + (w - left - 30) * v / top
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-           f'<text x="10" y="20" font-size="14" font-weight="bold">rocket-mmap throughput ratio (median of per-round ratios, one run)</text>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">rocket-mmap: ratios against peers (median of per-round ratios, one run)</text>',
            f'<line x1="{x(1):.1f}" y1="30" x2="{x(1):.1f}" y2="{h - 10}" stroke="#999" stroke-dasharray="4"/>',
            f'<text x="{x(1) + 3:.1f}" y="40" fill="#666">1.0×</text>']
     for i, (label, r, goal) in enumerate(rows):
@@ -321,20 +353,25 @@ def main():
         need(tool)
     bins = build() if not args.no_build else None
     if bins is None:
-        target = REPO / "target" / "release"
+        target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
         bins = (target / "rocket-mmap", target / "examples" / "peers")
     work = Path(tempfile.mkdtemp(prefix="rocket-mmap-load-"))
     data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-load-data"
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
-    names = ["mmap", "nginx", "fileserver", "vec", "hello", "headers"]
+    scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
+    names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers"]
+             if any(t in v[2] for v in scenarios.values())]
     servers = start_all(bins, data, work, names)
     try:
-        etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag") for t in ("mmap", "nginx")}
-        check_answers(servers, etags)
-        scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
-        cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
-        round_ratios = {s: {t: [] for t in scenarios[s][2] if t != "mmap"} for s in scenarios}
+        etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag")
+                 for t in ("mmap", "ideal", "nginx") if t in servers}
+        check_answers({s: v for s, v in SCENARIOS.items() if s in scenarios}, servers, etags)
+        rps_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
+        cpu_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
+        # Per round, per peer: mmap/peer req/s and peer/mmap CPU µs per request.
+        round_ratios = {m: {s: {t: [] for t in scenarios[s][2] if t != "mmap"} for s in scenarios}
+                        for m in ("rps", "cpu")}
         problems = []
         shuffle = random.Random(2026)
         for rnd in range(args.rounds):
@@ -345,60 +382,77 @@ def main():
                 shuffle.shuffle(order)
                 got = {}
                 for t in order:
-                    rps, bad, errs = wrk(servers[t].port, scenario, etags.get(t), args.duration, args.connections, work)
-                    cells[scenario][t].append(rps)
-                    got[t] = rps
+                    rps, cpu_us, bad, errs = wrk(servers[t], scenario, etags.get(t), args.duration,
+                                                 args.connections, work)
+                    rps_cells[scenario][t].append(rps)
+                    cpu_cells[scenario][t].append(cpu_us)
+                    got[t] = (rps, cpu_us)
                     if bad and t not in ("hello", "headers"):
                         problems.append(f"{t} {scenario}: {bad} non-2xx/3xx responses")
-                    log(f"round {rnd + 1}/{args.rounds} {scenario:<20} {t:<10} {rps:>10.1f} req/s {errs}")
-                for t in round_ratios[scenario]:
-                    if got[t] > 0:
-                        round_ratios[scenario][t].append(got["mmap"] / got[t])
-        medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in cells.items()}
+                    log(f"round {rnd + 1}/{args.rounds} {scenario:<20} {t:<10} {rps:>10.1f} req/s "
+                        f"{cpu_us:>8.1f} µs CPU/req {errs}")
+                for t in round_ratios["rps"][scenario]:
+                    if got[t][0] > 0:
+                        round_ratios["rps"][scenario][t].append(got["mmap"][0] / got[t][0])
+                    if got["mmap"][1] > 0:
+                        round_ratios["cpu"][scenario][t].append(got[t][1] / got["mmap"][1])
+        rps_medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in rps_cells.items()}
+        cpu_medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in cpu_cells.items()}
         # The ratio reported is the median of the per-round ratios, not a ratio of
         # medians: this machine drifts by tens of percent between minutes, and a
         # round's measurements are taken seconds apart.
-        ratios = {s: {p: statistics.median(v) for p, v in rs.items() if v} for s, rs in round_ratios.items()}
-        spread = {s: {p: [round(min(v), 3), round(max(v), 3)] for p, v in rs.items() if v}
-                  for s, rs in round_ratios.items()}
+        ratios = {m: {s: {p: statistics.median(v) for p, v in rs.items() if v} for s, rs in by_s.items()}
+                  for m, by_s in round_ratios.items()}
+        spread = {m: {s: {p: [round(min(v), 3), round(max(v), 3)] for p, v in rs.items() if v}
+                      for s, rs in by_s.items()} for m, by_s in round_ratios.items()}
         memory = {}
         if not args.no_memory:
-            memory["mmap"] = stalled_downloads(servers["mmap"])
-            memory["fileserver"] = stalled_downloads(servers["fileserver"])
+            for t in ("mmap", "ideal", "fileserver"):
+                if t in servers:
+                    memory[t] = stalled_downloads(servers[t])
     finally:
         for s in servers.values():
             s.stop()
+
+    def ratio_row(s, p, m):
+        r = ratios[m].get(s, {}).get(p)
+        return r, spread[m].get(s, {}).get(p)
+
     results = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "settings": {"rounds": args.rounds, "duration_s": args.duration, "connections": args.connections,
                      "servers": "CPU 0, 1 worker", "wrk": "CPU 1, 1 thread"},
-        "req_per_s_median": medians, "req_per_s_all_rounds": cells,
-        "ratios_mmap_over_peer": ratios, "ratios_per_round": round_ratios, "ratio_min_max": spread,
-        "targets": [{"scenario": s, "peer": p, "goal": g, "ratio": ratios[s].get(p),
-                     "range": spread[s].get(p), "met": ratios[s].get(p, 0) >= g}
-                    for s, p, g in TARGETS if s in ratios],
-        "memory_64_stalled_100MiB": memory, "problems": problems,
+        "req_per_s_median": rps_medians, "req_per_s_all_rounds": rps_cells,
+        "cpu_us_per_request_median": cpu_medians, "cpu_us_per_request_all_rounds": cpu_cells,
+        "ratios": ratios, "ratios_per_round": round_ratios, "ratio_min_max": spread,
+        "targets": [{"scenario": s, "peer": p, "goal": g, "metric": m, "ratio": ratio_row(s, p, m)[0],
+                     "range": ratio_row(s, p, m)[1], "met": (ratio_row(s, p, m)[0] or 0) >= g}
+                    for s, p, g, m in TARGETS if s in scenarios and ratio_row(s, p, m)[0] is not None],
+        "memory_64_stalled_100MiB": memory, "stalled_goal_kib": STALLED_GOAL_KIB, "problems": problems,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    svg_chart(ratios, args.out / "chart.svg")
-    print(f"\n{'scenario':<22}" + "".join(f"{t:>12}" for t in names))
-    for s, m in medians.items():
-        print(f"{s:<22}" + "".join(f"{m[t]:>12.0f}" if t in m else f"{'—':>12}" for t in names))
-    print("\nratios (mmap / peer), goal, met:")
+    svg_chart(results["targets"], args.out / "chart.svg")
+    for title, table, fmt in (("req/s (median)", rps_medians, "{:>11.0f}"),
+                              ("server CPU µs per request (median)", cpu_medians, "{:>11.1f}")):
+        print(f"\n{title}\n{'scenario':<22}" + "".join(f"{t:>11}" for t in names))
+        for s, m in table.items():
+            print(f"{s:<22}" + "".join(fmt.format(m[t]) if t in m else f"{'—':>11}" for t in names))
+    print("\nratios (cpu: peer µs / mmap µs; rps: mmap / peer), goal, met:")
     for row in results["targets"]:
         r, (lo, hi) = row["ratio"], row["range"]
-        print(f"  {row['scenario']:<20} vs {row['peer']:<10} {r:6.2f}×  (rounds {lo:.2f}–{hi:.2f})  "
-              f"goal {row['goal']}×  {'yes' if row['met'] else 'NO'}")
-    for s, p, what in INFO:
-        if p in ratios.get(s, {}):
-            lo, hi = spread[s][p]
-            print(f"  {s:<20} vs {p:<10} {ratios[s][p]:6.2f}×  (rounds {lo:.2f}–{hi:.2f})  {what}")
+        print(f"  {row['scenario']:<20} vs {row['peer']:<10} {row['metric']:<4} {r:6.2f}×  "
+              f"(rounds {lo:.2f}–{hi:.2f})  goal {row['goal']}×  {'yes' if row['met'] else 'NO'}")
+    for s, p, m, what in INFO:
+        r, rng = ratio_row(s, p, m)
+        if r is not None:
+            print(f"  {s:<20} vs {p:<10} {m:<4} {r:6.2f}×  (rounds {rng[0]:.2f}–{rng[1]:.2f})  {what}")
     for name, m in memory.items():
         g = m["growth_kib"]
         print(f"\n64 stalled 100 MiB downloads, {name}: RSS growth {g['VmRSS'] / 1024:.1f} MiB "
-              f"(anon {g['RssAnon'] / 1024:.1f} MiB, file {g['RssFile'] / 1024:.1f} MiB); "
+              f"= {g['VmRSS'] / 64:.0f} KiB per download (goal for mmap ≤ {STALLED_GOAL_KIB} KiB; "
+              f"anon {g['RssAnon'] / 1024:.1f} MiB, file {g['RssFile'] / 1024:.1f} MiB); "
               f"small GET meanwhile: {m['small_get_status']} in {m['small_get_ms']} ms")
     for p in problems:
         print("problem:", p)

@@ -50,6 +50,8 @@ pub struct SegmentBody {
     idx: usize,
     off: usize,
     watch: Option<Arc<MappingWatch>>,
+    /// Whether the last read checks the file against the watch's origin (one `stat`).
+    verify_origin: bool,
 }
 
 impl SegmentBody {
@@ -63,6 +65,7 @@ impl SegmentBody {
             idx: 0,
             off: 0,
             watch: None,
+            verify_origin: true,
         }
     }
 
@@ -137,7 +140,7 @@ impl SegmentBody {
             if let Some(end) = mapped_end {
                 w.verify_through(end);
             }
-            if copied > 0 && self.pos + copied as u64 == self.len {
+            if self.verify_origin && copied > 0 && self.pos + copied as u64 == self.len {
                 // The last bytes: make sure no write reached the mapping meanwhile.
                 w.verify_unmodified();
             }
@@ -155,6 +158,27 @@ impl SegmentBody {
         }
         self.pos += copied as u64;
         Ok(copied)
+    }
+
+    /// The remaining bytes, copied into one buffer, *without* the end-of-body check
+    /// against the file (`MappingWatch::verify_unmodified`): for a caller that makes
+    /// that check itself after the copy (see `Cache::confirm`). The truncation checks
+    /// (SIGBUS guard, sentinel) still apply.
+    ///
+    /// # Errors
+    /// [`ContentChanged`] if the mapping was found truncated.
+    pub(crate) fn copy_out(mut self) -> io::Result<Bytes> {
+        self.verify_origin = false;
+        let mut out = vec![0u8; self.remaining() as usize];
+        let mut buf = ReadBuf::new(&mut out);
+        while self.remaining() > 0 {
+            if self.read_into(&mut buf)? == 0 {
+                break;
+            }
+        }
+        let n = buf.filled().len();
+        out.truncate(n);
+        Ok(Bytes::from(out))
     }
 
     fn seek_to(&mut self, pos: u64) {

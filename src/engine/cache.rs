@@ -226,6 +226,37 @@ impl Cache {
         Ok(entry)
     }
 
+    /// The cached entry for `path` *without* comparing it with the disk: for a caller
+    /// that builds its answer first and then calls [`Cache::confirm`] (one `stat`
+    /// taken after the body's bytes were copied, which both revalidates the entry and
+    /// proves the copied bytes belong to it). Only under [`Revalidate::Always`]; `None`
+    /// when there is no usable entry.
+    pub(crate) fn peek(&self, path: &Path) -> Option<Arc<Entry>> {
+        if self.config.revalidate != Revalidate::Always {
+            return None;
+        }
+        let slot = self.map.get(path)?;
+        let entry = slot.value().cell.get()?;
+        (!entry.is_poisoned()).then(|| entry.clone())
+    }
+
+    /// Whether `entry` (from [`Cache::peek`]) is still the version of the file at
+    /// `path`: one `stat`, compared with the entry's fingerprint. The file's mtime
+    /// and ctime move before a `write` copies its data, so bytes copied out of the
+    /// entry before a `confirm` that returns `true` are bytes of that version.
+    pub(crate) fn confirm(&self, path: &Path, entry: &Entry) -> bool {
+        let current =
+            !entry.is_poisoned() && stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint());
+        if current {
+            if let Some(slot) = self.map.get(path) {
+                let now = self.now_ms();
+                slot.last_used.store(now, Ordering::Relaxed);
+                slot.last_checked.store(now, Ordering::Relaxed);
+            }
+        }
+        current
+    }
+
     /// A hit, or the fingerprint to load.
     #[allow(clippy::type_complexity)]
     fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {

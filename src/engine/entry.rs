@@ -89,6 +89,11 @@ impl Entry {
         *self.siblings.get_or_init(probe)
     }
 
+    /// The siblings, if a probe already ran for this version.
+    pub(crate) fn known_siblings(&self) -> Option<Siblings> {
+        self.siblings.get().copied()
+    }
+
     pub(crate) fn with_canonical_path(mut self, p: Option<std::path::PathBuf>) -> Entry {
         self.canonical_path = p;
         self

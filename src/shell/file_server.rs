@@ -307,6 +307,38 @@ impl From<FileServer> for Vec<Route> {
     }
 }
 
+impl FileServer {
+    /// The common case with one `stat` instead of two: a cached file (under
+    /// `revalidate = "always"`) whose answer is built first — a small body copied out
+    /// of the mapping — and checked afterwards. If the file changed, the answer is
+    /// thrown away (`None`) and the request takes the ordinary path, which loads the
+    /// new version: what the client gets is the same as on that path.
+    ///
+    /// Not taken for files with precompressed siblings, for directories, or when the
+    /// entry was never served through the ordinary path (its siblings are unknown).
+    fn answer_with_one_stat<'r>(
+        &self,
+        mmap: &Mmap,
+        req: &Request<'_>,
+        path: &Path,
+    ) -> Option<rocket::Response<'r>> {
+        let entry = mmap.cache().peek(path)?;
+        let plain = !self.precompressed || entry.known_siblings().is_some_and(|s| !s.any());
+        if !plain || !self.allowed(path, entry.canonical_path()) {
+            return None;
+        }
+        let file = with_path_hint(mmap, MmapFile::new(entry.clone()), path)
+            .routed_method()
+            .prefetch();
+        let response = file.to_response(req, mmap.options());
+        if mmap.cache().confirm(path, &entry) {
+            Some(response)
+        } else {
+            None
+        }
+    }
+}
+
 #[rocket::async_trait]
 impl Handler for FileServer {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
@@ -315,6 +347,9 @@ impl Handler for FileServer {
             return Outcome::forward(data, Status::NotFound);
         };
         let mmap = Mmap::of(req.rocket());
+        if let Some(response) = self.answer_with_one_stat(mmap, req, &path) {
+            return Outcome::Success(response);
+        }
         let (path, file) = match self.open(mmap, &path).await {
             Err(CacheError::IsDirectory) => {
                 if !self.allowed(&path, std::fs::canonicalize(&path).ok().as_deref()) {

@@ -28,6 +28,7 @@ use rocket::http::Status as RocketStatus;
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
 
+use crate::engine::body::SegmentBody;
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
 use crate::engine::respond::respond_typed;
@@ -73,7 +74,17 @@ pub struct MmapFile {
     /// Set by the file server, whose routes are registered per method: the request's
     /// method is then the client's (see `RequestHeaders::read`).
     routed_method: bool,
+    /// Set by the file server's one-`stat` path: copy a small body out of the mapping
+    /// now (see [`PREFETCH_MAX`]).
+    prefetch: bool,
 }
+
+/// The largest body the file server copies out of the mapping while it builds the
+/// response, so that one `stat` taken afterwards both revalidates the entry and
+/// proves the copied bytes belong to it (instead of one `stat` before and one at the
+/// end of the body). A copy of this size costs far less than a `stat` here (the
+/// README's performance section has the figures); larger bodies keep both checks.
+pub(crate) const PREFETCH_MAX: u64 = 8 * 1024;
 
 impl MmapFile {
     /// Serves an entry (from [`crate::Cache::get`] or [`Entry::from_bytes`]).
@@ -87,6 +98,7 @@ impl MmapFile {
             content_type: None,
             content_encoding: None,
             routed_method: false,
+            prefetch: false,
         }
     }
 
@@ -146,6 +158,14 @@ impl MmapFile {
         self
     }
 
+    /// Copies a body of at most [`PREFETCH_MAX`] bytes out of the mapping when the
+    /// response is built, without the end-of-body check: the caller checks the file
+    /// once, afterwards (see `Cache::confirm`).
+    pub(crate) fn prefetch(mut self) -> MmapFile {
+        self.prefetch = true;
+        self
+    }
+
     /// The entry.
     pub fn entry(&self) -> &Arc<Entry> {
         &self.entry
@@ -200,7 +220,17 @@ impl MmapFile {
                 }
                 let len = reply.body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
-                b.sized_body(len as usize, reply.body);
+                let body = if self.prefetch && len <= PREFETCH_MAX {
+                    // A failed copy poisons the entry: the caller's check then
+                    // discards this response.
+                    reply
+                        .body
+                        .copy_out()
+                        .map_or_else(|_| SegmentBody::empty(), SegmentBody::single)
+                } else {
+                    reply.body
+                };
+                b.sized_body(len as usize, body);
                 // After the body: setting a body resets the chunk size.
                 b.max_chunk_size(chunk);
             }
