@@ -37,15 +37,18 @@ mod shell;
 
 pub use engine::body::{ContentChanged, SegmentBody};
 pub use engine::cache::{Cache, CacheConfig, CacheStats, Revalidate};
+pub use engine::digest::{ReprDigest, DIGESTS_AVAILABLE};
 pub use engine::entry::Entry;
 pub use engine::error::CacheError;
 pub use engine::load::SETTLE;
+pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
+pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 
 #[cfg(feature = "rocket")]
 pub use shell::{
-    config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting},
+    config::{parse_size, ConfigError, MmapConfig, MmapFairing, RevalidateSetting, SizeSetting},
     file_server::{FileServer, Symlinks},
     options::{ResponseOptions, DEFAULT_CHUNK_SIZE},
     responder::MmapFile,
@@ -57,7 +60,9 @@ pub use shell::{
 /// items are re-exported at the crate root.
 #[cfg(feature = "rocket")]
 pub mod config {
-    pub use crate::shell::config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting};
+    pub use crate::shell::config::{
+        parse_size, ConfigError, MmapConfig, MmapFairing, RevalidateSetting, SizeSetting,
+    };
     pub use crate::shell::options::{ResponseOptions, DEFAULT_CHUNK_SIZE};
     pub use crate::shell::state::Mmap;
 }

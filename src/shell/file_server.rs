@@ -31,6 +31,11 @@
 //!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::semantics::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
+//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` waits for
+//!   the file's digest on its first request (hashed once per version, on the blocking
+//!   pool) and gets `Repr-Digest` / `Digest` (see [`crate::semantics::digest`]).
+//! * Rate limits: [`FileServer::limit_rate`] and [`FileServer::limit_rate_after`]
+//!   override the configured `limit_rate` / `limit_rate_after` for this server's files.
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +74,8 @@ pub struct FileServer {
     redirect_dirs: bool,
     symlinks: Symlinks,
     precompressed: bool,
+    limit_rate: Option<u64>,
+    limit_rate_after: Option<u64>,
 }
 
 impl FileServer {
@@ -98,6 +105,8 @@ impl FileServer {
             redirect_dirs: true,
             symlinks: Symlinks::WithinRoot,
             precompressed: true,
+            limit_rate: None,
+            limit_rate_after: None,
         }
     }
 
@@ -207,6 +216,21 @@ impl FileServer {
         self
     }
 
+    /// Paces every response body of this server at `bytes_per_second` (0: no limit),
+    /// overriding the configured `limit_rate` (nginx's directive of the same name).
+    /// See [`RateLimit`](crate::RateLimit).
+    pub fn limit_rate(mut self, bytes_per_second: u64) -> FileServer {
+        self.limit_rate = Some(bytes_per_second);
+        self
+    }
+
+    /// Sends the first `bytes` of every body at full speed before the rate limit
+    /// applies, overriding the configured `limit_rate_after`.
+    pub fn limit_rate_after(mut self, bytes: u64) -> FileServer {
+        self.limit_rate_after = Some(bytes);
+        self
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -226,7 +250,14 @@ impl FileServer {
         if !self.allowed(path, entry.canonical_path()) {
             return Err(CacheError::NotFound);
         }
-        Ok(MmapFile::new(entry).path_hint(path))
+        let mut file = MmapFile::new(entry).path_hint(path);
+        if let Some(rate) = self.limit_rate {
+            file = file.limit_rate(rate);
+        }
+        if let Some(after) = self.limit_rate_after {
+            file = file.limit_rate_after(after);
+        }
+        Ok(file)
     }
 }
 
@@ -329,7 +360,12 @@ impl Handler for FileServer {
             other => other,
         };
         match file {
-            Ok(file) => Outcome::from(req, file),
+            Ok(file) => {
+                let options = mmap.options();
+                let prepared = file.prepare(req, options);
+                file.await_digests(&prepared).await;
+                Outcome::Success(file.build(prepared, options))
+            }
             Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
             Err(e) => {
                 if let CacheError::Io(io) = &e {
