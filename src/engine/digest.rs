@@ -307,6 +307,148 @@ mod tests {
         assert_eq!(e.digest_computations(), 1);
     }
 
+    /// A directory under the temp dir, removed on drop.
+    struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let p = std::env::temp_dir()
+                .join(format!("rocket-mmap-digest-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sha256(bytes: &[u8]) -> Vec<u8> {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(bytes).to_vec()
+    }
+
+    #[tokio::test]
+    async fn truncated_under_the_mapping_gives_no_digest_of_zeros() {
+        use crate::engine::cache::{Cache, CacheConfig, Revalidate};
+        let d = Dir::new("trunc");
+        let p = d.write("f.bin", &vec![5u8; 1 << 20]);
+        // `Never`: no end-of-body stat, so only the SIGBUS guard and the sentinel can
+        // tell; the digest must still not be computed over the zero pages.
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Never,
+            ..CacheConfig::default()
+        });
+        let e = cache.get(&p).await.unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        assert!(e.digest(Sha256).await.is_none(), "no digest over zeros");
+        assert!(e.is_poisoned());
+        // The next lookup maps the file as it is now, and its digest is right.
+        let e2 = cache.get(&p).await.unwrap();
+        assert_eq!(
+            e2.digest(Sha256).await.unwrap().bytes(),
+            sha256(&[5u8; 4096])
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_inside_the_last_page_gives_no_digest() {
+        use crate::engine::cache::{Cache, CacheConfig, Revalidate};
+        let d = Dir::new("trunc-last");
+        let p = d.write("f.bin", &[9u8; 3000]);
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Never,
+            ..CacheConfig::default()
+        });
+        let e = cache.get(&p).await.unwrap();
+        // No fault: the rest of the page reads as zeros. The sentinel tells.
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        assert!(e.digest(Sha256).await.is_none());
+        assert!(e.is_poisoned());
+    }
+
+    #[tokio::test]
+    async fn rewritten_in_place_gives_no_digest_and_the_new_version_its_own() {
+        use crate::engine::cache::Cache;
+        use std::os::unix::fs::FileExt;
+        let d = Dir::new("rewrite");
+        let v1 = vec![1u8; 256 << 10];
+        let v2 = vec![2u8; 256 << 10];
+        let p = d.write("f.bin", &v1);
+        let cache = Cache::default();
+        let e1 = cache.get(&p).await.unwrap();
+        // Same inode, same size: only the mtime tells.
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.write_all_at(&v2, 0).unwrap();
+        drop(f);
+        assert!(
+            e1.digest(Sha256).await.is_none(),
+            "the mapping shows v2 now"
+        );
+        assert!(e1.is_poisoned());
+        let e2 = cache.get(&p).await.unwrap();
+        assert_eq!(e2.digest(Sha256).await.unwrap().bytes(), sha256(&v2));
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_by_rename_gets_a_new_digest_and_the_old_entry_keeps_its_own() {
+        use crate::engine::cache::Cache;
+        let d = Dir::new("rename");
+        let p = d.write("f.bin", b"version one");
+        let cache = Cache::default();
+        let e1 = cache.get(&p).await.unwrap();
+        let old = e1.digest(Sha256).await.unwrap().bytes().to_vec();
+        assert_eq!(old, sha256(b"version one"));
+        let tmp = d.write("f.tmp", b"version two");
+        std::fs::rename(tmp, &p).unwrap();
+        let e2 = cache.get(&p).await.unwrap();
+        assert_eq!(
+            e2.digest(Sha256).await.unwrap().bytes(),
+            sha256(b"version two")
+        );
+        assert_eq!(
+            e1.ready_digest(Sha256).unwrap().bytes(),
+            old,
+            "old bytes, old digest"
+        );
+    }
+
+    #[test]
+    fn digests_at_load_are_ready_before_any_request() {
+        use crate::engine::cache::{Cache, CacheConfig};
+        let d = Dir::new("at-load");
+        let p = d.write("f.bin", b"warm digests");
+        let cache = Cache::new(CacheConfig {
+            digests_at_load: vec![Sha256, Sha512],
+            ..CacheConfig::default()
+        });
+        let e = cache.get_blocking(&p).unwrap();
+        assert_eq!(
+            e.ready_digest(Sha256).unwrap().bytes(),
+            sha256(b"warm digests")
+        );
+        assert!(e.ready_digest(Sha512).is_some());
+        assert_eq!(e.digest_computations(), 2);
+    }
+
     #[test]
     fn blocking_outside_a_runtime() {
         let e = Entry::from_static(b"abc", "text/plain");
