@@ -55,7 +55,8 @@ pub struct SegmentBody {
     idx: usize,
     off: usize,
     watch: Option<Arc<MappingWatch>>,
-    pace: Option<Pace>,
+    /// Boxed: an unpaced body pays one pointer, a paced one one allocation.
+    pace: Option<Box<Pace>>,
 }
 
 impl SegmentBody {
@@ -93,7 +94,7 @@ impl SegmentBody {
     /// not [`RateLimit::OFF`]. Reads through [`AsyncRead`] wait on tokio's timer (the
     /// body must be polled within a runtime); [`SegmentBody::read_into`] is not paced.
     pub fn limit_rate(mut self, limit: RateLimit) -> SegmentBody {
-        self.pace = (!limit.is_off()).then(|| Pace::new(limit));
+        self.pace = (!limit.is_off()).then(|| Box::new(Pace::new(limit)));
         self
     }
 

@@ -18,9 +18,11 @@
 //!   loads the file afresh.
 //! * Without the `digest` cargo feature nothing is ever hashed: every digest is `None`.
 //!
-//! The SHA code is the `sha2` crate's: on x86-64 it detects SHA-NI at run time
-//! (`cpufeatures`) and uses the `sha256rnds2` instructions for SHA-256; SHA-512 has no
-//! such instructions and runs in portable (AVX2-assisted where available) code. The
+//! The SHA code is the `sha2` crate's (0.10): on x86-64 it detects SHA-NI at run time
+//! (`cpufeatures`) and uses the `sha256rnds2` instructions for SHA-256 (1.75 GB/s of
+//! CPU here); SHA-512 has no such instructions and uses AVX2 where the CPU has it
+//! (0.59 GB/s). Its `asm` feature would only replace the fallback for CPUs without
+//! SHA-NI, at the price of a C toolchain at build time, so it is not enabled. The
 //! engine bench reports both beside CRC-64 and `memcpy`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

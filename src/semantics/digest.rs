@@ -33,6 +33,9 @@
 //!   first enabled algorithm is sent only when the server is configured to
 //!   ([`negotiate`]'s `unsolicited`; off by default, RFC 9530 Appendix C).
 //! * Only one digest per field is sent (RFC 9530 §3 allows several): the one chosen.
+//! * Responses do not carry `Vary: Want-Repr-Digest`: a digest field is metadata about
+//!   the same bytes, harmless to a client that did not ask, and varying on it would
+//!   split shared caches for nothing.
 
 use base64::Engine as _;
 
