@@ -1,5 +1,6 @@
-//! Engine benches: the cache hit path, ETag (CRC-64) throughput beside a plain memcpy
-//! of the same bytes, and reading bodies out of the mapping through a chunk buffer.
+//! Engine benches: the cache hit path, ETag (CRC-64) and digest (SHA-256, SHA-512)
+//! throughput beside a plain memcpy of the same bytes, and reading bodies out of the
+//! mapping through a chunk buffer.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -55,6 +56,13 @@ fn etag_vs_memcpy(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("crc64_etag", |b| {
         b.iter(|| EntityTag::from_content(black_box(&data)))
+    });
+    // The digests' code: `sha2`, which picks SHA-NI at run time for SHA-256.
+    g.bench_function("sha256_digest", |b| {
+        b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(black_box(&data)))
+    });
+    g.bench_function("sha512_digest", |b| {
+        b.iter(|| <sha2::Sha512 as sha2::Digest>::digest(black_box(&data)))
     });
     g.bench_function("memcpy", |b| {
         b.iter(|| {

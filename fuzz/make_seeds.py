@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the two fuzz targets.
+"""Writes the seed corpus of the range, conditionals and want_digest fuzz targets.
 
 The encodings are those of `rocket_mmap::fuzzing` (src/fuzzing.rs):
 
@@ -7,7 +7,9 @@ The encodings are those of `rocket_mmap::fuzzing` (src/fuzzing.rs):
   content-type length), then the Range header value;
 * conditionals: fields separated by 0xFF bytes: If-Match, If-None-Match,
   If-Modified-Since, If-Unmodified-Since, If-Range, current ETag, method byte
-  (0 GET, 1 HEAD, 2 other), has_range byte (1 or 0), Last-Modified, now.
+  (0 GET, 1 HEAD, 2 other), has_range byte (1 or 0), Last-Modified, now;
+* want_digest: a flags byte, then Want-Repr-Digest, Want-Digest and digest bytes
+  separated by 0xFF (see `digest_seed`).
 
 Run it from anywhere: `python3 fuzz/make_seeds.py`. It rewrites the seed files only
 (names are descriptive); tests/fuzz_corpus.rs replays whatever is in the directories.
@@ -191,6 +193,51 @@ COND = {
 }
 
 
+def digest_seed(repr_field=None, legacy_field=None, enabled=3, unsolicited=False,
+                raw=b"\x01\x02\x03"):
+    """want_digest: flags (enabled set, unsolicited, which fields are absent), then
+    Want-Repr-Digest, Want-Digest and digest bytes separated by 0xFF."""
+    def b(x):
+        return x.encode() if isinstance(x, str) else x
+    flags = enabled | (8 if unsolicited else 0)
+    flags |= 16 if repr_field is None else 0
+    flags |= 32 if legacy_field is None else 0
+    return bytes([flags]) + b(repr_field or "") + b"\xff" + b(legacy_field or "") + b"\xff" + raw
+
+
+DIGEST = {
+    "rfc9530_sha256_1": digest_seed("sha-256=1"),
+    "rfc9530_example_weights": digest_seed("sha-512=3, sha-256=10, unixsum=0"),
+    "aria2_default": digest_seed(legacy_field="SHA-512;q=1, SHA-256;q=1, SHA;q=0.1"),
+    "aria2_default_sha512_first": digest_seed(legacy_field="SHA-512;q=1, SHA-256;q=1", enabled=4),
+    "both_fields": digest_seed("sha-512=1", "SHA-256"),
+    "tie_server_order": digest_seed("sha-256=5, sha-512=5", enabled=4),
+    "zero_not_acceptable": digest_seed("sha-256=0, sha-512=0", "sha-256;q=0"),
+    "later_member_wins": digest_seed("sha-256=9, sha-256=0, sha-512=1"),
+    "out_of_range_values": digest_seed("sha-256=11, sha-512=-1, sha-256=1.5, sha-512=?1"),
+    "leading_zeros": digest_seed("sha-256=0010, sha-512=000000000000009"),
+    "sixteen_digits": digest_seed("sha-256=1234567890123456"),
+    "bare_key_boolean": digest_seed("sha-256, sha-512;q=1"),
+    "quoted_comma": digest_seed('x="a, sha-256=9", sha-512=1'),
+    "escaped_quote": digest_seed('x="a\\", sha-256=9", sha-512=1'),
+    "inner_list": digest_seed("x=(a b sha-256=9), sha-512=2"),
+    "unterminated_string": digest_seed('x="abc, sha-256=10'),
+    "unbalanced_parens": digest_seed("x=)), sha-256=3, y=((, sha-512=4"),
+    "upper_case_keys": digest_seed("SHA-256=4, Sha-512=7", "sha-512;Q=0.5"),
+    "malformed_q": digest_seed(legacy_field="SHA-256;q=2, SHA-512;q=0.5000, sha-256;q=x, SHA-512;q=.5"),
+    "q_three_decimals": digest_seed(legacy_field="SHA-256;q=0.001, SHA-512;q=0.000"),
+    "unsupported_only": digest_seed("md5=10, sha=5, id-sha-256=9", "MD5, SHA, UNIXsum"),
+    "unsolicited_no_fields": digest_seed(enabled=3, unsolicited=True),
+    "unsolicited_excluded": digest_seed("sha-256=0", enabled=1, unsolicited=True),
+    "nothing_enabled": digest_seed("sha-256=10", "SHA-256", enabled=0, unsolicited=True),
+    "empty_fields": digest_seed("", ""),
+    "commas_only": digest_seed(",,,,", ",,;;==,"),
+    "long_digest_bytes": digest_seed("sha-512=1", raw=bytes(range(256)) * 2),
+    "invalid_utf8": b"\x03sha-256=\xc3\x28\xff\xfe\xfdSHA-256\xff",
+    "empty_input": b"",
+}
+
+
 def write(dirname, seeds):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -203,4 +250,5 @@ def write(dirname, seeds):
 
 write("range", RANGE)
 write("conditionals", COND)
-print(f"range: {len(RANGE)} seeds, conditionals: {len(COND)} seeds")
+write("want_digest", DIGEST)
+print(f"range: {len(RANGE)} seeds, conditionals: {len(COND)} seeds, want_digest: {len(DIGEST)} seeds")

@@ -11,8 +11,8 @@
 //!
 //! | folder | layer | holds |
 //! |---|---|---|
-//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths. No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
+//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation. No file system, no mapping, no Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], the segment [`SegmentBody`] and its pace ([`RateLimit`]), and [`respond`] (a decision turned into a body). No Rocket. |
 //! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler. |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
@@ -37,15 +37,18 @@ mod shell;
 
 pub use engine::body::{ContentChanged, SegmentBody};
 pub use engine::cache::{Cache, CacheConfig, CacheStats, Revalidate};
+pub use engine::digest::{ReprDigest, DIGESTS_AVAILABLE};
 pub use engine::entry::Entry;
 pub use engine::error::CacheError;
 pub use engine::load::SETTLE;
+pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
+pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 
 #[cfg(feature = "rocket")]
 pub use shell::{
-    config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting},
+    config::{parse_size, ConfigError, MmapConfig, MmapFairing, RevalidateSetting, SizeSetting},
     file_server::{FileServer, Symlinks},
     options::{ResponseOptions, DEFAULT_CHUNK_SIZE},
     responder::MmapFile,
@@ -57,7 +60,9 @@ pub use shell::{
 /// items are re-exported at the crate root.
 #[cfg(feature = "rocket")]
 pub mod config {
-    pub use crate::shell::config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting};
+    pub use crate::shell::config::{
+        parse_size, ConfigError, MmapConfig, MmapFairing, RevalidateSetting, SizeSetting,
+    };
     pub use crate::shell::options::{ResponseOptions, DEFAULT_CHUNK_SIZE};
     pub use crate::shell::state::Mmap;
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use clap::Parser;
 use rocket::fairing::AdHoc;
 use rocket::{get, routes, State};
-use rocket_mmap::config::MmapConfig;
+use rocket_mmap::config::{parse_size, MmapConfig, SizeSetting};
 use rocket_mmap::{Entry, FileServer, Mmap, MmapFile};
 
 /// Serve files over HTTP with byte ranges, strong ETags and conditional requests,
@@ -27,9 +27,22 @@ struct Args {
     /// Address to listen on (default: Rocket's, 127.0.0.1, or ROCKET_ADDRESS).
     #[arg(long, short)]
     address: Option<IpAddr>,
-    /// Map and hash every file under DIR before listening.
+    /// Map and hash every file under DIR before listening (with
+    /// ROCKET_MMAP_DIGEST_AT_LOAD=true, their integrity digests too).
     #[arg(long, requires = "dir")]
     warm: bool,
+    /// Pace every download at this many bytes per second: 512k, 2m, 1g (KiB, MiB,
+    /// GiB) or bytes; 0 for no limit. Overrides `limit_rate` of the configuration.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    limit_rate: Option<u64>,
+    /// Send this many bytes of every download at full speed before --limit-rate
+    /// applies (same units). Overrides `limit_rate_after` of the configuration.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    limit_rate_after: Option<u64>,
+}
+
+fn size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.0)
 }
 
 /// The demo's page.
@@ -156,13 +169,19 @@ async fn main() -> ExitCode {
     if let Some(address) = args.address {
         figment = figment.merge(("address", address));
     }
-    let config = match MmapConfig::from_figment(&figment) {
+    let mut config = match MmapConfig::from_figment(&figment) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(rate) = args.limit_rate {
+        config.limit_rate = SizeSetting::Bytes(rate);
+    }
+    if let Some(after) = args.limit_rate_after {
+        config.limit_rate_after = SizeSetting::Bytes(after);
+    }
     let mmap = match Mmap::from_config(&config) {
         Ok(m) => m,
         Err(e) => {

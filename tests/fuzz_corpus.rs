@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[allow(dead_code)]
 mod fuzzing;
 
-use fuzzing::{check_conditionals, check_path, check_range};
+use fuzzing::{check_conditionals, check_path, check_range, check_want_digest};
 
 /// Fewer files than this means the corpus went missing, not that it passed.
 const MIN_FILES: usize = 10;
@@ -66,4 +66,9 @@ fn conditionals_corpus_holds_every_invariant() {
 #[test]
 fn path_corpus_holds_every_invariant() {
     replay("path", check_path);
+}
+
+#[test]
+fn want_digest_corpus_holds_every_invariant() {
+    replay("want_digest", check_want_digest);
 }

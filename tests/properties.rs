@@ -220,6 +220,7 @@ proptest! {
     fn fuzz_checks_hold_on_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
         fuzzing::check_range(&data);
         fuzzing::check_conditionals(&data);
+        fuzzing::check_want_digest(&data);
     }
 
     /// Entity-tag lists and dates never panic on arbitrary strings, and a strong match

@@ -20,6 +20,9 @@ same work for less CPU).
     python3 benches/load/run.py                 # 7 rounds of 2 s per cell (~6 min)
     python3 benches/load/run.py --rounds 11 --scenarios get_1KiB revalidate_304
     python3 benches/load/run.py --quick         # 1 round of 2 s: a smoke test
+    python3 benches/load/run.py --baseline-bin /tmp/before/release/rocket-mmap
+                                  # adds "baseline" (another build) to every scenario:
+                                  # mmap / baseline = 1.00 means a change moved nothing
 
 Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); builds the crate's
 binary and the `peers` example in release mode. Writes benches/load/results.json and
@@ -223,7 +226,7 @@ class Server:
             self.proc.wait()
 
 
-def start_all(bins, data: Path, work: Path, only):
+def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=None):
     mmap_bin, peers_bin = bins
     rocket_env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1"}
     servers = {}
@@ -231,7 +234,10 @@ def start_all(bins, data: Path, work: Path, only):
         port = free_port()
         env = dict(rocket_env, ROCKET_PORT=str(port))
         if name == "mmap":
-            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)], env, port, cwd=work)
+            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)],
+                                   dict(env, **(mmap_env or {})), port, cwd=work)
+        elif name == "baseline":
+            servers[name] = Server(name, [str(baseline_bin), str(data), "--port", str(port)], env, port, cwd=work)
         elif name == "nginx":
             prefix = work / "nginx"
             (prefix / "tmp").mkdir(parents=True, exist_ok=True)
@@ -346,7 +352,20 @@ def main():
     ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="where results.json and chart.svg go")
+    ap.add_argument("--baseline-bin", type=Path,
+                    help="another build of the rocket-mmap binary (e.g. of the commit before a change), "
+                         "measured as target 'baseline' in every scenario: the ratio mmap / baseline "
+                         "shows whether the change moved the figures")
+    ap.add_argument("--mmap-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for the mmap target only, e.g. ROCKET_MMAP_LIMIT_RATE=64g "
+                         "(pacing on but never binding); repeatable")
     args = ap.parse_args()
+    mmap_env = dict(kv.split("=", 1) for kv in args.mmap_env)
+    if args.baseline_bin:
+        for s, (path, kind, targets) in list(SCENARIOS.items()):
+            SCENARIOS[s] = (path, kind, targets + ["baseline"])
+            INFO.append((s, "baseline", "cpu", "baseline build µs / this build µs (1.00: no change)"))
+            INFO.append((s, "baseline", "rps", "this build / the baseline build (1.00: no change)"))
     if args.quick:
         args.rounds, args.duration = 1, 2
     for tool in ("nginx", "wrk", "taskset", "cargo"):
@@ -360,12 +379,12 @@ def main():
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
     scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
-    names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers"]
+    names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers", "baseline"]
              if any(t in v[2] for v in scenarios.values())]
-    servers = start_all(bins, data, work, names)
+    servers = start_all(bins, data, work, names, args.baseline_bin, mmap_env)
     try:
         etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag")
-                 for t in ("mmap", "ideal", "nginx") if t in servers}
+                 for t in ("mmap", "ideal", "nginx", "baseline") if t in servers}
         check_answers({s: v for s, v in SCENARIOS.items() if s in scenarios}, servers, etags)
         rps_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         cpu_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}

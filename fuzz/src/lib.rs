@@ -29,6 +29,16 @@
 //! A missing or empty header field is an absent header; the evaluation is repeated with
 //! empty fields as present-but-empty headers. Fields that are not UTF-8 are decoded
 //! lossily (U+FFFD), as a shell that accepted such a header would.
+//!
+//! [`check_want_digest`]: a flags byte, then fields separated by `0xFF` bytes:
+//! `Want-Repr-Digest`, `Want-Digest`, and raw digest bytes to format.
+//!
+//! | flags bits | meaning |
+//! |---|---|
+//! | 0–2 | the enabled algorithms: 0 none, 1 sha-256, 2 sha-512, 3 sha-256 then sha-512, 4 sha-512 then sha-256, 5–7 as 3 |
+//! | 3 | unsolicited `Repr-Digest` |
+//! | 4 | `Want-Repr-Digest` absent |
+//! | 5 | `Want-Digest` absent |
 
 use std::borrow::Cow;
 
@@ -692,4 +702,149 @@ pub fn check_path(data: &[u8]) {
     assert!(rel.as_os_str().len() <= MAX_PATH_LEN);
     let root = Path::new("/srv/www");
     assert!(root.join(&rel).starts_with(root));
+}
+
+/// Checks the `Want-Repr-Digest` / `Want-Digest` parsers, the choice of an algorithm
+/// and the field values (see the module docs for the input encoding): never a panic; a
+/// choice is enabled, weighted above 0, weighted highest, and the earliest enabled on a
+/// tie; names are case-insensitive; a later `=0` member excludes an algorithm; the
+/// field values decode back to the digest bytes.
+pub fn check_want_digest(data: &[u8]) {
+    use base64::Engine as _;
+    use rocket_mmap::semantics::digest::{
+        digest_value, negotiate, parse_want_digest, parse_want_repr_digest, repr_digest_value,
+        DigestAlgorithm, Preferences,
+    };
+    use DigestAlgorithm::{Sha256, Sha512};
+
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let enabled: &[DigestAlgorithm] = match flags & 7 {
+        0 => &[],
+        1 => &[Sha256],
+        2 => &[Sha512],
+        4 => &[Sha512, Sha256],
+        _ => &[Sha256, Sha512],
+    };
+    let unsolicited = flags & 8 != 0;
+    let mut fields = rest.split(|&b| b == 0xFF);
+    let repr_field = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+    let legacy_field = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+    let raw = fields.next().unwrap_or_default();
+
+    let check_choice = |prefs: &Preferences, what: &str| {
+        for a in DigestAlgorithm::ALL {
+            if let Some(w) = prefs.weight(a) {
+                assert!(w <= 1000, "{what}: weight {w} of {a}");
+            }
+        }
+        let chosen = prefs.choose(enabled);
+        match chosen {
+            Some(c) => {
+                let pos = enabled
+                    .iter()
+                    .position(|&a| a == c)
+                    .expect("an enabled algorithm");
+                let w = prefs.weight(c).expect("a named algorithm");
+                assert!(w > 0, "{what}: chose {c} although its weight is 0");
+                for (i, &o) in enabled.iter().enumerate() {
+                    let ow = prefs.weight(o).unwrap_or(0);
+                    assert!(ow <= w, "{what}: {o} weighs more than the chosen {c}");
+                    assert!(
+                        i >= pos || ow < w,
+                        "{what}: the tie goes to the earlier {o}"
+                    );
+                }
+            }
+            None => {
+                for &a in enabled {
+                    assert!(
+                        prefs.weight(a).unwrap_or(0) == 0,
+                        "{what}: {a} is acceptable but nothing was chosen"
+                    );
+                }
+            }
+        }
+        chosen
+    };
+
+    let repr = parse_want_repr_digest(&repr_field);
+    for a in DigestAlgorithm::ALL {
+        if let Some(w) = repr.weight(a) {
+            assert_eq!(w % 100, 0, "Want-Repr-Digest weights are integers 0..=10");
+        }
+    }
+    let repr_choice = check_choice(&repr, "Want-Repr-Digest");
+    let legacy = parse_want_digest(&legacy_field);
+    let legacy_choice = check_choice(&legacy, "Want-Digest");
+
+    // Case does not matter, in names nor in `q`.
+    for f in [&repr_field, &legacy_field] {
+        assert_eq!(
+            parse_want_repr_digest(&f.to_ascii_uppercase()),
+            parse_want_repr_digest(f)
+        );
+        assert_eq!(
+            parse_want_repr_digest(&f.to_ascii_lowercase()),
+            parse_want_repr_digest(f)
+        );
+        assert_eq!(
+            parse_want_digest(&f.to_ascii_uppercase()),
+            parse_want_digest(f)
+        );
+        assert_eq!(
+            parse_want_digest(&f.to_ascii_lowercase()),
+            parse_want_digest(f)
+        );
+    }
+    // A later member with weight 0 excludes an algorithm (outside strings and inner
+    // lists, where a comma does not start a member).
+    if !repr_field.contains(['"', '(', ')', '\\']) {
+        let p = parse_want_repr_digest(&format!("{repr_field}, sha-256=0"));
+        assert_eq!(p.weight(Sha256), Some(0));
+        assert_eq!(p.weight(Sha512), repr.weight(Sha512));
+    }
+    let p = parse_want_digest(&format!("{legacy_field}, SHA-512;q=0"));
+    assert_eq!(
+        (p.weight(Sha512), p.weight(Sha256)),
+        (Some(0), legacy.weight(Sha256))
+    );
+
+    // The response's choice is each field's own.
+    let want_repr = (flags & 16 == 0).then_some(repr_field.as_str());
+    let want_digest = (flags & 32 == 0).then_some(legacy_field.as_str());
+    let c = negotiate(want_repr, want_digest, enabled, unsolicited);
+    let expected_repr = match want_repr {
+        Some(_) => repr_choice,
+        None if unsolicited => enabled.first().copied(),
+        None => None,
+    };
+    assert_eq!(c.repr, expected_repr);
+    assert_eq!(c.legacy, want_digest.and(legacy_choice));
+    let algs: Vec<_> = c.algorithms().collect();
+    assert!(algs.len() <= 2 && (algs.len() < 2 || algs[0] != algs[1]));
+    assert!(algs
+        .iter()
+        .all(|a| Some(*a) == c.repr || Some(*a) == c.legacy));
+    assert_eq!(algs.is_empty(), c.is_empty());
+
+    // Field values decode back to the digest.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for a in DigestAlgorithm::ALL {
+        let mut bytes = raw.to_vec();
+        bytes.resize(a.output_len(), 0xA5);
+        let v = repr_digest_value(a, &bytes);
+        let inner = v
+            .strip_prefix(&format!("{}=:", a.key()))
+            .and_then(|r| r.strip_suffix(':'))
+            .unwrap_or_else(|| panic!("Repr-Digest value {v:?}"));
+        assert_eq!(b64.decode(inner).expect("base64"), bytes);
+        let v = digest_value(a, &bytes);
+        let inner = v
+            .strip_prefix(&format!("{}=", a.legacy_name()))
+            .unwrap_or_else(|| panic!("Digest value {v:?}"));
+        assert_eq!(b64.decode(inner).expect("base64"), bytes);
+        assert_eq!(DigestAlgorithm::from_name(a.legacy_name()), Some(a));
+    }
 }

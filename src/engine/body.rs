@@ -15,16 +15,21 @@
 //! last bytes are returned, the watch also checks that the file was not rewritten in
 //! place since it was loaded ([`MappingWatch::verify_unmodified`]), so a response
 //! that completes holds exactly one version of the file.
+//!
+//! A body may also be paced ([`SegmentBody::limit_rate`], see the engine's `pace`
+//! module): reads are then sized by a token bucket on tokio's timer, and every check
+//! above runs on them unchanged.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::mapping::MappingWatch;
+use crate::engine::pace::{Pace, RateLimit};
 
 /// The error a [`SegmentBody`] read returns once its mapping was found truncated or
 /// its file rewritten.
@@ -52,6 +57,8 @@ pub struct SegmentBody {
     watch: Option<Arc<MappingWatch>>,
     /// Whether the last read checks the file against the watch's origin (one `stat`).
     verify_origin: bool,
+    /// Boxed: an unpaced body pays one pointer, a paced one one allocation.
+    pace: Option<Box<Pace>>,
 }
 
 impl SegmentBody {
@@ -66,6 +73,7 @@ impl SegmentBody {
             off: 0,
             watch: None,
             verify_origin: true,
+            pace: None,
         }
     }
 
@@ -82,6 +90,14 @@ impl SegmentBody {
     /// Attaches the watch of the mapping the segments point into.
     pub(crate) fn with_watch(mut self, watch: Option<Arc<MappingWatch>>) -> SegmentBody {
         self.watch = watch;
+        self
+    }
+
+    /// Paces reads by `limit` (nginx's `limit_rate` / `limit_rate_after`) when it is
+    /// not [`RateLimit::OFF`]. Reads through [`AsyncRead`] wait on tokio's timer (the
+    /// body must be polled within a runtime); [`SegmentBody::read_into`] is not paced.
+    pub fn limit_rate(mut self, limit: RateLimit) -> SegmentBody {
+        self.pace = (!limit.is_off()).then(|| Box::new(Pace::new(limit)));
         self
     }
 
@@ -111,16 +127,21 @@ impl SegmentBody {
     }
 
     /// Copies as much as fits into `dst` from the current position; returns the count.
-    /// This is the only place where content bytes are read.
     pub fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> io::Result<usize> {
+        self.read_limited(dst, usize::MAX)
+    }
+
+    /// Copies at most `limit` bytes into `dst`. This is the only place where content
+    /// bytes are read.
+    fn read_limited(&mut self, dst: &mut ReadBuf<'_>, limit: usize) -> io::Result<usize> {
         let filled_before = dst.filled().len();
         let mut copied = 0;
         // End offset, in the mapping, of the last bytes copied out of it.
         let mut mapped_end = None;
-        while dst.remaining() > 0 && self.idx < self.segments.len() {
+        while dst.remaining() > 0 && copied < limit && self.idx < self.segments.len() {
             let seg = &self.segments[self.idx];
             let avail = &seg[self.off..];
-            let n = avail.len().min(dst.remaining());
+            let n = avail.len().min(dst.remaining()).min(limit - copied);
             dst.put_slice(&avail[..n]);
             if n > 0 {
                 if let Some(w) = &self.watch {
@@ -201,12 +222,22 @@ impl SegmentBody {
 impl AsyncRead for SegmentBody {
     fn poll_read(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // The bytes `read_into` put into `buf` before failing are not returned: the
+        let this = self.get_mut();
+        let (pos, mut limit) = (this.pos, usize::MAX);
+        if let Some(pace) = &mut this.pace {
+            let want = (buf.remaining() as u64).min(this.len - this.pos);
+            limit = ready!(pace.poll_allowance(cx, pos, want));
+        }
+        // The bytes `read_limited` put into `buf` before failing are not returned: the
         // caller (tokio-util's `poll_read_buf`, used by Rocket) only commits them on Ok.
-        Poll::Ready(self.get_mut().read_into(buf).map(|_| ()))
+        let read = this.read_limited(buf, limit);
+        if let (Some(pace), Ok(n)) = (&mut this.pace, &read) {
+            pace.consumed(pos, *n as u64);
+        }
+        Poll::Ready(read.map(|_| ()))
     }
 }
 

@@ -35,6 +35,7 @@ use crate::engine::entry::Entry;
 pub use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
+use crate::semantics::digest::DigestAlgorithm;
 
 /// When a cached file is compared with the file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +59,10 @@ pub struct CacheConfig {
     pub max_bytes: u64,
     /// When to compare a cached file with the disk (default [`Revalidate::Always`]).
     pub revalidate: Revalidate,
+    /// Integrity digests computed when a file is loaded, right after its ETag, on the
+    /// same blocking thread (default none: each is computed by the first request that
+    /// asks for it; see [`Entry::digest`]).
+    pub digests_at_load: Vec<DigestAlgorithm>,
 }
 
 impl Default for CacheConfig {
@@ -66,6 +71,7 @@ impl Default for CacheConfig {
             max_entries: 1024,
             max_bytes: 16 << 30,
             revalidate: Revalidate::Always,
+            digests_at_load: Vec::new(),
         }
     }
 }
@@ -188,12 +194,15 @@ impl Cache {
         let slot = self.slot_for(path, fingerprint);
         let owned = path.to_path_buf();
         let origin = self.config.revalidate != Revalidate::Never;
+        let digests = self.config.digests_at_load.clone();
         let entry = slot
             .cell
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || load_file(&owned, origin).map(Arc::new))
-                    .await
-                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+                tokio::task::spawn_blocking(move || {
+                    load_file(&owned, origin, &digests).map(Arc::new)
+                })
+                .await
+                .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
             })
             .await?
             .clone();
@@ -216,7 +225,7 @@ impl Cache {
             return Ok(entry.clone());
         }
         let origin = self.config.revalidate != Revalidate::Never;
-        let entry = Arc::new(load_file(path, origin)?);
+        let entry = Arc::new(load_file(path, origin, &self.config.digests_at_load)?);
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,

@@ -7,9 +7,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::engine::digest::{Digests, ReprDigest, Source};
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::mapping::MappingWatch;
 use crate::semantics::date::HttpDate;
+use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::encoding::Siblings;
 use crate::semantics::etag::EntityTag;
 
@@ -30,6 +32,7 @@ pub struct Entry {
     fingerprint: Option<Fingerprint>,
     canonical_path: Option<std::path::PathBuf>,
     siblings: std::sync::OnceLock<Siblings>,
+    digests: Arc<Digests>,
 }
 
 impl Entry {
@@ -79,6 +82,7 @@ impl Entry {
             fingerprint,
             canonical_path: None,
             siblings: std::sync::OnceLock::new(),
+            digests: Arc::default(),
         }
     }
 
@@ -167,6 +171,46 @@ impl Entry {
     /// The mapping's watch (mapped files only): its poison flag and truncation probe.
     pub fn watch(&self) -> Option<&Arc<MappingWatch>> {
         self.watch.as_ref()
+    }
+
+    fn source(&self) -> Source<'_> {
+        Source {
+            content: &self.content,
+            watch: self.watch.as_ref(),
+        }
+    }
+
+    /// The digest of the whole content with `algorithm` (RFC 9530's representation
+    /// digest), computed once per entry on tokio's blocking pool: concurrent callers
+    /// share one computation, and a caller that stops waiting does not cancel it.
+    /// `None` if the content changed under the mapping while it was hashed (the entry
+    /// is then poisoned, and the cache loads the file afresh), or without the `digest`
+    /// feature. Must be called within a tokio runtime.
+    pub async fn digest(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
+        self.digests.wait(algorithm, self.source()).await
+    }
+
+    /// The digest, if it is already computed (never waits).
+    pub fn ready_digest(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
+        self.digests.ready(algorithm)
+    }
+
+    /// Starts computing the digest in the background (tokio's blocking pool) unless it
+    /// is computed or being computed; outside a tokio runtime, computes it now.
+    pub fn start_digest(&self, algorithm: DigestAlgorithm) {
+        self.digests.start(algorithm, self.source());
+    }
+
+    /// Computes the digest on the calling thread unless it is already known; for
+    /// start-up warming and other synchronous contexts (never on an async worker).
+    pub fn digest_blocking(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
+        self.digests.compute_blocking(algorithm, self.source())
+    }
+
+    /// How many times this entry's content has been hashed for digests (all
+    /// algorithms): one per algorithm used, however many requests asked at once.
+    pub fn digest_computations(&self) -> u32 {
+        self.digests.computations()
     }
 
     /// Whether the file was truncated under the mapping (a read past its new end was

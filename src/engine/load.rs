@@ -1,7 +1,9 @@
 //! Loading one version of a file: open without blocking, `stat`, map, hash (CRC-64
 //! ETag), and make sure the tag describes exactly one version of the content (a file
-//! changed while it was hashed is hashed again; see [`SETTLE`]). Runs on a blocking
-//! thread, never on an async worker.
+//! changed while it was hashed is hashed again; see [`SETTLE`]). With
+//! [`CacheConfig::digests_at_load`](crate::CacheConfig::digests_at_load), the integrity
+//! digests are computed here too, with the same guarantee. Runs on a blocking thread,
+//! never on an async worker.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -13,11 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::engine::digest::DIGESTS_AVAILABLE;
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::mapping::{MapError, MappedFile, MappingWatch};
 use crate::semantics::content_type::content_type_for;
+use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
 
 /// `stat`s `path` and checks that it is a regular file.
@@ -40,14 +44,24 @@ fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
 /// How often a load is retried when the file is truncated while being hashed.
 const LOAD_ATTEMPTS: usize = 3;
 
-/// Opens, maps and hashes a file. Runs on a blocking thread. With `origin`, the
-/// mapping's watch checks at the end of every body that the file was not modified.
-pub(crate) fn load_file(path: &Path, origin: bool) -> Result<Entry, CacheError> {
+/// Opens, maps and hashes a file, and computes the `digests` given. Runs on a blocking
+/// thread. With `origin`, the mapping's watch checks at the end of every body that the
+/// file was not modified.
+pub(crate) fn load_file(
+    path: &Path,
+    origin: bool,
+    digests: &[DigestAlgorithm],
+) -> Result<Entry, CacheError> {
     for _ in 0..LOAD_ATTEMPTS {
-        match load_once(path, origin)? {
-            Some(entry) => return Ok(entry),
-            None => continue,
+        let Some(entry) = load_once(path, origin)? else {
+            continue;
+        };
+        // A digest is refused when the file changed while it was hashed (the entry is
+        // then poisoned): load again, as for the ETag.
+        if DIGESTS_AVAILABLE && !digests.iter().all(|&a| entry.digest_blocking(a).is_some()) {
+            continue;
         }
+        return Ok(entry);
     }
     Err(CacheError::Unstable)
 }

@@ -6,18 +6,22 @@
 //! | `fingerprint` | which version of a file is on disk (one `stat`) |
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
+//! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
 //! | `load` | open, map, hash one file version, and make sure the tag covers one version |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
+//! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
 
 pub(crate) mod body;
 pub(crate) mod cache;
+pub(crate) mod digest;
 pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod fingerprint;
 pub(crate) mod load;
 #[allow(unsafe_code)]
 pub(crate) mod mapping;
+pub(crate) mod pace;
 pub(crate) mod respond;

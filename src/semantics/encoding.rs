@@ -73,8 +73,9 @@ impl Siblings {
     }
 }
 
-/// A `q` value (§12.4.2) in thousandths; `None` if malformed.
-fn parse_q(s: &str) -> Option<u16> {
+/// A `q` value (§12.4.2) in thousandths; `None` if malformed. (Also RFC 3230's
+/// `Want-Digest` weights, in [`crate::semantics::digest`].)
+pub(crate) fn parse_q(s: &str) -> Option<u16> {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {

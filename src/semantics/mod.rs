@@ -11,12 +11,14 @@
 //! | [`decide`] | the whole answer for a GET or HEAD, in §13.2.2's order, as a [`decide::Decision`] |
 //! | [`content_type`] | the media type by extension (§8.3) |
 //! | [`encoding`] | choosing a precompressed variant by `Accept-Encoding` (§12.5.3) |
+//! | [`digest`] | `Want-Repr-Digest` / `Want-Digest` and the `Repr-Digest` / `Digest` values (RFC 9530, RFC 3230) |
 //! | [`disposition`] | `Content-Disposition` (RFC 6266, RFC 8187) |
 //! | [`path`] | which request paths may name a file under the root |
 
 pub mod content_type;
 pub mod date;
 pub mod decide;
+pub mod digest;
 pub mod disposition;
 pub mod encoding;
 pub mod etag;

@@ -15,12 +15,20 @@
 //! | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
 //! | `cache_control` | none | `Cache-Control` for every file |
 //! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
+//! | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
+//! | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
+//! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
+//! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
+//! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
 //!
 //! ```toml
 //! [default.mmap]
 //! revalidate = 250
 //! cache_control = "public, max-age=3600"
 //! cache_control_by_extension = { html = "no-cache" }
+//! digests = ["sha-256"]
+//! limit_rate = "512k"
+//! limit_rate_after = "2m"
 //! ```
 
 use std::collections::HashMap;
@@ -31,8 +39,11 @@ use rocket::serde::Deserialize;
 use rocket::{Build, Rocket};
 
 use crate::engine::cache::{CacheConfig, Revalidate};
+use crate::engine::digest::DIGESTS_AVAILABLE;
+use crate::engine::pace::RateLimit;
+use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
-use crate::shell::options::{ResponseOptions, DEFAULT_CHUNK_SIZE};
+use crate::shell::options::{default_digests, ResponseOptions, DEFAULT_CHUNK_SIZE};
 use crate::shell::request::OriginalMethod;
 use crate::shell::state::Mmap;
 
@@ -44,6 +55,55 @@ pub enum RevalidateSetting {
     Millis(u64),
     /// `"always"` or `"never"`.
     Word(String),
+}
+
+/// A byte count: an integer, or a string with an optional unit (`"512k"`, `"2m"`,
+/// `"1g"`; see [`parse_size`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(crate = "rocket::serde", untagged)]
+pub enum SizeSetting {
+    /// Bytes.
+    Bytes(u64),
+    /// A number with an optional unit.
+    Text(String),
+}
+
+impl SizeSetting {
+    /// The number of bytes.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the text is not a size (`key` names the setting).
+    pub fn bytes(&self, key: &str) -> Result<u64, ConfigError> {
+        match self {
+            SizeSetting::Bytes(n) => Ok(*n),
+            SizeSetting::Text(t) => {
+                parse_size(t).map_err(|e| ConfigError(format!("{key} = {t:?}: {}", e.0)))
+            }
+        }
+    }
+}
+
+/// Parses a byte count as nginx does: digits with an optional unit `k`, `m` or `g`
+/// (case-insensitive; KiB, MiB, GiB): `"512k"` is 524288.
+///
+/// # Errors
+/// [`ConfigError`] for anything else, or a count beyond `u64`.
+pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
+    let t = text.trim();
+    let (digits, shift) = match t.as_bytes().last().map(u8::to_ascii_lowercase) {
+        Some(b'k') => (&t[..t.len() - 1], 10),
+        Some(b'm') => (&t[..t.len() - 1], 20),
+        Some(b'g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let bad =
+        || ConfigError("expected a number of bytes, optionally with k, m or g (e.g. 512k)".into());
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| ConfigError(format!("{text:?} is more than {} bytes", u64::MAX)))
 }
 
 /// The `mmap` section of the Rocket configuration. See the module docs for the keys.
@@ -66,6 +126,16 @@ pub struct MmapConfig {
     pub cache_control: Option<String>,
     /// `Cache-Control` per file extension (without the dot, case-insensitive).
     pub cache_control_by_extension: HashMap<String, String>,
+    /// Digest algorithms offered (`"sha-256"`, `"sha-512"`), preferred first.
+    pub digests: Vec<String>,
+    /// Compute the digests when a file is loaded.
+    pub digest_at_load: bool,
+    /// Send `Repr-Digest` on every 200/206, asked or not.
+    pub digest_unsolicited: bool,
+    /// Bytes per second per response; 0: no limit.
+    pub limit_rate: SizeSetting,
+    /// Bytes sent at full speed before `limit_rate` applies.
+    pub limit_rate_after: SizeSetting,
 }
 
 impl Default for MmapConfig {
@@ -80,6 +150,14 @@ impl Default for MmapConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             cache_control: None,
             cache_control_by_extension: HashMap::new(),
+            digests: default_digests()
+                .iter()
+                .map(|a| a.key().to_owned())
+                .collect(),
+            digest_at_load: false,
+            digest_unsolicited: false,
+            limit_rate: SizeSetting::Bytes(0),
+            limit_rate_after: SizeSetting::Bytes(0),
         }
     }
 }
@@ -121,7 +199,9 @@ impl MmapConfig {
     /// Checks the values and splits them into the cache's and the responses' parts.
     ///
     /// # Errors
-    /// [`ConfigError`] for zero bounds, a zero chunk size or an unknown `revalidate`.
+    /// [`ConfigError`] for zero bounds, a zero chunk size, an unknown `revalidate`, an
+    /// unknown or repeated digest algorithm (or any without the `digest` feature), a
+    /// digest switch with no algorithm, or a size that does not parse.
     pub fn split(&self) -> Result<(CacheConfig, ResponseOptions), ConfigError> {
         let revalidate = match &self.revalidate {
             RevalidateSetting::Millis(0) => Revalidate::Always,
@@ -143,6 +223,17 @@ impl MmapConfig {
         if self.chunk_size == 0 {
             return Err(ConfigError("chunk_size must be > 0".into()));
         }
+        let digests = self.digest_algorithms()?;
+        if digests.is_empty() && (self.digest_at_load || self.digest_unsolicited) {
+            return Err(ConfigError(
+                "digest_at_load and digest_unsolicited need at least one algorithm in digests"
+                    .into(),
+            ));
+        }
+        let rate_limit = RateLimit {
+            bytes_per_second: self.limit_rate.bytes("limit_rate")?,
+            after: self.limit_rate_after.bytes("limit_rate_after")?,
+        };
         let by_ext = self
             .cache_control_by_extension
             .iter()
@@ -153,6 +244,11 @@ impl MmapConfig {
                 max_entries: self.max_entries,
                 max_bytes: self.max_bytes,
                 revalidate,
+                digests_at_load: if self.digest_at_load {
+                    digests.clone()
+                } else {
+                    Vec::new()
+                },
             },
             ResponseOptions {
                 limits: RangeLimits {
@@ -162,8 +258,33 @@ impl MmapConfig {
                 chunk_size: self.chunk_size,
                 cache_control: self.cache_control.clone(),
                 cache_control_by_extension: by_ext,
+                digests,
+                digest_unsolicited: self.digest_unsolicited,
+                rate_limit,
             },
         ))
+    }
+
+    /// The `digests` key as algorithms, checked.
+    fn digest_algorithms(&self) -> Result<Vec<DigestAlgorithm>, ConfigError> {
+        let mut out = Vec::new();
+        for name in &self.digests {
+            let Some(a) = DigestAlgorithm::from_name(name.trim()) else {
+                return Err(ConfigError(format!(
+                    "digests: unknown algorithm {name:?}; supported: \"sha-256\", \"sha-512\""
+                )));
+            };
+            if out.contains(&a) {
+                return Err(ConfigError(format!("digests: {name:?} is listed twice")));
+            }
+            out.push(a);
+        }
+        if !out.is_empty() && !DIGESTS_AVAILABLE {
+            return Err(ConfigError(
+                "digests: this build has no `digest` feature; set digests = [] or enable it".into(),
+            ));
+        }
+        Ok(out)
     }
 }
 
@@ -290,6 +411,99 @@ mod tests {
             assert_eq!(c.chunk_size, 1234);
             assert_eq!(c.max_parts, 7);
             assert_eq!(c.revalidate, RevalidateSetting::Word("never".into()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn digest_keys_are_checked() {
+        let (cache, o) = MmapConfig::default().split().unwrap();
+        assert!(cache.digests_at_load.is_empty());
+        assert_eq!(o.digests, default_digests());
+        assert!(!o.digest_unsolicited);
+        let mut c = MmapConfig {
+            digests: vec!["SHA-512".into(), "sha-256".into()],
+            digest_at_load: true,
+            ..MmapConfig::default()
+        };
+        if DIGESTS_AVAILABLE {
+            let (cache, o) = c.split().unwrap();
+            assert_eq!(
+                o.digests,
+                [DigestAlgorithm::Sha512, DigestAlgorithm::Sha256]
+            );
+            assert_eq!(cache.digests_at_load, o.digests);
+        }
+        c.digests = vec!["md5".into()];
+        let e = c.split().unwrap_err().to_string();
+        assert!(e.contains("unknown algorithm \"md5\""), "{e}");
+        c.digests = vec!["sha-256".into(), "Sha-256".into()];
+        assert!(c.split().unwrap_err().to_string().contains("listed twice"));
+        c.digests = vec![];
+        assert!(c
+            .split()
+            .unwrap_err()
+            .to_string()
+            .contains("need at least one"));
+        c.digest_at_load = false;
+        assert!(c.split().unwrap().1.digests.is_empty());
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size(" 2M ").unwrap(), 2 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        for bad in [
+            "",
+            "k",
+            "1.5m",
+            "-1",
+            "1t",
+            "1 m",
+            "99999999999999999999",
+            "17179869184g",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        let c = MmapConfig {
+            limit_rate: SizeSetting::Text("1m".into()),
+            limit_rate_after: SizeSetting::Bytes(4096),
+            ..MmapConfig::default()
+        };
+        assert_eq!(
+            c.split().unwrap().1.rate_limit,
+            RateLimit::new(1 << 20).after(4096)
+        );
+        let c = MmapConfig {
+            limit_rate: SizeSetting::Text("fast".into()),
+            ..MmapConfig::default()
+        };
+        let e = c.split().unwrap_err().to_string();
+        assert!(e.contains("limit_rate = \"fast\""), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn rate_and_digest_keys_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_LIMIT_RATE", "512k");
+            jail.set_env("ROCKET_MMAP_LIMIT_RATE_AFTER", "1048576");
+            jail.create_file(
+                "Rocket.toml",
+                "[default.mmap]\ndigests = [\"sha-512\"]\ndigest_unsolicited = true\n",
+            )?;
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.limit_rate, SizeSetting::Text("512k".into()));
+            assert_eq!(c.limit_rate_after, SizeSetting::Bytes(1 << 20));
+            assert_eq!(c.digests, ["sha-512"]);
+            assert!(c.digest_unsolicited);
+            if DIGESTS_AVAILABLE {
+                let o = c.split().unwrap().1;
+                assert_eq!(o.rate_limit, RateLimit::new(512 << 10).after(1 << 20));
+                assert_eq!(o.digests, [DigestAlgorithm::Sha512]);
+            }
             Ok(())
         });
     }

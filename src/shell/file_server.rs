@@ -31,8 +31,14 @@
 //!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::semantics::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
+//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` waits for
+//!   the file's digest on its first request (hashed once per version, on the blocking
+//!   pool) and gets `Repr-Digest` / `Digest` (see [`crate::semantics::digest`]).
+//! * Rate limits: [`FileServer::limit_rate`] and [`FileServer::limit_rate_after`]
+//!   override the configured `limit_rate` / `limit_rate_after` for this server's files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocket::http::{Method as RocketMethod, Status};
 use rocket::response::Redirect;
@@ -40,6 +46,7 @@ use rocket::route::{Handler, Outcome, Route};
 use rocket::{Data, Request};
 
 use crate::engine::cache::CacheError;
+use crate::engine::entry::Entry;
 use crate::semantics::encoding::{negotiate, Coding, Siblings};
 use crate::semantics::path::sanitize_under;
 use crate::shell::responder::MmapFile;
@@ -69,6 +76,8 @@ pub struct FileServer {
     redirect_dirs: bool,
     symlinks: Symlinks,
     precompressed: bool,
+    limit_rate: Option<u64>,
+    limit_rate_after: Option<u64>,
 }
 
 impl FileServer {
@@ -98,6 +107,8 @@ impl FileServer {
             redirect_dirs: true,
             symlinks: Symlinks::WithinRoot,
             precompressed: true,
+            limit_rate: None,
+            limit_rate_after: None,
         }
     }
 
@@ -207,6 +218,21 @@ impl FileServer {
         self
     }
 
+    /// Paces every response body of this server at `bytes_per_second` (0: no limit),
+    /// overriding the configured `limit_rate` (nginx's directive of the same name).
+    /// See [`RateLimit`](crate::RateLimit).
+    pub fn limit_rate(mut self, bytes_per_second: u64) -> FileServer {
+        self.limit_rate = Some(bytes_per_second);
+        self
+    }
+
+    /// Sends the first `bytes` of every body at full speed before the rate limit
+    /// applies, overriding the configured `limit_rate_after`.
+    pub fn limit_rate_after(mut self, bytes: u64) -> FileServer {
+        self.limit_rate_after = Some(bytes);
+        self
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -226,7 +252,19 @@ impl FileServer {
         if !self.allowed(path, entry.canonical_path()) {
             return Err(CacheError::NotFound);
         }
-        Ok(with_path_hint(mmap, MmapFile::new(entry), path))
+        Ok(self.file_for(mmap, entry, path))
+    }
+
+    /// The responder for `entry`, with this server's options.
+    fn file_for(&self, mmap: &Mmap, entry: Arc<Entry>, path: &Path) -> MmapFile {
+        let mut file = with_path_hint(mmap, MmapFile::new(entry), path);
+        if let Some(rate) = self.limit_rate {
+            file = file.limit_rate(rate);
+        }
+        if let Some(after) = self.limit_rate_after {
+            file = file.limit_rate_after(after);
+        }
+        file
     }
 }
 
@@ -314,8 +352,9 @@ impl FileServer {
     /// thrown away (`None`) and the request takes the ordinary path, which loads the
     /// new version: what the client gets is the same as on that path.
     ///
-    /// Not taken for files with precompressed siblings, for directories, or when the
-    /// entry was never served through the ordinary path (its siblings are unknown).
+    /// Not taken for files with precompressed siblings, for directories, when the
+    /// entry was never served through the ordinary path (its siblings are unknown), or
+    /// when a digest the request asks for is not computed yet.
     fn answer_with_one_stat<'r>(
         &self,
         mmap: &Mmap,
@@ -327,10 +366,17 @@ impl FileServer {
         if !plain || !self.allowed(path, entry.canonical_path()) {
             return None;
         }
-        let file = with_path_hint(mmap, MmapFile::new(entry.clone()), path)
+        let file = self
+            .file_for(mmap, entry.clone(), path)
             .routed_method()
             .prefetch();
-        let response = file.to_response(req, mmap.options());
+        let options = mmap.options();
+        let prepared = file.prepare(req, options);
+        if !file.digests_ready(&prepared) {
+            // The ordinary path waits for the hash.
+            return None;
+        }
+        let response = file.build(prepared, options);
         if mmap.cache().confirm(path, &entry) {
             Some(response)
         } else {
@@ -372,7 +418,13 @@ impl Handler for FileServer {
             other => other,
         };
         match file {
-            Ok(file) => Outcome::from(req, file.routed_method()),
+            Ok(file) => {
+                let file = file.routed_method();
+                let options = mmap.options();
+                let prepared = file.prepare(req, options);
+                file.await_digests(&prepared).await;
+                Outcome::Success(file.build(prepared, options))
+            }
             Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
             Err(e) => {
                 if let CacheError::Io(io) = &e {

@@ -1,9 +1,12 @@
-//! How responses are shaped, apart from the cache: range bounds, body chunk size and
-//! `Cache-Control`.
+//! How responses are shaped, apart from the cache: range bounds, body chunk size,
+//! `Cache-Control`, integrity digests and rate limits.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::engine::digest::DIGESTS_AVAILABLE;
+use crate::engine::pace::RateLimit;
+use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::range::RangeLimits;
 
 /// The default body chunk size for bodies larger than it (smaller bodies use their own
@@ -22,6 +25,15 @@ pub struct ResponseOptions {
     pub cache_control: Option<String>,
     /// `Cache-Control` by lower-case extension.
     pub cache_control_by_extension: HashMap<String, String>,
+    /// The digest algorithms offered, in the server's order of preference (which
+    /// breaks ties between equally weighted `Want-*` members). Default: SHA-256, then
+    /// SHA-512 (none without the `digest` feature); empty: no digests.
+    pub digests: Vec<DigestAlgorithm>,
+    /// Send `Repr-Digest` (first algorithm of [`ResponseOptions::digests`]) on every
+    /// 200 and 206, also when the request has no `Want-Repr-Digest` (default: no).
+    pub digest_unsolicited: bool,
+    /// The pace of 200 and 206 bodies (default: [`RateLimit::OFF`]).
+    pub rate_limit: RateLimit,
 }
 
 impl Default for ResponseOptions {
@@ -31,6 +43,9 @@ impl Default for ResponseOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             cache_control: None,
             cache_control_by_extension: HashMap::new(),
+            digests: default_digests(),
+            digest_unsolicited: false,
+            rate_limit: RateLimit::OFF,
         }
     }
 }
@@ -48,5 +63,14 @@ impl ResponseOptions {
             }
         }
         self.cache_control.as_deref()
+    }
+}
+
+/// The default digest algorithms: all supported ones when the build can compute them.
+pub(crate) fn default_digests() -> Vec<DigestAlgorithm> {
+    if DIGESTS_AVAILABLE {
+        DigestAlgorithm::ALL.to_vec()
+    } else {
+        Vec::new()
     }
 }

@@ -1,6 +1,6 @@
 //! Reading the request: the method the client sent (before Rocket's HEAD → GET
-//! routing), and the `Range` and `If-*` headers, borrowed from the request, with list
-//! headers sent in several lines joined (RFC 9110 §5.3).
+//! routing), and the `Range`, `If-*` and `Want-*Digest` headers, borrowed from the
+//! request, with list headers sent in several lines joined (RFC 9110 §5.3).
 
 use std::borrow::Cow;
 
@@ -8,6 +8,7 @@ use rocket::http::Method as RocketMethod;
 use rocket::request::Request;
 
 use crate::semantics::decide::ServeRequest;
+use crate::semantics::digest::{negotiate, DigestAlgorithm, DigestChoice};
 use crate::semantics::precondition::{Conditionals, Method};
 
 /// The headers of a request that the core needs, with list headers that came in
@@ -20,6 +21,8 @@ pub(crate) struct RequestHeaders<'r> {
     if_unmodified_since: Option<&'r str>,
     if_range: Option<&'r str>,
     range: Option<&'r str>,
+    want_repr_digest: Option<Cow<'r, str>>,
+    want_digest: Option<Cow<'r, str>>,
 }
 
 impl<'r> RequestHeaders<'r> {
@@ -65,7 +68,24 @@ impl<'r> RequestHeaders<'r> {
             range: has(5)
                 .then(|| singleton(req, WANTED[5], Some(UNPARSABLE)))
                 .flatten(),
+            // Dictionaries and lists: several lines are one field (§5.3, RFC 8941 §4.2).
+            want_repr_digest: has(6).then(|| list_header(req, WANTED[6])).flatten(),
+            want_digest: has(7).then(|| list_header(req, WANTED[7])).flatten(),
         }
+    }
+
+    /// The digest fields to send, by the request's `Want-Repr-Digest` and `Want-Digest`.
+    pub(crate) fn digest_choice(
+        &self,
+        enabled: &[DigestAlgorithm],
+        unsolicited: bool,
+    ) -> DigestChoice {
+        negotiate(
+            self.want_repr_digest.as_deref(),
+            self.want_digest.as_deref(),
+            enabled,
+            unsolicited,
+        )
     }
 
     pub(crate) fn serve_request(&self) -> ServeRequest<'_> {
@@ -99,13 +119,15 @@ fn original_method(req: &Request<'_>) -> RocketMethod {
 pub(crate) struct OriginalMethod(pub(crate) RocketMethod);
 
 /// The request headers the core reads, in the order of `RequestHeaders::read`'s bits.
-const WANTED: [&str; 6] = [
+const WANTED: [&str; 8] = [
     "If-Match",
     "If-None-Match",
     "If-Modified-Since",
     "If-Unmodified-Since",
     "If-Range",
     "Range",
+    "Want-Repr-Digest",
+    "Want-Digest",
 ];
 
 /// What a repeated singleton field is passed as when it must count as present but

@@ -12,6 +12,24 @@
 //!   `Cache-Control`, `Vary`; §15.4.5), no body and no `Content-Length`.
 //! * 416: `Content-Range: bytes */LEN` (§15.5.17), `Accept-Ranges`, an empty body.
 //! * 412: an empty body.
+//! * Integrity digests, when the request asks (`Want-Repr-Digest` → `Repr-Digest`,
+//!   `Want-Digest` → `Digest`; see [`crate::semantics::digest`]) or the server sends
+//!   them unsolicited: on 200 and 206 (single and multipart: the digest of the whole
+//!   representation, RFC 9530 §3), GET and HEAD. Never on 412 or 416 (no
+//!   representation is sent), nor on 304: RFC 9110 §15.4.5 limits a 304 to the fields
+//!   that update a cache, and the client's copy, matched by the strong ETag, already
+//!   has the bytes the digest would describe.
+//!
+//! A digest is computed once per entry ([`Entry::digest`]). [`crate::FileServer`] waits
+//! for it (hashing on the blocking pool) before it answers the first request that asks;
+//! an `MmapFile` returned by your own route cannot wait (Rocket's responders are
+//! synchronous): a digest not yet known is computed inline when the content is at most
+//! 256 KiB (under ~0.2 ms), otherwise in the background and sent from the next
+//! response on. Set `digest_at_load = true` for such routes to have every digest from
+//! the first response.
+//!
+//! Rate limits ([`MmapFile::limit_rate`], `limit_rate` in the configuration) pace the
+//! bodies of 200 and 206; the other statuses have no body to pace.
 //!
 //! HEAD answers as GET without a `Range` (§14.2: range handling is defined for GET
 //! only), and Rocket drops the body but keeps the exact `Content-Length`. Note that
@@ -31,8 +49,10 @@ use rocket::response::{self, Responder, Response};
 use crate::engine::body::SegmentBody;
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
-use crate::engine::respond::respond_typed;
+use crate::engine::pace::RateLimit;
+use crate::engine::respond::{respond_typed, Reply};
 use crate::semantics::decide::Status;
+use crate::semantics::digest::DigestChoice;
 use crate::semantics::disposition::{content_disposition, DispositionType};
 use crate::shell::options::ResponseOptions;
 use crate::shell::request::RequestHeaders;
@@ -77,6 +97,18 @@ pub struct MmapFile {
     /// Set by the file server's one-`stat` path: copy a small body out of the mapping
     /// now (see [`PREFETCH_MAX`]).
     prefetch: bool,
+    limit_rate: Option<u64>,
+    limit_rate_after: Option<u64>,
+}
+
+/// The largest content whose digest an `MmapFile` computes inline, on the async worker,
+/// when no one computed it before (SHA-512 of 256 KiB: ~0.4 ms here).
+const INLINE_DIGEST_MAX: u64 = 256 << 10;
+
+/// A response decided but not yet built: the reply and the digest fields it carries.
+pub(crate) struct Prepared {
+    reply: Reply,
+    digests: DigestChoice,
 }
 
 /// The largest body the file server copies out of the mapping while it builds the
@@ -99,6 +131,33 @@ impl MmapFile {
             content_encoding: None,
             routed_method: false,
             prefetch: false,
+            limit_rate: None,
+            limit_rate_after: None,
+        }
+    }
+
+    /// Paces this response's body at `bytes_per_second` (0: no limit), overriding the
+    /// configured `limit_rate` (nginx's directive of the same name). See
+    /// [`RateLimit`](crate::RateLimit).
+    pub fn limit_rate(mut self, bytes_per_second: u64) -> MmapFile {
+        self.limit_rate = Some(bytes_per_second);
+        self
+    }
+
+    /// Sends the first `bytes` of the body at full speed before the rate limit applies,
+    /// overriding the configured `limit_rate_after`.
+    pub fn limit_rate_after(mut self, bytes: u64) -> MmapFile {
+        self.limit_rate_after = Some(bytes);
+        self
+    }
+
+    /// The rate limit of this response: its own settings over `options`'.
+    fn rate_limit(&self, options: &ResponseOptions) -> RateLimit {
+        RateLimit {
+            bytes_per_second: self
+                .limit_rate
+                .unwrap_or(options.rate_limit.bytes_per_second),
+            after: self.limit_rate_after.unwrap_or(options.rate_limit.after),
         }
     }
 
@@ -173,21 +232,56 @@ impl MmapFile {
 
     /// Builds the response for `req` with `options`.
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
+        let prepared = self.prepare(req, options);
+        self.build(prepared, options)
+    }
+
+    /// Decides the answer to `req`: status, body, and which digests it carries.
+    pub(crate) fn prepare(&self, req: &Request<'_>, options: &ResponseOptions) -> Prepared {
         let headers = RequestHeaders::read(req, self.routed_method);
         let sreq = headers.serve_request();
-        let entry = &*self.entry;
-        let content_type = self
-            .content_type
-            .as_ref()
-            .unwrap_or(entry.content_type_value());
         let reply = respond_typed(
-            entry,
-            content_type,
+            &self.entry,
+            self.content_type_value(),
             &sreq,
             &options.limits,
             SystemTime::now(),
         );
+        let digests = match reply.status {
+            Status::Ok | Status::PartialContent if !options.digests.is_empty() => {
+                headers.digest_choice(&options.digests, options.digest_unsolicited)
+            }
+            _ => DigestChoice::default(),
+        };
+        Prepared { reply, digests }
+    }
 
+    /// Waits for the digests `prepared` needs (hashing on the blocking pool, once per
+    /// entry), so that [`MmapFile::build`] finds them.
+    pub(crate) async fn await_digests(&self, prepared: &Prepared) {
+        for a in prepared.digests.algorithms() {
+            self.entry.digest(a).await;
+        }
+    }
+
+    /// Whether every digest `prepared` needs is already computed.
+    pub(crate) fn digests_ready(&self, prepared: &Prepared) -> bool {
+        prepared
+            .digests
+            .algorithms()
+            .all(|a| self.entry.ready_digest(a).is_some())
+    }
+
+    fn content_type_value(&self) -> &Cow<'static, str> {
+        self.content_type
+            .as_ref()
+            .unwrap_or(self.entry.content_type_value())
+    }
+
+    /// Builds the response of a prepared answer.
+    pub(crate) fn build<'r>(&self, prepared: Prepared, options: &ResponseOptions) -> Response<'r> {
+        let Prepared { reply, digests } = prepared;
+        let entry = &*self.entry;
         let mut b = Response::build();
         b.status(RocketStatus::new(reply.status.code()));
         if reply.status.carries_validators() {
@@ -206,7 +300,7 @@ impl MmapFile {
                 let ct: Cow<'static, str> = match reply.multipart_content_type {
                     Some(multipart) => multipart.into(),
                     // No copy for the common, interned types.
-                    None => content_type.clone(),
+                    None => self.content_type_value().clone(),
                 };
                 b.raw_header("Content-Type", ct);
                 if let Some(enc) = self.content_encoding {
@@ -217,6 +311,9 @@ impl MmapFile {
                 }
                 if let Some(d) = &self.disposition {
                     b.raw_header("Content-Disposition", d.clone());
+                }
+                if !digests.is_empty() {
+                    self.digest_headers(&mut b, digests);
                 }
                 let len = reply.body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
@@ -230,7 +327,7 @@ impl MmapFile {
                 } else {
                     reply.body
                 };
-                b.sized_body(len as usize, body);
+                b.sized_body(len as usize, body.limit_rate(self.rate_limit(options)));
                 // After the body: setting a body resets the chunk size.
                 b.max_chunk_size(chunk);
             }
@@ -247,6 +344,30 @@ impl MmapFile {
             Status::NotModified => {}
         }
         b.finalize()
+    }
+
+    /// `Repr-Digest` and `Digest` with the digests that are known; an unknown one is
+    /// computed inline for small content, otherwise started in the background for the
+    /// next response (see the module docs).
+    fn digest_headers(&self, b: &mut rocket::response::Builder<'_>, digests: DigestChoice) {
+        let entry = &*self.entry;
+        let value = |a| {
+            let known = entry.ready_digest(a);
+            if known.is_some() {
+                known
+            } else if entry.len() <= INLINE_DIGEST_MAX {
+                entry.digest_blocking(a)
+            } else {
+                entry.start_digest(a);
+                None
+            }
+        };
+        if let Some(d) = digests.repr.and_then(value) {
+            b.raw_header("Repr-Digest", d.repr_digest_value().to_owned());
+        }
+        if let Some(d) = digests.legacy.and_then(value) {
+            b.raw_header("Digest", d.digest_value().to_owned());
+        }
     }
 }
 
