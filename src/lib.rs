@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation. No file system, no mapping, no Rocket. |
 //! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], the segment [`SegmentBody`] and its pace ([`RateLimit`]), and [`respond`] (a decision turned into a body). No Rocket. |
-//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
 //! `default-features = false` builds the semantics and the engine alone.
@@ -55,6 +55,9 @@ pub use shell::{
     state::Mmap,
     streamed::StreamedFile,
 };
+
+#[cfg(feature = "tls")]
+pub use shell::tls::{check_tls, TlsError, TlsSource};
 
 /// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
 /// items are re-exported at the crate root.

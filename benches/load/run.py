@@ -20,13 +20,23 @@ same work for less CPU).
     python3 benches/load/run.py                 # 7 rounds of 2 s per cell (~6 min)
     python3 benches/load/run.py --rounds 11 --scenarios get_1KiB revalidate_304
     python3 benches/load/run.py --quick         # 1 round of 2 s: a smoke test
+    python3 benches/load/run.py --scenarios h2_tls_get_1KiB h2_tls_get_1MiB h2c_get_1KiB
     python3 benches/load/run.py --baseline-bin /tmp/before/release/rocket-mmap
                                   # adds "baseline" (another build) to every scenario:
                                   # mmap / baseline = 1.00 means a change moved nothing
 
-Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); builds the crate's
-binary and the `peers` example in release mode. Writes benches/load/results.json and
-benches/load/chart.svg (shown in the README).
+HTTP/2 scenarios (`h2_*`, `h2c_*`) are driven by h2load (Debian's nghttp2-client),
+one thread on CPU 1, `--connections` connections with `--h2-streams` concurrent
+streams each, against the crate's binary and nginx (`http2`) on the same kind of
+listener: TLS (`--tls-cert`/`--tls-key`; nginx `listen … ssl http2`, same
+self-signed ECDSA P-256 certificate made with openssl, TLS 1.3 with the cipher
+pinned by h2load, TLS_AES_128_GCM_SHA256) or h2c with prior knowledge on plain
+TCP (nginx `listen … http2`).
+
+Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); h2load and openssl
+for the HTTP/2 scenarios; builds the crate's binary and the `peers` example in
+release mode. Writes benches/load/results.json and benches/load/chart.svg (shown in
+the README).
 """
 import argparse
 import json
@@ -35,6 +45,7 @@ import random
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -55,7 +66,16 @@ SCENARIOS = {
     "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "ideal", "nginx", "vec", "hello"]),
     "get_1MiB": ("/1m.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello"]),
     "multipart_3_parts": ("/100m.bin", "multipart", ["mmap", "nginx", "hello"]),
+    # HTTP/2 (h2load): over TLS by ALPN, and h2c with prior knowledge on plain TCP.
+    "h2_tls_get_1KiB": ("/1k.bin", "h2", ["mmap_tls", "nginx_tls"]),
+    "h2_tls_get_1MiB": ("/1m.bin", "h2", ["mmap_tls", "nginx_tls"]),
+    "h2_tls_range_64KiB": ("/100m.bin", "h2-range", ["mmap_tls", "nginx_tls"]),
+    "h2c_get_1KiB": ("/1k.bin", "h2c", ["mmap", "nginx_h2c"]),
 }
+
+# The crate's own target in a scenario (the numerator of its ratios).
+OURS = {"h2_tls_get_1KiB": "mmap_tls", "h2_tls_get_1MiB": "mmap_tls", "h2_tls_range_64KiB": "mmap_tls"}
+H2_RANGE = "bytes=50000000-50065535"
 
 # Goals: (scenario, peer, minimum ratio, metric). "cpu" is peer µs / mmap µs of server
 # CPU per request; "rps" is mmap req/s / peer req/s.
@@ -79,7 +99,57 @@ INFO = [
     ("range_64KiB_random", "nginx", "cpu", "nginx"),
     ("get_1MiB", "nginx", "cpu", "nginx"),
     ("get_1KiB", "hello", "rps", "Rocket's hello world"),
+    ("h2_tls_get_1KiB", "nginx_tls", "rps", "HTTP/2 over TLS (h2load)"),
+    ("h2_tls_get_1KiB", "nginx_tls", "cpu", "HTTP/2 over TLS (h2load)"),
+    ("h2_tls_get_1MiB", "nginx_tls", "rps", "HTTP/2 over TLS (h2load)"),
+    ("h2_tls_get_1MiB", "nginx_tls", "cpu", "HTTP/2 over TLS (h2load)"),
+    ("h2_tls_range_64KiB", "nginx_tls", "rps", "HTTP/2 over TLS, one 64 KiB range (h2load)"),
+    ("h2_tls_range_64KiB", "nginx_tls", "cpu", "HTTP/2 over TLS, one 64 KiB range (h2load)"),
+    ("h2c_get_1KiB", "nginx_h2c", "rps", "h2c, prior knowledge (h2load)"),
 ]
+
+# nginx for the HTTP/2 scenarios: h2 over TLS and h2c on plain TCP, same settings as
+# above otherwise.
+NGINX_H2_CONF = """
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    http2_max_requests 10000000;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root {root};
+        location / {{ }}
+    }}
+    server {{
+        # h2c: with sendfile, nginx 1.22 writes each DATA frame's header and then
+        # sendfile()s its payload, and every 1 KiB response waited ~40 ms (Nagle and
+        # delayed ACK: 23 req/s on one connection); without it, 18 000 req/s.
+        listen 127.0.0.1:{h2c_port} http2;
+        sendfile off;
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
 
 # The most a stalled download may hold (issue 15), KiB of RSS per download.
 STALLED_GOAL_KIB = 256
@@ -133,6 +203,18 @@ def need(tool):
         sys.exit(f"error: {tool} is not installed (apt-get install nginx-light wrk util-linux)")
 
 
+def self_signed(work: Path):
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1, made with openssl."""
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
 def build():
     log("building release binaries ...")
     subprocess.run(
@@ -163,9 +245,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http(port, path, headers=None, method="GET", limit=1 << 16):
-    """A minimal request; returns (status, headers dict, first `limit` body bytes)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+def http(port, path, headers=None, method="GET", limit=1 << 16, tls=False):
+    """A minimal HTTP/1.1 request (over TLS with `tls`, the certificate not checked);
+    returns (status, headers dict, first `limit` body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        s = raw
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
         h = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{h}\r\n".encode())
         data = b""
@@ -185,7 +273,7 @@ def http(port, path, headers=None, method="GET", limit=1 << 16):
 
 
 class Server:
-    def __init__(self, name, argv, env, port, cwd=None):
+    def __init__(self, name, argv, env, port, cwd=None, probe="http"):
         self.name, self.port = name, port
         full_env = dict(os.environ, **env)
         self.proc = subprocess.Popen(
@@ -195,7 +283,10 @@ class Server:
         deadline = time.time() + 30
         while True:
             try:
-                if http(port, "/1k.bin")[0] in (200, 404):
+                if probe == "tcp":
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                if http(port, "/1k.bin", tls=probe == "https")[0] in (200, 404):
                     break
             except OSError:
                 pass
@@ -226,6 +317,24 @@ class Server:
             self.proc.wait()
 
 
+class Listener:
+    """Another port of a server started as another target (nginx's h2c listener): its
+    CPU is that server's."""
+
+    def __init__(self, name, port, server):
+        self.name, self.port, self.server = name, port, server
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+    def cpu_seconds(self):
+        return self.server.cpu_seconds()
+
+    def stop(self):
+        pass
+
+
+H2_KINDS = ("h2", "h2c", "h2-range")
+
+
 def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=None):
     mmap_bin, peers_bin = bins
     rocket_env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1"}
@@ -236,6 +345,23 @@ def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=No
         if name == "mmap":
             servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)],
                                    dict(env, **(mmap_env or {})), port, cwd=work)
+        elif name == "mmap_tls":
+            cert, key = work / "cert.pem", work / "key.pem"
+            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port),
+                                          "--tls-cert", str(cert), "--tls-key", str(key)],
+                                   env, port, cwd=work, probe="https")
+        elif name == "nginx_tls":
+            # One nginx with both HTTP/2 listeners; "nginx_h2c" is its plain port.
+            prefix = work / "nginx-h2"
+            (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+            conf = prefix / "nginx.conf"
+            h2c_port = free_port()
+            conf.write_text(NGINX_H2_CONF.format(prefix=prefix, tls_port=port, h2c_port=h2c_port, root=data,
+                                                 cert=work / "cert.pem", key=work / "key.pem"))
+            servers[name] = Server(name, ["nginx", "-p", str(prefix), "-c", str(conf)], {}, port, probe="https")
+            servers["nginx_h2c"] = Listener("nginx_h2c", h2c_port, servers[name])
+        elif name == "nginx_h2c":
+            continue  # started with nginx_tls
         elif name == "baseline":
             servers[name] = Server(name, [str(baseline_bin), str(data), "--port", str(port)], env, port, cwd=work)
         elif name == "nginx":
@@ -248,6 +374,35 @@ def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=No
             # `ideal` reads every file into memory first: allow it the time.
             servers[name] = Server(name, [str(peers_bin), name, str(data)], env, port, cwd=work)
     return servers
+
+
+def h2load(server, scenario, duration, conns, streams):
+    """h2load against one target: (req/s, server CPU µs per request, failed or non-2xx
+    requests, a note)."""
+    port = server.port
+    path, kind, _ = SCENARIOS[scenario]
+    scheme = "http" if kind == "h2c" else "https"
+    argv = ["taskset", "-c", "1", "h2load", "-t1", f"-c{conns}", f"-m{streams}", f"-D{duration}",
+            "--warm-up-time=200ms", "--tls13-ciphers=TLS_AES_128_GCM_SHA256"]
+    if kind == "h2-range":
+        argv += ["-H", f"range: {H2_RANGE}"]
+    argv.append(f"{scheme}://127.0.0.1:{port}{path}")
+    cpu_before = server.cpu_seconds()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = server.cpu_seconds() - cpu_before
+    rps = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out).group(1))
+    req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                    r"(\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    bad = int(req.group(5)) + int(req.group(6)) + sum(int(codes.group(i)) for i in (2, 3, 4))
+    proto = re.search(r"Application protocol: (\S+)", out)
+    cipher = re.search(r"Cipher: (\S+)", out)
+    note = f"{proto.group(1) if proto else '?'} {cipher.group(1) if cipher else ''}".strip()
+    if not proto or proto.group(1) != ("h2c" if kind == "h2c" else "h2"):
+        raise SystemExit(f"error: h2load did not speak h2 to port {port}: {out}")
+    # CPU over the whole run, warm-up included: divide by every request started.
+    done = int(req.group(3)) or 1
+    return rps, cpu * 1e6 / done, bad, note
 
 
 def wrk(server, scenario, etag, duration, conns, work: Path):
@@ -279,7 +434,19 @@ def check_answers(scenarios, servers, etags):
     """Each target must really answer the scenario as expected before it is measured."""
     for scenario, (path, kind, targets) in scenarios.items():
         for t in targets:
-            if t in ("hello", "headers"):
+            if t in ("hello", "headers") or t not in servers:
+                continue
+            if kind in H2_KINDS:
+                # Two requests on one h2 connection: both 2xx, over h2.
+                argv = ["h2load", "-n2", "-c1", "-m1"]
+                if kind == "h2-range":
+                    argv += ["-H", f"range: {H2_RANGE}"]
+                scheme = "http" if kind == "h2c" else "https"
+                out = subprocess.run(argv + [f"{scheme}://127.0.0.1:{servers[t].port}{path}"],
+                                     capture_output=True, text=True).stdout
+                want = "h2c" if kind == "h2c" else "h2"
+                if f"Application protocol: {want}\n" not in out or "status codes: 2 2xx" not in out:
+                    raise SystemExit(f"error: {t} did not answer {scenario} with 2xx over h2:\n{out}")
                 continue
             port = servers[t].port
             hdr = {}
@@ -352,6 +519,7 @@ def main():
     ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="where results.json and chart.svg go")
+    ap.add_argument("--h2-streams", type=int, default=8, help="h2load concurrent streams per connection")
     ap.add_argument("--baseline-bin", type=Path,
                     help="another build of the rocket-mmap binary (e.g. of the commit before a change), "
                          "measured as target 'baseline' in every scenario: the ratio mmap / baseline "
@@ -368,7 +536,9 @@ def main():
             INFO.append((s, "baseline", "rps", "this build / the baseline build (1.00: no change)"))
     if args.quick:
         args.rounds, args.duration = 1, 2
-    for tool in ("nginx", "wrk", "taskset", "cargo"):
+    selected = [s for s in SCENARIOS if not args.scenarios or s in args.scenarios]
+    want_h2 = any(SCENARIOS[s][1] in H2_KINDS for s in selected)
+    for tool in ("nginx", "wrk", "taskset", "cargo") + (("h2load", "openssl") if want_h2 else ()):
         need(tool)
     bins = build() if not args.no_build else None
     if bins is None:
@@ -379,8 +549,13 @@ def main():
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
     scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
-    names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers", "baseline"]
+    names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers", "baseline",
+                         "mmap_tls", "nginx_tls", "nginx_h2c"]
              if any(t in v[2] for v in scenarios.values())]
+    if want_h2:
+        self_signed(work)
+        if "nginx_h2c" in names and "nginx_tls" not in names:
+            names.append("nginx_tls")
     servers = start_all(bins, data, work, names, args.baseline_bin, mmap_env)
     try:
         etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag")
@@ -389,7 +564,7 @@ def main():
         rps_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         cpu_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         # Per round, per peer: mmap/peer req/s and peer/mmap CPU µs per request.
-        round_ratios = {m: {s: {t: [] for t in scenarios[s][2] if t != "mmap"} for s in scenarios}
+        round_ratios = {m: {s: {t: [] for t in scenarios[s][2] if t != OURS.get(s, "mmap")} for s in scenarios}
                         for m in ("rps", "cpu")}
         problems = []
         shuffle = random.Random(2026)
@@ -401,8 +576,12 @@ def main():
                 shuffle.shuffle(order)
                 got = {}
                 for t in order:
-                    rps, cpu_us, bad, errs = wrk(servers[t], scenario, etags.get(t), args.duration,
-                                                 args.connections, work)
+                    if scenarios[scenario][1] in H2_KINDS:
+                        rps, cpu_us, bad, errs = h2load(servers[t], scenario, args.duration, args.connections,
+                                                        args.h2_streams)
+                    else:
+                        rps, cpu_us, bad, errs = wrk(servers[t], scenario, etags.get(t), args.duration,
+                                                     args.connections, work)
                     rps_cells[scenario][t].append(rps)
                     cpu_cells[scenario][t].append(cpu_us)
                     got[t] = (rps, cpu_us)
@@ -410,11 +589,12 @@ def main():
                         problems.append(f"{t} {scenario}: {bad} non-2xx/3xx responses")
                     log(f"round {rnd + 1}/{args.rounds} {scenario:<20} {t:<10} {rps:>10.1f} req/s "
                         f"{cpu_us:>8.1f} µs CPU/req {errs}")
+                ours = got[OURS.get(scenario, "mmap")]
                 for t in round_ratios["rps"][scenario]:
                     if got[t][0] > 0:
-                        round_ratios["rps"][scenario][t].append(got["mmap"][0] / got[t][0])
-                    if got["mmap"][1] > 0:
-                        round_ratios["cpu"][scenario][t].append(got[t][1] / got["mmap"][1])
+                        round_ratios["rps"][scenario][t].append(ours[0] / got[t][0])
+                    if ours[1] > 0:
+                        round_ratios["cpu"][scenario][t].append(got[t][1] / ours[1])
         rps_medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in rps_cells.items()}
         cpu_medians = {s: {t: statistics.median(v) for t, v in ts.items()} for s, ts in cpu_cells.items()}
         # The ratio reported is the median of the per-round ratios, not a ratio of
@@ -441,7 +621,8 @@ def main():
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "settings": {"rounds": args.rounds, "duration_s": args.duration, "connections": args.connections,
-                     "servers": "CPU 0, 1 worker", "wrk": "CPU 1, 1 thread"},
+                     "h2_streams": args.h2_streams,
+                     "servers": "CPU 0, 1 worker", "wrk": "CPU 1, 1 thread", "h2load": "CPU 1, 1 thread"},
         "req_per_s_median": rps_medians, "req_per_s_all_rounds": rps_cells,
         "cpu_us_per_request_median": cpu_medians, "cpu_us_per_request_all_rounds": cpu_cells,
         "ratios": ratios, "ratios_per_round": round_ratios, "ratio_min_max": spread,

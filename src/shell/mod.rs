@@ -10,6 +10,7 @@
 //! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry |
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
+//! | `tls` | [`check_tls`](crate::check_tls) (feature `tls`): the certificate and key checked before launch |
 
 pub(crate) mod config;
 pub(crate) mod file_server;
@@ -18,3 +19,5 @@ pub(crate) mod request;
 pub(crate) mod responder;
 pub(crate) mod state;
 pub(crate) mod streamed;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
