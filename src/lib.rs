@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths. No file system, no mapping, no Rocket. |
 //! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
-//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler, the [`AccessLog`] fairing, and (feature `metrics`) the `Metrics` endpoint. |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
 //! `default-features = false` builds the semantics and the engine alone.
@@ -41,10 +41,12 @@ pub use engine::entry::Entry;
 pub use engine::error::CacheError;
 pub use engine::load::SETTLE;
 pub use engine::respond::{respond, respond_typed, Reply};
+pub use engine::stats::LoadTimes;
 pub use semantics::etag::EntityTag;
 
 #[cfg(feature = "rocket")]
 pub use shell::{
+    access_log::{AccessLog, AccessLogFlusher, AccessLogLines},
     config::{ConfigError, MmapConfig, MmapFairing, RevalidateSetting},
     file_server::{FileServer, Symlinks},
     options::{ResponseOptions, DEFAULT_CHUNK_SIZE},
@@ -52,6 +54,15 @@ pub use shell::{
     state::Mmap,
     streamed::StreamedFile,
 };
+
+#[cfg(feature = "metrics")]
+pub use shell::metrics::{Metrics, MetricsFairing};
+
+/// The metrics endpoint's constants (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use crate::shell::metrics::{Metrics, MetricsFairing, CONTENT_TYPE, PREFIX};
+}
 
 /// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
 /// items are re-exported at the crate root.
@@ -68,6 +79,15 @@ pub mod config {
 pub mod responder {
     pub use crate::shell::responder::MmapFile;
     pub use crate::shell::streamed::StreamedFile;
+}
+
+/// The engine's counters as [`Cache::stats`] reports them, and how each is exported
+/// (what the `Metrics` exporter iterates; an application feeding another metrics
+/// system can iterate [`stats::COUNTERS`] the same way).
+pub mod stats {
+    pub use crate::engine::stats::{
+        CacheStats, CounterInfo, LoadTimes, COUNTERS, LOAD_TIME_BUCKETS,
+    };
 }
 
 /// The decision and the reply under their earlier path (`rocket_mmap::serve::respond`):

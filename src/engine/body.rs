@@ -15,6 +15,9 @@
 //! last bytes are returned, the watch also checks that the file was not rewritten in
 //! place since it was loaded ([`MappingWatch::verify_unmodified`]), so a response
 //! that completes holds exactly one version of the file.
+//!
+//! A body made for a cache's state may also carry a [`Meter`] (see `engine::stats`):
+//! it counts the body in flight, the bytes it hands out and how it ended.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -24,7 +27,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
+use crate::engine::cache::Cache;
 use crate::engine::mapping::MappingWatch;
+use crate::engine::stats::{Cut, Meter};
 
 /// The error a [`SegmentBody`] read returns once its mapping was found truncated or
 /// its file rewritten.
@@ -50,6 +55,8 @@ pub struct SegmentBody {
     idx: usize,
     off: usize,
     watch: Option<Arc<MappingWatch>>,
+    /// The counters this body reports to, if any.
+    meter: Option<Meter>,
 }
 
 impl SegmentBody {
@@ -63,6 +70,7 @@ impl SegmentBody {
             idx: 0,
             off: 0,
             watch: None,
+            meter: None,
         }
     }
 
@@ -79,6 +87,15 @@ impl SegmentBody {
     /// Attaches the watch of the mapping the segments point into.
     pub(crate) fn with_watch(mut self, watch: Option<Arc<MappingWatch>>) -> SegmentBody {
         self.watch = watch;
+        self
+    }
+
+    /// Counts this body in `cache`'s counters ([`Cache::stats`]): bytes handed out,
+    /// in flight from its first read to its end, and whether it completed or was cut
+    /// (and why). The responders do this for every body they send; call it when you
+    /// build responses from the engine yourself.
+    pub fn counted_in(mut self, cache: &Cache) -> SegmentBody {
+        self.meter = Some(Meter::new(cache.counters().clone()));
         self
     }
 
@@ -151,9 +168,20 @@ impl SegmentBody {
             dst.set_filled(filled_before);
             self.idx = self.segments.len();
             self.pos = self.len;
+            if let Some(m) = &mut self.meter {
+                let rewritten = self.watch.as_ref().is_some_and(|w| w.found_rewritten());
+                m.cut(if rewritten {
+                    Cut::FileChanged
+                } else {
+                    Cut::Truncated
+                });
+            }
             return Err(io::Error::other(ContentChanged));
         }
         self.pos += copied as u64;
+        if let Some(m) = &mut self.meter {
+            m.read(copied, self.pos == self.len);
+        }
         Ok(copied)
     }
 

@@ -35,6 +35,8 @@ use crate::engine::entry::Entry;
 pub use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
+pub use crate::engine::stats::CacheStats;
+use crate::engine::stats::Counters;
 
 /// When a cached file is compared with the file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,19 +72,6 @@ impl Default for CacheConfig {
     }
 }
 
-/// Counters, for tests, benchmarks and monitoring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Entries now cached.
-    pub entries: usize,
-    /// Mapped bytes now cached.
-    pub bytes: u64,
-    /// Files loaded (mapped and hashed) since the cache was made.
-    pub loads: u64,
-    /// Entries evicted by the bounds.
-    pub evictions: u64,
-}
-
 struct Slot {
     /// The file version this slot was made for.
     fingerprint: Fingerprint,
@@ -104,8 +93,9 @@ pub struct Cache {
     config: CacheConfig,
     epoch: Instant,
     bytes: AtomicU64,
-    loads: AtomicU64,
-    evictions: AtomicU64,
+    /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
+    /// with every body made for this cache (see `crate::engine::stats`).
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -131,8 +121,7 @@ impl Cache {
             config,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),
-            loads: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
+            counters: Arc::default(),
         }
     }
 
@@ -141,14 +130,16 @@ impl Cache {
         &self.config
     }
 
-    /// Current counters.
+    /// Current levels and counters (each read with a relaxed load: a snapshot that
+    /// may be a few events apart between fields while requests run).
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            entries: self.map.len(),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            loads: self.loads.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-        }
+        self.counters
+            .snapshot(self.map.len(), self.bytes.load(Ordering::Relaxed))
+    }
+
+    /// The counters, for the bodies made for this cache.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     fn now_ms(&self) -> u64 {
@@ -188,15 +179,25 @@ impl Cache {
         let slot = self.slot_for(path, fingerprint);
         let owned = path.to_path_buf();
         let origin = self.config.revalidate != Revalidate::Never;
+        let counters = self.counters.clone();
+        let mut loaded_here = false;
         let entry = slot
             .cell
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || load_file(&owned, origin).map(Arc::new))
-                    .await
-                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+            .get_or_try_init(|| {
+                loaded_here = true;
+                async move {
+                    tokio::task::spawn_blocking(move || timed_load(&counters, &owned, origin))
+                        .await
+                        .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+                }
             })
             .await?
             .clone();
+        if !loaded_here {
+            self.counters
+                .single_flight_waits
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.loaded(path, &slot, &entry);
         Ok(entry)
     }
@@ -216,7 +217,7 @@ impl Cache {
             return Ok(entry.clone());
         }
         let origin = self.config.revalidate != Revalidate::Never;
-        let entry = Arc::new(load_file(path, origin)?);
+        let entry = timed_load(&self.counters, path, origin)?;
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
@@ -226,9 +227,21 @@ impl Cache {
         Ok(entry)
     }
 
-    /// A hit, or the fingerprint to load.
+    /// A hit, or the fingerprint to load (a miss); counts which.
     #[allow(clippy::type_complexity)]
     fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+        let found = self.lookup(path)?;
+        let counter = match found {
+            Ok(_) => &self.counters.hits,
+            Err(_) => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
+    }
+
+    /// A current cached entry, or the fingerprint of the file on disk.
+    #[allow(clippy::type_complexity)]
+    fn lookup(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
         let now = self.now_ms();
         let slot = self.map.get(path).map(|s| Arc::clone(s.value()));
         if let Some(slot) = &slot {
@@ -301,7 +314,7 @@ impl Cache {
     /// Accounts for a finished load and enforces the bounds.
     fn loaded(&self, path: &Path, slot: &Arc<Slot>, entry: &Entry) {
         if !slot.counted.swap(true, Ordering::AcqRel) {
-            self.loads.fetch_add(1, Ordering::Relaxed);
+            self.counters.loads.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(entry.len(), Ordering::Relaxed);
             let still_there = self
                 .map
@@ -348,10 +361,18 @@ impl Cache {
             }
             if let Some((_, slot)) = self.map.remove(&key) {
                 self.uncount(&slot);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// Loads a file on the calling (blocking) thread and records how long it took.
+fn timed_load(counters: &Counters, path: &Path, origin: bool) -> Result<Arc<Entry>, CacheError> {
+    let started = Instant::now();
+    let entry = load_file(path, origin)?;
+    counters.load_time.observe(started.elapsed());
+    Ok(Arc::new(entry))
 }
 
 #[cfg(test)]

@@ -141,8 +141,13 @@ impl MmapFile {
         &self.entry
     }
 
-    /// Builds the response for `req` with `options`.
+    /// Builds the response for `req` with `options`. The body reports to the counters
+    /// of the [`Mmap`] state Rocket manages (bytes sent, bodies in flight, cuts).
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
+        self.build(req, options, Mmap::of(req.rocket()))
+    }
+
+    fn build<'r>(&self, req: &Request<'_>, options: &ResponseOptions, mmap: &Mmap) -> Response<'r> {
         let headers = RequestHeaders::read(req);
         let sreq = headers.serve_request();
         let entry = &*self.entry;
@@ -158,6 +163,10 @@ impl MmapFile {
             SystemTime::now(),
         );
 
+        let body = reply.body.counted_in(mmap.cache());
+        if !reply.parts.is_empty() {
+            crate::shell::access_log::note_parts(req, &reply.parts);
+        }
         let mut b = Response::build();
         b.status(RocketStatus::new(reply.status.code()));
         if reply.status.carries_validators() {
@@ -188,9 +197,9 @@ impl MmapFile {
                 if let Some(d) = &self.disposition {
                     b.raw_header("Content-Disposition", d.clone());
                 }
-                let len = reply.body.len();
+                let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
-                b.sized_body(len as usize, reply.body);
+                b.sized_body(len as usize, body);
                 // After the body: setting a body resets the chunk size.
                 b.max_chunk_size(chunk);
             }
@@ -199,10 +208,10 @@ impl MmapFile {
                 if let Some(cr) = reply.content_range {
                     b.raw_header("Content-Range", cr);
                 }
-                b.sized_body(0, reply.body);
+                b.sized_body(0, body);
             }
             Status::PreconditionFailed => {
-                b.sized_body(0, reply.body);
+                b.sized_body(0, body);
             }
             Status::NotModified => {}
         }
@@ -213,7 +222,7 @@ impl MmapFile {
 impl<'r> Responder<'r, 'static> for MmapFile {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mmap = Mmap::of(req.rocket());
-        Ok(self.to_response(req, mmap.options()))
+        Ok(self.build(req, mmap.options(), mmap))
     }
 }
 
