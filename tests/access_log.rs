@@ -84,7 +84,9 @@ fn ours(lines: &[String]) -> Vec<LogLine> {
 fn one_combined_line_per_response_with_the_bytes_the_client_got() {
     let (server, out) = logged_server("access-lines", true);
     let etag = etag_of(&pseudo_random(1, 1000));
-    let cases: &[(&str, &str, &[(&str, &str)], u16, &str)] = &[
+    // method, path, headers, status, part list served
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case] = &[
         ("GET", "/a.txt", &[], 200, "-"),
         ("GET", "/a.txt", &[("Range", "bytes=0-9")], 206, "0-9"),
         (

@@ -13,6 +13,14 @@ the next) cancels out; req/s figures are medians over rounds and are only indica
     python3 benches/load/run.py --rounds 11 --scenarios get_1KiB revalidate_304
     python3 benches/load/run.py --quick         # 1 round of 2 s: a smoke test
 
+The 1 KiB scenario also measures the crate's binary with `--access-log FILE`
+(`mmap_log`) and with `--metrics` (`mmap_metrics`) against the plain binary in the
+same rounds, and reports each as a throughput ratio (goal: at least 0.9). After the
+rounds, a separate run of the binary with both flags takes a 10 s wrk run
+(`--log-check SECONDS`) and checks that the access log gained exactly one line per
+response the server counted (`rocket_mmap_responses_total`), that none was dropped,
+and that wrk's request count agrees (up to the requests in flight when it stopped).
+
 Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); builds the crate's
 binary and the `peers` example in release mode. Writes benches/load/results.json and
 benches/load/chart.svg (shown in the README).
@@ -39,7 +47,8 @@ MULTIPART = "bytes=0-999,50000000-50000999,99000000-99000999"
 
 # scenario -> (path, extra header or None, targets it applies to, what the floor is)
 SCENARIOS = {
-    "get_1KiB": ("/1k.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello", "headers"]),
+    "get_1KiB": ("/1k.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello", "headers",
+                                   "mmap_log", "mmap_metrics"]),
     "revalidate_304": ("/1k.bin", "if-none-match", ["mmap", "nginx", "hello"]),
     "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "nginx", "vec", "hello"]),
     "get_1MiB": ("/1m.bin", None, ["mmap", "nginx", "fileserver", "vec", "hello"]),
@@ -60,6 +69,18 @@ TARGETS = [
 # Informative ratios, no goal: "headers" is a Rocket route answering a fixed 1 KiB
 # body with the four headers a file response carries, without lookup or conditionals.
 INFO = [("get_1KiB", "headers", "the floor for a file response on Rocket")]
+
+# The binary with an operational flag, against the plain binary (issue 14): the
+# throughput with the flag over without, median of per-round ratios, and its goal.
+VARIANTS = {
+    "mmap_log": lambda work: ["--access-log", str(work / "access.log")],
+    "mmap_metrics": lambda work: ["--metrics"],
+}
+COSTS = [
+    ("get_1KiB", "mmap_log", 0.9, "the access log written to a file"),
+    ("get_1KiB", "mmap_metrics", 0.9, "counters and /metrics on"),
+]
+ALL_TARGETS = ["mmap", "nginx", "fileserver", "vec", "hello", "headers", *VARIANTS]
 
 NGINX_CONF = """
 worker_processes 1;
@@ -110,13 +131,17 @@ def need(tool):
         sys.exit(f"error: {tool} is not installed (apt-get install nginx-light wrk util-linux)")
 
 
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
+
+
 def build():
     log("building release binaries ...")
     subprocess.run(
         ["cargo", "build", "--release", "--bin", "rocket-mmap", "--example", "peers"],
         cwd=REPO, check=True,
     )
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
+    target = target_dir()
     return target / "rocket-mmap", target / "examples" / "peers"
 
 
@@ -207,6 +232,9 @@ def start_all(bins, data: Path, work: Path, only):
         env = dict(rocket_env, ROCKET_PORT=str(port))
         if name == "mmap":
             servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)], env, port, cwd=work)
+        elif name in VARIANTS:
+            argv = [str(mmap_bin), str(data), "--port", str(port), *VARIANTS[name](work)]
+            servers[name] = Server(name, argv, env, port, cwd=work)
         elif name == "nginx":
             prefix = work / "nginx"
             (prefix / "tmp").mkdir(parents=True, exist_ok=True)
@@ -218,7 +246,7 @@ def start_all(bins, data: Path, work: Path, only):
     return servers
 
 
-def wrk(port, scenario, etag, duration, conns, work: Path):
+def wrk(port, scenario, etag, duration, conns, work: Path, counts=None):
     path, kind, _ = SCENARIOS[scenario]
     argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s"]
     if kind == "if-none-match":
@@ -234,12 +262,84 @@ def wrk(port, scenario, etag, duration, conns, work: Path):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    if counts is not None:
+        counts["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
     return rps, int(bad.group(1)) if bad else 0, errors.group(0) if errors else ""
 
 
-def check_answers(servers, etags):
+def metrics_of(port):
+    """`series -> value` of a scrape of /metrics."""
+    status, _, body = http(port, "/metrics", limit=1 << 20)
+    if status != 200:
+        raise SystemExit(f"error: /metrics answered {status}")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def log_lines(path: Path):
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+def settled_lines(path: Path, limit=15.0):
+    """The log's line count once it has stopped growing (the writer batches lines)."""
+    deadline = time.time() + limit
+    last, stable_since = log_lines(path), time.time()
+    while time.time() < deadline:
+        time.sleep(0.1)
+        now = log_lines(path)
+        if now != last:
+            last, stable_since = now, time.time()
+        elif time.time() - stable_since > 0.5:
+            break
+    return last
+
+
+def log_check(mmap_bin, data: Path, work: Path, duration, conns):
+    """The binary with --access-log FILE and --metrics under a wrk run of `duration`
+    seconds: the log must gain exactly one line per response the server counted."""
+    port = free_port()
+    path = work / "check.log"
+    env = {"ROCKET_WORKERS": "1", "ROCKET_ADDRESS": "127.0.0.1", "ROCKET_PORT": str(port)}
+    server = Server("mmap_log_check", [str(mmap_bin), str(data), "--port", str(port),
+                                       "--access-log", str(path), "--metrics"], env, port, cwd=work)
+    try:
+        responses = lambda m: sum(v for k, v in m.items() if k.startswith("rocket_mmap_responses_total{"))
+        before = metrics_of(port)
+        lines_before = settled_lines(path)
+        counts = {}
+        rps, bad, errs = wrk(port, "get_1KiB", None, duration, conns, work, counts)
+        after = metrics_of(port)
+        lines_after = settled_lines(path)
+        # Both sides hold one scrape besides wrk's requests: the first scrape's
+        # response is counted in the second scrape; the second scrape's line is in
+        # the lines counted after it.
+        served = responses(after) - responses(before)
+        logged = lines_after - lines_before
+        dropped = after.get("rocket_mmap_access_log_lines_dropped_total", 0)
+        wrk_count = counts["requests"]
+        # wrk does not count the requests in flight when it stops (one per connection
+        # at most); the server answered (and logged) them.
+        ok = logged == served and dropped == 0 and wrk_count <= served - 1 <= wrk_count + conns
+        result = {"seconds": duration, "wrk_requests": wrk_count, "server_responses": int(served) - 1,
+                  "log_lines": logged - 1, "dropped": int(dropped), "req_per_s": rps,
+                  "socket_errors": errs, "non_2xx": bad, "exactly_one_line_per_response": ok}
+        log(f"log check: {result}")
+        return result
+    finally:
+        server.stop()
+
+
+def check_answers(servers, etags, scenarios):
     """Each target must really answer the scenario as expected before it is measured."""
-    for scenario, (path, kind, targets) in SCENARIOS.items():
+    for scenario, (path, kind, targets) in scenarios.items():
         for t in targets:
             if t in ("hello", "headers"):
                 continue
@@ -313,26 +413,35 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s")
     ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bin-dir", type=Path, help="take rocket-mmap and examples/peers from here (no build)")
+    ap.add_argument("--targets", nargs="*", choices=ALL_TARGETS, help="only these servers (mmap always)")
+    ap.add_argument("--log-check", type=int, default=10, metavar="SECONDS",
+                    help="length of the access-log exactness run (0: skip)")
     ap.add_argument("--out", type=Path, default=OUT, help="where results.json and chart.svg go")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 2
     for tool in ("nginx", "wrk", "taskset", "cargo"):
         need(tool)
-    bins = build() if not args.no_build else None
-    if bins is None:
-        target = REPO / "target" / "release"
-        bins = (target / "rocket-mmap", target / "examples" / "peers")
+    if args.bin_dir:
+        bins = (args.bin_dir / "rocket-mmap", args.bin_dir / "examples" / "peers")
+    elif args.no_build:
+        bins = (target_dir() / "rocket-mmap", target_dir() / "examples" / "peers")
+    else:
+        bins = build()
     work = Path(tempfile.mkdtemp(prefix="rocket-mmap-load-"))
     data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-load-data"
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
-    names = ["mmap", "nginx", "fileserver", "vec", "hello", "headers"]
+    names = ["mmap", *[t for t in ALL_TARGETS if t != "mmap" and (not args.targets or t in args.targets)]]
     servers = start_all(bins, data, work, names)
     try:
-        etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag") for t in ("mmap", "nginx")}
-        check_answers(servers, etags)
-        scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
+        etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag")
+                 for t in ("mmap", "nginx") if t in servers}
+        scenarios = {s: (path, kind, [t for t in targets if t in servers])
+                     for s, (path, kind, targets) in SCENARIOS.items()
+                     if not args.scenarios or s in args.scenarios}
+        check_answers(servers, etags, scenarios)
         cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         round_ratios = {s: {t: [] for t in scenarios[s][2] if t != "mmap"} for s in scenarios}
         problems = []
@@ -361,13 +470,24 @@ def main():
         ratios = {s: {p: statistics.median(v) for p, v in rs.items() if v} for s, rs in round_ratios.items()}
         spread = {s: {p: [round(min(v), 3), round(max(v), 3)] for p, v in rs.items() if v}
                   for s, rs in round_ratios.items()}
+        # Operational flags: throughput with the flag over without, per round.
+        costs = {}
+        for s_, variant, goal, what in COSTS:
+            rounds_ = [1 / r for r in round_ratios.get(s_, {}).get(variant, []) if r > 0]
+            if rounds_:
+                costs[variant] = {"scenario": s_, "what": what, "goal": goal,
+                                  "ratio": statistics.median(rounds_),
+                                  "range": [round(min(rounds_), 3), round(max(rounds_), 3)],
+                                  "met": statistics.median(rounds_) >= goal}
         memory = {}
         if not args.no_memory:
-            memory["mmap"] = stalled_downloads(servers["mmap"])
-            memory["fileserver"] = stalled_downloads(servers["fileserver"])
+            for name in ("mmap", "fileserver"):
+                if name in servers:
+                    memory[name] = stalled_downloads(servers[name])
     finally:
         for s in servers.values():
             s.stop()
+    check = log_check(bins[0], data, work, args.log_check, args.connections) if args.log_check > 0 else None
     results = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
@@ -377,7 +497,8 @@ def main():
         "ratios_mmap_over_peer": ratios, "ratios_per_round": round_ratios, "ratio_min_max": spread,
         "targets": [{"scenario": s, "peer": p, "goal": g, "ratio": ratios[s].get(p),
                      "range": spread[s].get(p), "met": ratios[s].get(p, 0) >= g}
-                    for s, p, g in TARGETS if s in ratios],
+                    for s, p, g in TARGETS if ratios.get(s, {}).get(p) is not None],
+        "operational_flags": costs, "access_log_check": check,
         "memory_64_stalled_100MiB": memory, "problems": problems,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -395,6 +516,19 @@ def main():
         if p in ratios.get(s, {}):
             lo, hi = spread[s][p]
             print(f"  {s:<20} vs {p:<10} {ratios[s][p]:6.2f}×  (rounds {lo:.2f}–{hi:.2f})  {what}")
+    if costs:
+        print("\noperational flags (throughput with / without, median of rounds), goal, met:")
+        for variant, c in costs.items():
+            lo, hi = c["range"]
+            print(f"  {c['scenario']:<20} {variant:<13} {c['ratio']:6.2f}×  (rounds {lo:.2f}–{hi:.2f})  "
+                  f"goal {c['goal']}×  {'yes' if c['met'] else 'NO'}  ({c['what']})")
+    if check:
+        print(f"\naccess log, {check['seconds']} s wrk run: {check['log_lines']} lines for "
+              f"{check['server_responses']} responses (wrk counted {check['wrk_requests']}), "
+              f"{check['dropped']} dropped: "
+              f"{'exactly one line per response' if check['exactly_one_line_per_response'] else 'MISMATCH'}")
+        if not check["exactly_one_line_per_response"]:
+            problems.append("access log: not exactly one line per response")
     for name, m in memory.items():
         g = m["growth_kib"]
         print(f"\n64 stalled 100 MiB downloads, {name}: RSS growth {g['VmRSS'] / 1024:.1f} MiB "

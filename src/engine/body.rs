@@ -317,6 +317,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_counted_body_reports_its_bytes_and_how_it_ended() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let cache = Cache::default();
+        // Read to the end: completed.
+        let mut out = Vec::new();
+        body()
+            .counted_in(&cache)
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        let s = cache.stats();
+        assert_eq!((s.body_bytes_sent, s.bodies_completed), (8, 1));
+        assert_eq!(s.bodies_in_flight, 0);
+        // Dropped after a read: the client went away.
+        let mut b = body().counted_in(&cache);
+        let mut chunk = [0u8; 3];
+        assert_eq!(b.read(&mut chunk).await.unwrap(), 3);
+        assert_eq!(cache.stats().bodies_in_flight, 1);
+        drop(b);
+        // Never read (a HEAD): nothing.
+        drop(body().counted_in(&cache));
+        // The mapping found truncated: cut, and the bytes of the failed read are not
+        // counted as sent.
+        let flag = Arc::new(AtomicBool::new(false));
+        let whole = Bytes::from_static(b"abcdefgh");
+        let watch = Arc::new(MappingWatch::new(whole.clone(), flag.clone()));
+        let mut b = SegmentBody::single(whole)
+            .with_watch(Some(watch))
+            .counted_in(&cache);
+        let mut chunk = [0u8; 4];
+        assert_eq!(b.read(&mut chunk).await.unwrap(), 4);
+        flag.store(true, Ordering::SeqCst);
+        assert!(b.read(&mut chunk).await.is_err());
+        drop(b);
+        let s = cache.stats();
+        assert_eq!(
+            (s.cut_client_gone, s.cut_truncated, s.cut_file_changed),
+            (1, 1, 0)
+        );
+        assert_eq!(s.bodies_completed, 1);
+        assert_eq!(s.body_bytes_sent, 8 + 3 + 4);
+        assert_eq!(s.bodies_in_flight, 0);
+    }
+
+    #[tokio::test]
     async fn empty_body() {
         let mut b = SegmentBody::empty();
         assert!(b.is_empty());

@@ -443,6 +443,42 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn counts_hits_misses_single_flight_waits_and_load_times() {
+        let d = TempDir::new("counters");
+        let p = d.write("big.bin", &vec![7u8; 8 << 20]);
+        let cache = Arc::new(Cache::default());
+        assert!(matches!(
+            cache.get(&d.0.join("missing")).await,
+            Err(CacheError::NotFound)
+        ));
+        assert_eq!(
+            cache.stats(),
+            CacheStats::default(),
+            "a missing file counts nothing"
+        );
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let cache = cache.clone();
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move { cache.get(&p).await.unwrap() }));
+        }
+        futures_join(tasks).await;
+        let s = cache.stats();
+        assert_eq!(s.loads, 1);
+        assert_eq!(s.hits + s.misses, 32, "{s:?}");
+        assert!(s.misses >= 1);
+        assert_eq!(
+            s.single_flight_waits,
+            s.misses - 1,
+            "all misses but one waited"
+        );
+        assert_eq!(s.load_time.count, 1);
+        assert!(s.load_time.sum_nanos > 0);
+        cache.get(&p).await.unwrap();
+        assert_eq!(cache.stats().hits, s.hits + 1);
+    }
+
     async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Arc<Entry>>>) -> Vec<Arc<Entry>> {
         let mut out = Vec::new();
         for t in tasks {

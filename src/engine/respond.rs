@@ -192,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn multipart_reply_lists_its_parts_in_request_order() {
+        let e = Entry::from_bytes(vec![b'x'; 10_000], "application/octet-stream");
+        let req = ServeRequest::new(Method::Get).range("bytes=9000-9001,0-1");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        let parts: Vec<(u64, u64)> = r.parts.iter().map(|p| (p.first, p.last)).collect();
+        assert_eq!(parts, vec![(9000, 9001), (0, 1)]);
+        let single = respond(
+            &e,
+            &ServeRequest::new(Method::Get).range("bytes=0-1"),
+            &RangeLimits::default(),
+            now(),
+        );
+        assert!(
+            single.parts.is_empty(),
+            "a single range is in Content-Range"
+        );
+    }
+
+    #[test]
     fn unsatisfiable_is_416_with_star_range() {
         let e = entry();
         let req = ServeRequest::new(Method::Get).range("bytes=100-");

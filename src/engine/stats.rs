@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How one counter is exported: the metric family (without the `rocket_mmap_` prefix
+/// How one counter is exported: the metric family (without the exporter's prefix
 /// and the `_total` suffix), an optional `(label, value)` that tells the members of a
 /// family apart, the help text, and how to read it from a [`CacheStats`].
 #[derive(Clone, Copy, Debug)]
