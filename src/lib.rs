@@ -12,7 +12,7 @@
 //! | folder | layer | holds |
 //! |---|---|---|
 //! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths. No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
 //! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler, the [`AccessLog`] fairing, and (feature `metrics`) the `Metrics` endpoint. |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!

@@ -22,6 +22,9 @@
 //!   file was hashed is retried, and a file changed less than [`SETTLE`](crate::engine::load::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
+//! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
+//!   waits and load times are counted here, and every body made for this cache
+//!   counts its bytes and how it ended, in relaxed atomics (see `engine::stats`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -97,6 +97,9 @@ const MAX_QUEUED_BYTES: usize = 32 << 20;
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// The access log fairing. See the module docs for the format and the decisions.
+///
+/// One per Rocket instance (a second one attached replaces the first); to write the
+/// lines to several places, give it a writer that does.
 #[derive(Debug)]
 pub struct AccessLog {
     sink: Arc<Sink>,
@@ -475,7 +478,8 @@ impl Pending<'_, '_> {
         line.push_str("] \"");
         push_escaped(&mut line, self.started.method.as_str());
         line.push(' ');
-        push_escaped(&mut line, &req.uri().to_string());
+        // The target as it came (path and query), escaped while it is written.
+        let _ = write!(Escaping(&mut line), "{}", req.uri());
         line.push_str(if is_http2(req) {
             " HTTP/2.0\" "
         } else {
@@ -588,6 +592,16 @@ impl Drop for Logged<'_, '_> {
         // done before the line is out.
         drop(self.inner.take());
         self.finish();
+    }
+}
+
+/// A `fmt::Write` that escapes what is written through it (see [`push_escaped`]).
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
     }
 }
 
