@@ -10,7 +10,9 @@
 //! * a download the client abandons, and one cut because the file was truncated under
 //!   it, log the bytes that went out: fewer than `Content-Length`, at least what the
 //!   client received;
-//! * `--access-log -` writes the lines to stdout and quiets Rocket's own lines.
+//! * `--access-log -` writes the lines to stdout and quiets Rocket's own lines; a
+//!   path that cannot be opened is a clear error;
+//! * HTTP/2 requests are logged `HTTP/2.0` (ignored by default: needs curl).
 
 mod common;
 #[path = "common/operate.rs"]
@@ -375,4 +377,44 @@ fn access_log_to_stdout_quiets_rockets_own_lines() {
         "{out}"
     );
     assert!(!out.contains("\"GET /a.txt HTTP/1.1\""), "{out}");
+}
+
+#[test]
+fn an_access_log_that_cannot_be_opened_is_a_clear_error() {
+    let dir = TempDir::new("access-bad-path");
+    let out = std::process::Command::new(operate::BIN)
+        .arg(dir.path())
+        .args(["--access-log", "/nonexistent-dir/for/the/access.log"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the access log"), "{err}");
+}
+
+#[test]
+#[ignore = "needs curl; .ci/run runs it"]
+fn http2_requests_are_logged_as_http2() {
+    common::require_tool("curl");
+    let (server, out) = logged_server("access-h2", false);
+    for flag in ["--http2-prior-knowledge", "--http1.1"] {
+        common::run_ok(
+            std::process::Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", flag])
+                .arg(server.url(&format!("a.txt?{}", flag.trim_start_matches('-')))),
+        );
+    }
+    let lines = ours(&out.wait_for(3));
+    let protocols: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l.target.as_str(), l.protocol.as_str()))
+        .collect();
+    assert_eq!(
+        protocols,
+        vec![
+            ("/a.txt?http2-prior-knowledge", "HTTP/2.0"),
+            ("/a.txt?http1.1", "HTTP/1.1")
+        ]
+    );
+    assert!(lines.iter().all(|l| l.status == 200 && l.bytes == 1000));
 }
