@@ -70,7 +70,10 @@
 //! * **Attach it last**: a response fairing attached after it that replaces the body
 //!   or the status is not seen.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -401,20 +404,74 @@ impl Fairing for AccessLog {
         })
     }
 
-    async fn on_request(&self, req: &mut Request<'_>, _data: &mut Data<'_>) {
+    // `on_request` and `on_response` are written out rather than as `async fn`s: the
+    // `async_trait` expansion would box a future holding the references (an
+    // allocation per call); these do their work synchronously and box the
+    // zero-sized `Done` (no allocation), except for a body whose size Rocket must
+    // find by seeking.
+    fn on_request<'life0, 'life1, 'life2, 'life3, 'life4, 'async_trait>(
+        &'life0 self,
+        req: &'life1 mut Request<'life2>,
+        _data: &'life3 mut Data<'life4>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        'life4: 'async_trait,
+        Self: 'async_trait,
+    {
         let method = req.method();
         req.local_cache(|| Started::now(method));
+        Box::pin(Done)
     }
 
-    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        let size = res.body_mut().size().await;
+    fn on_response<'r, 'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        req: &'r Request<'life1>,
+        res: &'life2 mut Response<'r>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'async_trait>>
+    where
+        'r: 'async_trait,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let preset = res.body().preset_size();
+        if preset.is_some() || res.body().is_none() {
+            self.wrap(req, res, preset);
+            Box::pin(Done)
+        } else {
+            Box::pin(async move {
+                let size = res.body_mut().size().await;
+                self.wrap(req, res, size);
+            })
+        }
+    }
+
+    async fn on_shutdown(&self, _rocket: &Rocket<Orbit>) {
+        let sink = self.sink.clone();
+        let _ = tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(5))).await;
+    }
+}
+
+impl AccessLog {
+    /// Replaces the response's body with a [`Logged`] wrapper around it (or sends the
+    /// line at once if there is no body to read).
+    fn wrap<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>, size: Option<usize>) {
         let body = res.body_mut().take();
         let max_chunk = body.max_chunk_size();
         let pending = Pending {
             req,
             started: req.local_cache(|| Started::now(req.method())),
             status: res.status().code,
-            content_range: res.headers().get_one("Content-Range").map(str::to_owned),
+            content_range: if self.extended {
+                res.headers().get_one("Content-Range").map(str::to_owned)
+            } else {
+                None
+            },
             sink: self.sink.clone(),
             extended: self.extended,
             client_ip_from_header: self.client_ip_from_header,
@@ -435,10 +492,17 @@ impl Fairing for AccessLog {
         }
         res.set_max_chunk_size(max_chunk);
     }
+}
 
-    async fn on_shutdown(&self, _rocket: &Rocket<Orbit>) {
-        let sink = self.sink.clone();
-        let _ = tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(5))).await;
+/// The future of the fairing callbacks that did their work before returning: it is
+/// zero-sized, so boxing it (as Rocket's `Fairing` trait requires) allocates nothing.
+pub(crate) struct Done;
+
+impl Future for Done {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
     }
 }
 
@@ -461,6 +525,7 @@ impl Pending<'_, '_> {
 
     fn format(&self, sent: u64) -> String {
         let req = self.req;
+        let fields = HeaderFields::of(req);
         let mut line = String::with_capacity(256);
         let ip: Option<IpAddr> = if self.client_ip_from_header {
             req.client_ip()
@@ -468,9 +533,7 @@ impl Pending<'_, '_> {
             req.remote().map(|a| a.ip())
         };
         match ip {
-            Some(ip) => {
-                let _ = write!(line, "{ip}");
-            }
+            Some(ip) => push_ip(&mut line, ip),
             None => line.push('-'),
         }
         line.push_str(" - - [");
@@ -478,21 +541,32 @@ impl Pending<'_, '_> {
         line.push_str("] \"");
         push_escaped(&mut line, self.started.method.as_str());
         line.push(' ');
-        // The target as it came (path and query), escaped while it is written.
-        let _ = write!(Escaping(&mut line), "{}", req.uri());
-        line.push_str(if is_http2(req) {
+        // The target as it came: path and query, raw (percent-encoded), escaped.
+        push_escaped(&mut line, req.uri().path().as_str());
+        if let Some(query) = req.uri().query() {
+            line.push('?');
+            push_escaped(&mut line, query.as_str());
+        }
+        // Rocket 0.5 does not expose the HTTP version; an HTTP/2 request carries its
+        // host in `:authority` (which Rocket reads into `host()`) and, from conforming
+        // clients, no `Host` header (RFC 9113 §8.3.1).
+        let http2 = req.host().is_some() && !fields.host;
+        line.push_str(if http2 {
             " HTTP/2.0\" "
         } else {
             " HTTP/1.1\" "
         });
-        let _ = write!(line, "{} {} ", self.status, sent);
-        push_quoted(&mut line, req.headers().get_one("Referer"));
+        push_u64(&mut line, u64::from(self.status));
         line.push(' ');
-        push_quoted(&mut line, req.headers().get_one("User-Agent"));
+        push_u64(&mut line, sent);
+        line.push(' ');
+        push_quoted(&mut line, fields.referer);
+        line.push(' ');
+        push_quoted(&mut line, fields.user_agent);
         if self.extended {
             let ms = self.started.at.elapsed().as_secs_f64() * 1000.0;
             let _ = write!(line, " {ms:.3} ");
-            push_quoted(&mut line, req.headers().get_one("Range"));
+            push_quoted(&mut line, fields.range);
             line.push_str(" \"");
             self.push_served(&mut line);
             line.push('"');
@@ -521,11 +595,43 @@ impl Pending<'_, '_> {
     }
 }
 
-/// Rocket 0.5 does not expose the HTTP version; an HTTP/2 request carries its host
-/// in `:authority` (which Rocket reads into `host()`) and, from conforming clients,
-/// no `Host` header (RFC 9113 §8.3.1).
-fn is_http2(req: &Request<'_>) -> bool {
-    req.host().is_some() && !req.headers().contains("Host")
+/// The request headers a line shows, found in one pass over the headers (a keyed
+/// lookup hashes the name each time; a request has a handful of headers).
+struct HeaderFields<'r> {
+    referer: Option<&'r str>,
+    user_agent: Option<&'r str>,
+    range: Option<&'r str>,
+    host: bool,
+}
+
+impl<'r> HeaderFields<'r> {
+    fn of(req: &'r Request<'_>) -> HeaderFields<'r> {
+        let mut f = HeaderFields {
+            referer: None,
+            user_agent: None,
+            range: None,
+            host: false,
+        };
+        for h in req.headers().iter() {
+            let name = h.name.as_str();
+            // The first of repeated fields, as `get_one` would.
+            let slot = match name.len() {
+                4 if name.eq_ignore_ascii_case("host") => {
+                    f.host = true;
+                    continue;
+                }
+                5 if name.eq_ignore_ascii_case("range") => &mut f.range,
+                7 if name.eq_ignore_ascii_case("referer") => &mut f.referer,
+                10 if name.eq_ignore_ascii_case("user-agent") => &mut f.user_agent,
+                _ => continue,
+            };
+            // `iter` lends the map's own strings (always `Borrowed`).
+            if let (None, Cow::Borrowed(value)) = (&slot, h.value) {
+                *slot = Some(value);
+            }
+        }
+        f
+    }
 }
 
 /// A body that counts the bytes read through it and sends the log line when it ends
@@ -595,13 +701,35 @@ impl Drop for Logged<'_, '_> {
     }
 }
 
-/// A `fmt::Write` that escapes what is written through it (see [`push_escaped`]).
-struct Escaping<'a>(&'a mut String);
+/// Decimal digits of `n`, without the formatting machinery.
+fn push_u64(line: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
 
-impl std::fmt::Write for Escaping<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        push_escaped(self.0, s);
-        Ok(())
+/// An address as `Display` writes it (IPv4 without the formatting machinery).
+fn push_ip(line: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
+                }
+                push_u64(line, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(line, "{v6}");
+        }
     }
 }
 
@@ -630,12 +758,30 @@ fn push_escaped(line: &mut String, s: &str) {
     }
 }
 
-/// `10/Oct/2000:13:55:36 +0000` (UTC).
+/// `10/Oct/2000:13:55:36 +0000` (UTC). Formatted once per second and thread: the
+/// lines of one second share it.
 fn push_clf_time(line: &mut String, t: SystemTime) {
+    const LEN: usize = "10/Oct/2000:13:55:36 +0000".len();
+    thread_local! {
+        static LAST: Cell<(u64, [u8; LEN])> = const { Cell::new((u64::MAX, [0; LEN])) };
+    }
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (cached, text) = LAST.with(Cell::get);
+    if cached == secs {
+        line.extend(text.iter().map(|&b| char::from(b)));
+        return;
+    }
+    let start = line.len();
+    format_clf_time(line, secs);
+    if let Ok(text) = <[u8; LEN]>::try_from(&line.as_bytes()[start..]) {
+        LAST.with(|c| c.set((secs, text)));
+    }
+}
+
+fn format_clf_time(line: &mut String, secs: u64) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     let _ = write!(
@@ -692,6 +838,40 @@ mod tests {
         let mut s = String::new();
         push_clf_time(&mut s, UNIX_EPOCH + Duration::from_secs(951_955_199));
         assert_eq!(s, "01/Mar/2000:23:59:59 +0000");
+    }
+
+    #[test]
+    fn numbers_and_addresses_as_display_writes_them() {
+        for n in [0, 7, 10, 206, 65_535, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.20.3.4",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn the_cached_time_is_the_time_of_its_second() {
+        let t = UNIX_EPOCH + Duration::from_secs(971_186_136);
+        let (mut a, mut b, mut c) = (String::new(), String::new(), String::new());
+        push_clf_time(&mut a, t);
+        push_clf_time(&mut b, t + Duration::from_millis(999));
+        push_clf_time(&mut c, t + Duration::from_secs(1));
+        assert_eq!(a, "10/Oct/2000:13:55:36 +0000");
+        assert_eq!(b, a);
+        assert_eq!(c, "10/Oct/2000:13:55:37 +0000");
     }
 
     #[test]

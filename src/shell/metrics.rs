@@ -81,7 +81,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -94,7 +93,7 @@ use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
 use crate::engine::stats::{CacheStats, COUNTERS, LOAD_TIME_BUCKETS};
-use crate::shell::access_log::AccessLogCounts;
+use crate::shell::access_log::{AccessLogCounts, Done};
 use crate::shell::state::Mmap;
 
 /// The metric name prefix.
@@ -214,19 +213,6 @@ impl StatusCounts {
 #[derive(Debug, Clone)]
 pub struct MetricsFairing {
     statuses: Arc<StatusCounts>,
-}
-
-/// The future of [`MetricsFairing`]'s `on_response`: the count is taken before it is
-/// made, and it is zero-sized, so boxing it (as the `Fairing` trait requires)
-/// allocates nothing.
-struct Done;
-
-impl Future for Done {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        Poll::Ready(())
-    }
 }
 
 #[rocket::async_trait]
