@@ -12,8 +12,8 @@
 //! | folder | layer | holds |
 //! |---|---|---|
 //! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation. No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], the segment [`SegmentBody`] and its pace ([`RateLimit`]), and [`respond`] (a decision turned into a body). No Rocket. |
-//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`] and its pace ([`RateLimit`]), and [`respond`] (a decision turned into a body). No Rocket. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler, the [`AccessLog`] fairing, (feature `metrics`) the `Metrics` endpoint; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
 //! `default-features = false` builds the semantics and the engine alone.
@@ -43,11 +43,13 @@ pub use engine::error::CacheError;
 pub use engine::load::SETTLE;
 pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
+pub use engine::stats::LoadTimes;
 pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 
 #[cfg(feature = "rocket")]
 pub use shell::{
+    access_log::{AccessLog, AccessLogFlusher, AccessLogLines},
     config::{parse_size, ConfigError, MmapConfig, MmapFairing, RevalidateSetting, SizeSetting},
     file_server::{FileServer, Symlinks},
     options::{ResponseOptions, DEFAULT_CHUNK_SIZE},
@@ -56,8 +58,16 @@ pub use shell::{
     streamed::StreamedFile,
 };
 
+#[cfg(feature = "metrics")]
+pub use shell::metrics::{Metrics, MetricsFairing};
 #[cfg(feature = "tls")]
 pub use shell::tls::{check_tls, TlsError, TlsSource};
+
+/// The metrics endpoint's constants (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use crate::shell::metrics::{Metrics, MetricsFairing, CONTENT_TYPE, PREFIX};
+}
 
 /// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
 /// items are re-exported at the crate root.
@@ -76,6 +86,15 @@ pub mod config {
 pub mod responder {
     pub use crate::shell::responder::MmapFile;
     pub use crate::shell::streamed::StreamedFile;
+}
+
+/// The engine's counters as [`Cache::stats`] reports them, and how each is exported
+/// (what the `Metrics` exporter iterates; an application feeding another metrics
+/// system can iterate [`stats::COUNTERS`] the same way).
+pub mod stats {
+    pub use crate::engine::stats::{
+        CacheStats, CounterInfo, LoadTimes, COUNTERS, LOAD_TIME_BUCKETS,
+    };
 }
 
 /// The decision and the reply under their earlier path (`rocket_mmap::serve::respond`):

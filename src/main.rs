@@ -12,13 +12,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rocket::fairing::AdHoc;
 use rocket::{get, routes, State};
 use rocket_mmap::config::{parse_size, MmapConfig, SizeSetting};
-use rocket_mmap::{Entry, FileServer, Mmap, MmapFile};
+use rocket_mmap::{AccessLog, Entry, FileServer, Metrics, Mmap, MmapFile};
 
 /// Serve files over HTTP with byte ranges, strong ETags and conditional requests,
 /// from memory-mapped files.
@@ -52,6 +52,18 @@ struct Args {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Write an access log (combined log format) to PATH, `-` for the standard
+    /// output. Quiets Rocket's own per-request lines unless ROCKET_LOG_LEVEL or
+    /// Rocket.toml sets a log level.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<PathBuf>,
+    /// Add the request time in ms, the Range header and the part list served to each
+    /// access log line.
+    #[arg(long, requires = "access_log")]
+    access_log_extended: bool,
+    /// Serve Prometheus metrics at /metrics.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn size_arg(text: &str) -> Result<u64, String> {
@@ -178,6 +190,14 @@ fn warm(mmap: &Mmap, dir: &Path) {
     );
 }
 
+/// Whether the operator chose a log level (environment or Rocket.toml) rather than
+/// leaving Rocket's default.
+fn log_level_configured(figment: &rocket::figment::Figment) -> bool {
+    figment
+        .find_metadata("log_level")
+        .is_some_and(|m| m.name != "rocket::Config::default()")
+}
+
 #[rocket::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -188,6 +208,23 @@ async fn main() -> ExitCode {
     if let Some(address) = args.address {
         figment = figment.merge(("address", address));
     }
+    if args.access_log.is_some() && !log_level_configured(&figment) {
+        // The access log replaces Rocket's lines per request; the banner below stays.
+        figment = figment.merge(("log_level", rocket::config::LogLevel::Off));
+    }
+    let access_log = match &args.access_log {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(AccessLog::stdout()),
+        Some(path) => match AccessLog::to_file(path) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("error: cannot open the access log {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    }
+    .map(|log| log.extended(args.access_log_extended));
+    let flusher = access_log.as_ref().map(AccessLog::flusher);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         figment = figment
             .merge(("tls.certs", absolute(cert)))
@@ -259,7 +296,14 @@ async fn main() -> ExitCode {
             "serving the embedded demo".to_owned()
         }
     };
-    let rocket = rocket
+    let metrics = args.metrics;
+    if metrics {
+        // A file named `metrics` in DIR is shadowed (the route outranks the files).
+        rocket = rocket
+            .attach(Metrics::fairing())
+            .mount("/metrics", Metrics::new());
+    }
+    let mut rocket = rocket
         .manage(mmap)
         .attach(Mmap::fairing())
         .attach(AdHoc::on_liftoff("rocket-mmap banner", move |r| {
@@ -267,9 +311,22 @@ async fn main() -> ExitCode {
                 let c = r.config();
                 let scheme = if c.tls_enabled() { "https" } else { "http" };
                 println!("rocket-mmap {what} at {scheme}://{}:{}/", c.address, c.port);
+                if metrics {
+                    println!("metrics at {scheme}://{}:{}/metrics", c.address, c.port);
+                }
             })
         }));
-    match rocket.launch().await {
+    if let Some(log) = access_log {
+        // Last, so that it sees the body and status every other fairing left.
+        rocket = rocket.attach(log);
+    }
+    let launched = rocket.launch().await;
+    if let Some(flusher) = flusher {
+        if !flusher.flush(Duration::from_secs(5)) {
+            eprintln!("warning: the access log could not be flushed");
+        }
+    }
+    match launched {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             match e.kind() {

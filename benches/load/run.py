@@ -25,6 +25,14 @@ same work for less CPU).
                                   # adds "baseline" (another build) to every scenario:
                                   # mmap / baseline = 1.00 means a change moved nothing
 
+The 1 KiB scenario also measures the crate's binary with `--access-log FILE`
+(`mmap_log`) and with `--metrics` (`mmap_metrics`) against the plain binary in the
+same rounds, and reports each as a throughput ratio (goal: at least 0.9). After the
+rounds, a separate run of the binary with both flags takes a 10 s wrk run
+(`--log-check SECONDS`) and checks that the access log gained exactly one line per
+response the server counted (`rocket_mmap_responses_total`), that none was dropped,
+and that wrk's request count agrees (up to the requests in flight when it stopped).
+
 HTTP/2 scenarios (`h2_*`, `h2c_*`) are driven by h2load (Debian's nghttp2-client),
 one thread on CPU 1, `--connections` connections with `--h2-streams` concurrent
 streams each, against the crate's binary and nginx (`http2`) on the same kind of
@@ -61,7 +69,8 @@ MULTIPART = "bytes=0-999,50000000-50000999,99000000-99000999"
 
 # scenario -> (path, extra header or None, targets it applies to, what the floor is)
 SCENARIOS = {
-    "get_1KiB": ("/1k.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers"]),
+    "get_1KiB": ("/1k.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers",
+                                   "mmap_log", "mmap_metrics"]),
     "revalidate_304": ("/1k.bin", "if-none-match", ["mmap", "ideal", "nginx", "hello"]),
     "range_64KiB_random": ("/100m.bin", "random-range", ["mmap", "ideal", "nginx", "vec", "hello"]),
     "get_1MiB": ("/1m.bin", None, ["mmap", "ideal", "nginx", "fileserver", "vec", "hello"]),
@@ -150,6 +159,18 @@ http {{
     }}
 }}
 """
+
+# The binary with an operational flag, against the plain binary (issue 14): the
+# throughput with the flag over without ("rps" ratios are mmap / variant, so the cost
+# is their inverse), median of per-round ratios, and its goal.
+VARIANTS = {
+    "mmap_log": lambda work: ["--access-log", str(work / "access.log")],
+    "mmap_metrics": lambda work: ["--metrics"],
+}
+COSTS = [
+    ("get_1KiB", "mmap_log", 0.9, "the access log written to a file"),
+    ("get_1KiB", "mmap_metrics", 0.9, "counters and /metrics on"),
+]
 
 # The most a stalled download may hold (issue 15), KiB of RSS per download.
 STALLED_GOAL_KIB = 256
@@ -345,6 +366,9 @@ def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=No
         if name == "mmap":
             servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)],
                                    dict(env, **(mmap_env or {})), port, cwd=work)
+        elif name in VARIANTS:
+            argv = [str(mmap_bin), str(data), "--port", str(port), *VARIANTS[name](work)]
+            servers[name] = Server(name, argv, env, port, cwd=work)
         elif name == "mmap_tls":
             cert, key = work / "cert.pem", work / "key.pem"
             servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port),
@@ -405,7 +429,7 @@ def h2load(server, scenario, duration, conns, streams):
     return rps, cpu * 1e6 / done, bad, note
 
 
-def wrk(server, scenario, etag, duration, conns, work: Path):
+def wrk(server, scenario, etag, duration, conns, work: Path, counts=None):
     """One wrk run; returns (req/s, server CPU µs per request, non-2xx/3xx, socket errors)."""
     port = server.port
     path, kind, _ = SCENARIOS[scenario]
@@ -427,14 +451,86 @@ def wrk(server, scenario, etag, duration, conns, work: Path):
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     cpu_us = cpu * 1e6 / requests if requests else float("inf")
+    if counts is not None:
+        counts["requests"] = requests
     return rps, cpu_us, int(bad.group(1)) if bad else 0, errors.group(0) if errors else ""
+
+
+def metrics_of(port):
+    """`series -> value` of a scrape of /metrics."""
+    status, _, body = http(port, "/metrics", limit=1 << 20)
+    if status != 200:
+        raise SystemExit(f"error: /metrics answered {status}")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def log_lines(path: Path):
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+def settled_lines(path: Path, limit=15.0):
+    """The log's line count once it has stopped growing (the writer batches lines)."""
+    deadline = time.time() + limit
+    last, stable_since = log_lines(path), time.time()
+    while time.time() < deadline:
+        time.sleep(0.1)
+        now = log_lines(path)
+        if now != last:
+            last, stable_since = now, time.time()
+        elif time.time() - stable_since > 0.5:
+            break
+    return last
+
+
+def log_check(mmap_bin, data: Path, work: Path, duration, conns):
+    """The binary with --access-log FILE and --metrics under a wrk run of `duration`
+    seconds: the log must gain exactly one line per response the server counted."""
+    port = free_port()
+    path = work / "check.log"
+    env = {"ROCKET_WORKERS": "1", "ROCKET_ADDRESS": "127.0.0.1", "ROCKET_PORT": str(port)}
+    server = Server("mmap_log_check", [str(mmap_bin), str(data), "--port", str(port),
+                                       "--access-log", str(path), "--metrics"], env, port, cwd=work)
+    try:
+        responses = lambda m: sum(v for k, v in m.items() if k.startswith("rocket_mmap_responses_total{"))
+        before = metrics_of(port)
+        lines_before = settled_lines(path)
+        counts = {}
+        rps, _, bad, errs = wrk(server, "get_1KiB", None, duration, conns, work, counts)
+        after = metrics_of(port)
+        lines_after = settled_lines(path)
+        # Both sides hold one scrape besides wrk's requests: the first scrape's
+        # response is counted in the second scrape; the second scrape's line is in
+        # the lines counted after it.
+        served = responses(after) - responses(before)
+        logged = lines_after - lines_before
+        dropped = after.get("rocket_mmap_access_log_lines_dropped_total", 0)
+        wrk_count = counts["requests"]
+        # wrk does not count the requests in flight when it stops (one per connection
+        # at most); the server answered (and logged) them.
+        ok = logged == served and dropped == 0 and wrk_count <= served - 1 <= wrk_count + conns
+        result = {"seconds": duration, "wrk_requests": wrk_count, "server_responses": int(served) - 1,
+                  "log_lines": logged - 1, "dropped": int(dropped), "req_per_s": rps,
+                  "socket_errors": errs, "non_2xx": bad, "exactly_one_line_per_response": ok}
+        log(f"log check: {result}")
+        return result
+    finally:
+        server.stop()
 
 
 def check_answers(scenarios, servers, etags):
     """Each target must really answer the scenario as expected before it is measured."""
     for scenario, (path, kind, targets) in scenarios.items():
         for t in targets:
-            if t in ("hello", "headers") or t not in servers:
+            if t in ("hello", "headers", *VARIANTS) or t not in servers:
                 continue
             if kind in H2_KINDS:
                 # Two requests on one h2 connection: both 2xx, over h2.
@@ -519,6 +615,9 @@ def main():
     ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="where results.json and chart.svg go")
+    ap.add_argument("--log-check", type=int, default=10, metavar="SECONDS",
+                    help="length of the access-log exactness run (0: skip)")
+    ap.add_argument("--targets", nargs="*", help="only these servers (mmap always)")
     ap.add_argument("--h2-streams", type=int, default=8, help="h2load concurrent streams per connection")
     ap.add_argument("--baseline-bin", type=Path,
                     help="another build of the rocket-mmap binary (e.g. of the commit before a change), "
@@ -549,8 +648,11 @@ def main():
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
     scenarios = {s: v for s, v in SCENARIOS.items() if not args.scenarios or s in args.scenarios}
+    if args.targets:
+        scenarios = {s: (path, kind, [t for t in targets if t in args.targets or t in ("mmap", OURS.get(s))])
+                     for s, (path, kind, targets) in scenarios.items()}
     names = [t for t in ["mmap", "ideal", "nginx", "fileserver", "vec", "hello", "headers", "baseline",
-                         "mmap_tls", "nginx_tls", "nginx_h2c"]
+                         *VARIANTS, "mmap_tls", "nginx_tls", "nginx_h2c"]
              if any(t in v[2] for v in scenarios.values())]
     if want_h2:
         self_signed(work)
@@ -560,7 +662,7 @@ def main():
     try:
         etags = {t: http(servers[t].port, "/1k.bin", method="HEAD")[1].get("etag")
                  for t in ("mmap", "ideal", "nginx", "baseline") if t in servers}
-        check_answers({s: v for s, v in SCENARIOS.items() if s in scenarios}, servers, etags)
+        check_answers(scenarios, servers, etags)
         rps_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         cpu_cells = {s: {t: [] for t in scenarios[s][2]} for s in scenarios}
         # Per round, per peer: mmap/peer req/s and peer/mmap CPU µs per request.
@@ -612,6 +714,7 @@ def main():
     finally:
         for s in servers.values():
             s.stop()
+    check = log_check(bins[0], data, work, args.log_check, args.connections) if args.log_check > 0 else None
 
     def ratio_row(s, p, m):
         r = ratios[m].get(s, {}).get(p)
@@ -629,6 +732,12 @@ def main():
         "targets": [{"scenario": s, "peer": p, "goal": g, "metric": m, "ratio": ratio_row(s, p, m)[0],
                      "range": ratio_row(s, p, m)[1], "met": (ratio_row(s, p, m)[0] or 0) >= g}
                     for s, p, g, m in TARGETS if s in scenarios and ratio_row(s, p, m)[0] is not None],
+        "operational_flags": [
+            {"scenario": s, "variant": v, "goal": g, "what": w,
+             "cost": {"rps": 1 / ratio_row(s, v, "rps")[0], "cpu": 1 / ratio_row(s, v, "cpu")[0]},
+             "met": 1 / ratio_row(s, v, "rps")[0] >= g}
+            for s, v, g, w in COSTS if ratio_row(s, v, "rps")[0]],
+        "access_log_check": check,
         "memory_64_stalled_100MiB": memory, "stalled_goal_kib": STALLED_GOAL_KIB, "problems": problems,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -648,6 +757,18 @@ def main():
         r, rng = ratio_row(s, p, m)
         if r is not None:
             print(f"  {s:<20} vs {p:<10} {m:<4} {r:6.2f}×  (rounds {rng[0]:.2f}–{rng[1]:.2f})  {what}")
+    if results["operational_flags"]:
+        print("\noperational flags: throughput with / without (goal), CPU per request without / with:")
+        for c in results["operational_flags"]:
+            print(f"  {c['scenario']:<20} {c['variant']:<13} {c['cost']['rps']:6.2f}× (goal {c['goal']}×, "
+                  f"{'yes' if c['met'] else 'NO'})  cpu {c['cost']['cpu']:6.2f}×  ({c['what']})")
+    if check:
+        print(f"\naccess log, {check['seconds']} s wrk run: {check['log_lines']} lines for "
+              f"{check['server_responses']} responses (wrk counted {check['wrk_requests']}), "
+              f"{check['dropped']} dropped: "
+              f"{'exactly one line per response' if check['exactly_one_line_per_response'] else 'MISMATCH'}")
+        if not check["exactly_one_line_per_response"]:
+            problems.append("access log: not exactly one line per response")
     for name, m in memory.items():
         g = m["growth_kib"]
         print(f"\n64 stalled 100 MiB downloads, {name}: RSS growth {g['VmRSS'] / 1024:.1f} MiB "

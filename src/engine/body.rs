@@ -19,6 +19,8 @@
 //! A body may also be paced ([`SegmentBody::limit_rate`], see the engine's `pace`
 //! module): reads are then sized by a token bucket on tokio's timer, and every check
 //! above runs on them unchanged.
+//! A body made for a cache's state may also carry a [`Meter`] (see `engine::stats`):
+//! it counts the body in flight, the bytes it hands out and how it ended.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -28,8 +30,10 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
+use crate::engine::cache::Cache;
 use crate::engine::mapping::MappingWatch;
 use crate::engine::pace::{Pace, RateLimit};
+use crate::engine::stats::{Cut, Meter};
 
 /// The error a [`SegmentBody`] read returns once its mapping was found truncated or
 /// its file rewritten.
@@ -59,6 +63,8 @@ pub struct SegmentBody {
     verify_origin: bool,
     /// Boxed: an unpaced body pays one pointer, a paced one one allocation.
     pace: Option<Box<Pace>>,
+    /// The counters this body reports to, if any.
+    meter: Option<Meter>,
 }
 
 impl SegmentBody {
@@ -74,6 +80,7 @@ impl SegmentBody {
             watch: None,
             verify_origin: true,
             pace: None,
+            meter: None,
         }
     }
 
@@ -98,6 +105,15 @@ impl SegmentBody {
     /// body must be polled within a runtime); [`SegmentBody::read_into`] is not paced.
     pub fn limit_rate(mut self, limit: RateLimit) -> SegmentBody {
         self.pace = (!limit.is_off()).then(|| Box::new(Pace::new(limit)));
+        self
+    }
+
+    /// Counts this body in `cache`'s counters ([`Cache::stats`]): bytes handed out,
+    /// in flight from its first read to its end, and whether it completed or was cut
+    /// (and why). The responders do this for every body they send; call it when you
+    /// build responses from the engine yourself.
+    pub fn counted_in(mut self, cache: &Cache) -> SegmentBody {
+        self.meter = Some(Meter::new(cache.counters().clone()));
         self
     }
 
@@ -175,9 +191,20 @@ impl SegmentBody {
             dst.set_filled(filled_before);
             self.idx = self.segments.len();
             self.pos = self.len;
+            if let Some(m) = &mut self.meter {
+                let rewritten = self.watch.as_ref().is_some_and(|w| w.found_rewritten());
+                m.cut(if rewritten {
+                    Cut::FileChanged
+                } else {
+                    Cut::Truncated
+                });
+            }
             return Err(io::Error::other(ContentChanged));
         }
         self.pos += copied as u64;
+        if let Some(m) = &mut self.meter {
+            m.read(copied, self.pos == self.len);
+        }
         Ok(copied)
     }
 
@@ -341,6 +368,51 @@ mod tests {
         assert!(rest.is_empty());
         // And stays failed: a later `Ok(0)` would look like a clean end of body.
         assert!(b.read(&mut chunk).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_counted_body_reports_its_bytes_and_how_it_ended() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let cache = Cache::default();
+        // Read to the end: completed.
+        let mut out = Vec::new();
+        body()
+            .counted_in(&cache)
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        let s = cache.stats();
+        assert_eq!((s.body_bytes_sent, s.bodies_completed), (8, 1));
+        assert_eq!(s.bodies_in_flight, 0);
+        // Dropped after a read: the client went away.
+        let mut b = body().counted_in(&cache);
+        let mut chunk = [0u8; 3];
+        assert_eq!(b.read(&mut chunk).await.unwrap(), 3);
+        assert_eq!(cache.stats().bodies_in_flight, 1);
+        drop(b);
+        // Never read (a HEAD): nothing.
+        drop(body().counted_in(&cache));
+        // The mapping found truncated: cut, and the bytes of the failed read are not
+        // counted as sent.
+        let flag = Arc::new(AtomicBool::new(false));
+        let whole = Bytes::from_static(b"abcdefgh");
+        let watch = Arc::new(MappingWatch::new(whole.clone(), flag.clone()));
+        let mut b = SegmentBody::single(whole)
+            .with_watch(Some(watch))
+            .counted_in(&cache);
+        let mut chunk = [0u8; 4];
+        assert_eq!(b.read(&mut chunk).await.unwrap(), 4);
+        flag.store(true, Ordering::SeqCst);
+        assert!(b.read(&mut chunk).await.is_err());
+        drop(b);
+        let s = cache.stats();
+        assert_eq!(
+            (s.cut_client_gone, s.cut_truncated, s.cut_file_changed),
+            (1, 1, 0)
+        );
+        assert_eq!(s.bodies_completed, 1);
+        assert_eq!(s.body_bytes_sent, 8 + 3 + 4);
+        assert_eq!(s.bodies_in_flight, 0);
     }
 
     #[tokio::test]

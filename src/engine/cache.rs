@@ -22,6 +22,9 @@
 //!   file was hashed is retried, and a file changed less than [`SETTLE`](crate::engine::load::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
+//! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
+//!   waits and load times are counted here, and every body made for this cache
+//!   counts its bytes and how it ended, in relaxed atomics (see `engine::stats`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +38,8 @@ use crate::engine::entry::Entry;
 pub use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
+pub use crate::engine::stats::CacheStats;
+use crate::engine::stats::Counters;
 use crate::semantics::digest::DigestAlgorithm;
 
 /// When a cached file is compared with the file on disk.
@@ -76,19 +81,6 @@ impl Default for CacheConfig {
     }
 }
 
-/// Counters, for tests, benchmarks and monitoring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Entries now cached.
-    pub entries: usize,
-    /// Mapped bytes now cached.
-    pub bytes: u64,
-    /// Files loaded (mapped and hashed) since the cache was made.
-    pub loads: u64,
-    /// Entries evicted by the bounds.
-    pub evictions: u64,
-}
-
 struct Slot {
     /// The file version this slot was made for.
     fingerprint: Fingerprint,
@@ -110,8 +102,9 @@ pub struct Cache {
     config: CacheConfig,
     epoch: Instant,
     bytes: AtomicU64,
-    loads: AtomicU64,
-    evictions: AtomicU64,
+    /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
+    /// with every body made for this cache (see `crate::engine::stats`).
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -137,8 +130,7 @@ impl Cache {
             config,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),
-            loads: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
+            counters: Arc::default(),
         }
     }
 
@@ -147,14 +139,16 @@ impl Cache {
         &self.config
     }
 
-    /// Current counters.
+    /// Current levels and counters (each read with a relaxed load: a snapshot that
+    /// may be a few events apart between fields while requests run).
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            entries: self.map.len(),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            loads: self.loads.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-        }
+        self.counters
+            .snapshot(self.map.len(), self.bytes.load(Ordering::Relaxed))
+    }
+
+    /// The counters, for the bodies made for this cache.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     fn now_ms(&self) -> u64 {
@@ -195,17 +189,27 @@ impl Cache {
         let owned = path.to_path_buf();
         let origin = self.config.revalidate != Revalidate::Never;
         let digests = self.config.digests_at_load.clone();
+        let counters = self.counters.clone();
+        let mut loaded_here = false;
         let entry = slot
             .cell
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || {
-                    load_file(&owned, origin, &digests).map(Arc::new)
-                })
-                .await
-                .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+            .get_or_try_init(|| {
+                loaded_here = true;
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        timed_load(&counters, &owned, origin, &digests)
+                    })
+                    .await
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+                }
             })
             .await?
             .clone();
+        if !loaded_here {
+            self.counters
+                .single_flight_waits
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.loaded(path, &slot, &entry);
         Ok(entry)
     }
@@ -225,7 +229,7 @@ impl Cache {
             return Ok(entry.clone());
         }
         let origin = self.config.revalidate != Revalidate::Never;
-        let entry = Arc::new(load_file(path, origin, &self.config.digests_at_load)?);
+        let entry = timed_load(&self.counters, path, origin, &self.config.digests_at_load)?;
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
@@ -252,11 +256,13 @@ impl Cache {
     /// Whether `entry` (from [`Cache::peek`]) is still the version of the file at
     /// `path`: one `stat`, compared with the entry's fingerprint. The file's mtime
     /// and ctime move before a `write` copies its data, so bytes copied out of the
-    /// entry before a `confirm` that returns `true` are bytes of that version.
+    /// entry before a `confirm` that returns `true` are bytes of that version. A
+    /// `true` counts as a cache hit.
     pub(crate) fn confirm(&self, path: &Path, entry: &Entry) -> bool {
         let current =
             !entry.is_poisoned() && stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint());
         if current {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
             if let Some(slot) = self.map.get(path) {
                 let now = self.now_ms();
                 slot.last_used.store(now, Ordering::Relaxed);
@@ -266,9 +272,21 @@ impl Cache {
         current
     }
 
-    /// A hit, or the fingerprint to load.
+    /// A hit, or the fingerprint to load (a miss); counts which.
     #[allow(clippy::type_complexity)]
     fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+        let found = self.lookup(path)?;
+        let counter = match found {
+            Ok(_) => &self.counters.hits,
+            Err(_) => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
+    }
+
+    /// A current cached entry, or the fingerprint of the file on disk.
+    #[allow(clippy::type_complexity)]
+    fn lookup(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
         let now = self.now_ms();
         let slot = self.map.get(path).map(|s| Arc::clone(s.value()));
         if let Some(slot) = &slot {
@@ -341,7 +359,7 @@ impl Cache {
     /// Accounts for a finished load and enforces the bounds.
     fn loaded(&self, path: &Path, slot: &Arc<Slot>, entry: &Entry) {
         if !slot.counted.swap(true, Ordering::AcqRel) {
-            self.loads.fetch_add(1, Ordering::Relaxed);
+            self.counters.loads.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(entry.len(), Ordering::Relaxed);
             let still_there = self
                 .map
@@ -388,10 +406,23 @@ impl Cache {
             }
             if let Some((_, slot)) = self.map.remove(&key) {
                 self.uncount(&slot);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// Loads a file on the calling (blocking) thread and records how long it took.
+fn timed_load(
+    counters: &Counters,
+    path: &Path,
+    origin: bool,
+    digests: &[DigestAlgorithm],
+) -> Result<Arc<Entry>, CacheError> {
+    let started = Instant::now();
+    let entry = load_file(path, origin, digests)?;
+    counters.load_time.observe(started.elapsed());
+    Ok(Arc::new(entry))
 }
 
 #[cfg(test)]
@@ -460,6 +491,42 @@ mod tests {
         for e in &entries {
             assert!(Arc::ptr_eq(e, &entries[0]));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn counts_hits_misses_single_flight_waits_and_load_times() {
+        let d = TempDir::new("counters");
+        let p = d.write("big.bin", &vec![7u8; 8 << 20]);
+        let cache = Arc::new(Cache::default());
+        assert!(matches!(
+            cache.get(&d.0.join("missing")).await,
+            Err(CacheError::NotFound)
+        ));
+        assert_eq!(
+            cache.stats(),
+            CacheStats::default(),
+            "a missing file counts nothing"
+        );
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let cache = cache.clone();
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move { cache.get(&p).await.unwrap() }));
+        }
+        futures_join(tasks).await;
+        let s = cache.stats();
+        assert_eq!(s.loads, 1);
+        assert_eq!(s.hits + s.misses, 32, "{s:?}");
+        assert!(s.misses >= 1);
+        assert_eq!(
+            s.single_flight_waits,
+            s.misses - 1,
+            "all misses but one waited"
+        );
+        assert_eq!(s.load_time.count, 1);
+        assert!(s.load_time.sum_nanos > 0);
+        cache.get(&p).await.unwrap();
+        assert_eq!(cache.stats().hits, s.hits + 1);
     }
 
     async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Arc<Entry>>>) -> Vec<Arc<Entry>> {

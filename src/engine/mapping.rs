@@ -148,6 +148,9 @@ pub struct MappingWatch {
     sentinel: Option<(usize, u8)>,
     /// The path the file was loaded from and its fingerprint then.
     origin: Option<(PathBuf, Fingerprint)>,
+    /// Set (before the poison flag) when [`MappingWatch::verify_unmodified`] found the
+    /// file rewritten, so that a cut body can tell a rewrite from a truncation.
+    rewritten: AtomicBool,
 }
 
 impl MappingWatch {
@@ -165,6 +168,7 @@ impl MappingWatch {
             poison,
             sentinel,
             origin: None,
+            rewritten: AtomicBool::new(false),
         }
     }
 
@@ -198,8 +202,16 @@ impl MappingWatch {
         };
         let now = Fingerprint::of(&meta);
         if (now.dev, now.ino) == (loaded.dev, loaded.ino) && now != *loaded {
+            self.rewritten.store(true, Ordering::SeqCst);
             self.poison.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Whether the poison flag was set because [`MappingWatch::verify_unmodified`]
+    /// found the file modified (rather than by the SIGBUS guard or the truncation
+    /// probe): for counting why bodies were cut.
+    pub fn found_rewritten(&self) -> bool {
+        self.rewritten.load(Ordering::SeqCst)
     }
 
     /// The poison flag.

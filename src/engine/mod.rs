@@ -10,6 +10,7 @@
 //! | `load` | open, map, hash one file version, and make sure the tag covers one version |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
+//! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
@@ -25,3 +26,4 @@ pub(crate) mod load;
 pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
+pub(crate) mod stats;

@@ -10,7 +10,7 @@ use crate::semantics::date::HttpDate;
 use crate::semantics::decide::{decide, effective_last_modified, Decision, ServeRequest, Status};
 use crate::semantics::multipart::{new_boundary, part_overhead, MultipartLayout};
 use crate::semantics::precondition::Validators;
-use crate::semantics::range::{IgnoredBecause, RangeLimits};
+use crate::semantics::range::{ByteRange, IgnoredBecause, RangeLimits};
 
 /// The answer to one request for an entry.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ pub struct Reply {
     /// `Last-Modified` value to send instead of the entry's (the response date,
     /// §8.8.2.1).
     pub last_modified_override: Option<String>,
+    /// The parts of a `multipart/byteranges` body, in the order sent (empty for every
+    /// other reply; a single range is in `content_range`). For access logs.
+    pub parts: Vec<ByteRange>,
 }
 
 /// Decides the answer to `req` for `entry`, at time `now` (which decides whether
@@ -71,6 +74,7 @@ pub fn respond_typed(
         body,
         range_ignored,
         last_modified_override: last_modified_override.clone(),
+        parts: Vec::new(),
     };
     match decide(req, &validators, Some(len), overhead, limits, now) {
         Decision::PreconditionFailed => reply(
@@ -105,13 +109,16 @@ pub fn respond_typed(
         Decision::Multi(parts) => {
             let ct = (!content_type.is_empty()).then_some(content_type);
             let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
-            reply(
-                Status::PartialContent,
-                None,
-                Some(layout.content_type()),
-                body_of(entry, layout.segments(entry.content())),
-                None,
-            )
+            Reply {
+                parts,
+                ..reply(
+                    Status::PartialContent,
+                    None,
+                    Some(layout.content_type()),
+                    body_of(entry, layout.segments(entry.content())),
+                    None,
+                )
+            }
         }
     }
 }
@@ -182,6 +189,25 @@ mod tests {
         assert!(text.contains("Content-Range: bytes 0-1/10000\r\n"));
         assert!(text.contains("Content-Range: bytes 9000-9001/10000\r\n"));
         assert!(text.contains("Content-Type: application/octet-stream\r\n"));
+    }
+
+    #[test]
+    fn multipart_reply_lists_its_parts_in_request_order() {
+        let e = Entry::from_bytes(vec![b'x'; 10_000], "application/octet-stream");
+        let req = ServeRequest::new(Method::Get).range("bytes=9000-9001,0-1");
+        let r = respond(&e, &req, &RangeLimits::default(), now());
+        let parts: Vec<(u64, u64)> = r.parts.iter().map(|p| (p.first, p.last)).collect();
+        assert_eq!(parts, vec![(9000, 9001), (0, 1)]);
+        let single = respond(
+            &e,
+            &ServeRequest::new(Method::Get).range("bytes=0-1"),
+            &RangeLimits::default(),
+            now(),
+        );
+        assert!(
+            single.parts.is_empty(),
+            "a single range is in Content-Range"
+        );
     }
 
     #[test]

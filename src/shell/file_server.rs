@@ -376,7 +376,7 @@ impl FileServer {
             // The ordinary path waits for the hash.
             return None;
         }
-        let response = file.build(prepared, options);
+        let response = file.build(req, prepared, options);
         if mmap.cache().confirm(path, &entry) {
             Some(response)
         } else {
@@ -423,7 +423,7 @@ impl Handler for FileServer {
                 let options = mmap.options();
                 let prepared = file.prepare(req, options);
                 file.await_digests(&prepared).await;
-                Outcome::Success(file.build(prepared, options))
+                Outcome::Success(file.build(req, prepared, options))
             }
             Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
             Err(e) => {

@@ -11,9 +11,14 @@
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
 //! | `tls` | [`check_tls`](crate::check_tls) (feature `tls`): the certificate and key checked before launch |
+//! | `access_log` | [`AccessLog`](crate::AccessLog): the combined log format, bytes measured at the body, written off the workers |
+//! | `metrics` | `Metrics` (feature `metrics`): responses by status and the engine's counters in the Prometheus text format |
 
+pub(crate) mod access_log;
 pub(crate) mod config;
 pub(crate) mod file_server;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod request;
 pub(crate) mod responder;

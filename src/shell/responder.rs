@@ -230,10 +230,11 @@ impl MmapFile {
         &self.entry
     }
 
-    /// Builds the response for `req` with `options`.
+    /// Builds the response for `req` with `options`. The body reports to the counters
+    /// of the [`Mmap`] state Rocket manages (bytes sent, bodies in flight, cuts).
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
         let prepared = self.prepare(req, options);
-        self.build(prepared, options)
+        self.build(req, prepared, options)
     }
 
     /// Decides the answer to `req`: status, body, and which digests it carries.
@@ -279,9 +280,19 @@ impl MmapFile {
     }
 
     /// Builds the response of a prepared answer.
-    pub(crate) fn build<'r>(&self, prepared: Prepared, options: &ResponseOptions) -> Response<'r> {
+    pub(crate) fn build<'r>(
+        &self,
+        req: &Request<'_>,
+        prepared: Prepared,
+        options: &ResponseOptions,
+    ) -> Response<'r> {
         let Prepared { reply, digests } = prepared;
         let entry = &*self.entry;
+        let cache = Mmap::of(req.rocket()).cache();
+        if !reply.parts.is_empty() {
+            crate::shell::access_log::note_parts(req, &reply.parts);
+        }
+        let body = reply.body;
         let mut b = Response::build();
         b.status(RocketStatus::new(reply.status.code()));
         if reply.status.carries_validators() {
@@ -315,19 +326,18 @@ impl MmapFile {
                 if !digests.is_empty() {
                     self.digest_headers(&mut b, digests);
                 }
-                let len = reply.body.len();
+                let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
                 let body = if self.prefetch && len <= PREFETCH_MAX {
                     // A failed copy poisons the entry: the caller's check then
                     // discards this response.
-                    reply
-                        .body
-                        .copy_out()
+                    body.copy_out()
                         .map_or_else(|_| SegmentBody::empty(), SegmentBody::single)
                 } else {
-                    reply.body
+                    body
                 };
-                b.sized_body(len as usize, body.limit_rate(self.rate_limit(options)));
+                let body = body.counted_in(cache).limit_rate(self.rate_limit(options));
+                b.sized_body(len as usize, body);
                 // After the body: setting a body resets the chunk size.
                 b.max_chunk_size(chunk);
             }
@@ -336,10 +346,10 @@ impl MmapFile {
                 if let Some(cr) = reply.content_range {
                     b.raw_header("Content-Range", cr);
                 }
-                b.sized_body(0, reply.body);
+                b.sized_body(0, body.counted_in(cache));
             }
             Status::PreconditionFailed => {
-                b.sized_body(0, reply.body);
+                b.sized_body(0, body.counted_in(cache));
             }
             Status::NotModified => {}
         }
