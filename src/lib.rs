@@ -11,9 +11,9 @@
 //!
 //! | folder | layer | holds |
 //! |---|---|---|
-//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths. No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], and [`respond`] (a decision turned into a body). No Rocket. |
-//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler. |
+//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, directory listings (feature `browse`). No file system, no mapping, no Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, the bounded [`Cache`], the segment [`SegmentBody`], [`respond`] (a decision turned into a body), and directory reading and the cache of listings (feature `browse`). No Rocket. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler and its listings. |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
 //! `default-features = false` builds the semantics and the engine alone.
@@ -52,6 +52,9 @@ pub use shell::{
     state::Mmap,
     streamed::StreamedFile,
 };
+
+#[cfg(feature = "browse")]
+pub use shell::file_server::DEFAULT_BROWSE_MAX_ENTRIES;
 
 /// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
 /// items are re-exported at the crate root.

@@ -30,6 +30,9 @@ struct Args {
     /// Map and hash every file under DIR before listening.
     #[arg(long, requires = "dir")]
     warm: bool,
+    /// Answer directories without an index file with 404 instead of a listing.
+    #[arg(long, requires = "dir")]
+    no_browse: bool,
 }
 
 /// The demo's page.
@@ -187,7 +190,7 @@ async fn main() -> ExitCode {
                 // Warm on a blocking-capable thread; the runtime is idle until launch.
                 tokio::task::block_in_place(|| warm(m, &root));
             }
-            rocket = rocket.mount("/", server);
+            rocket = rocket.mount("/", server.browse(!args.no_browse));
             format!("serving {}", dir.display())
         }
         None => {

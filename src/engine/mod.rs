@@ -10,6 +10,8 @@
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
+//! | `listing` | reading a directory for a listing, bounded, as the file server would serve it (feature `browse`) |
+//! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
 
 pub(crate) mod body;
@@ -17,6 +19,10 @@ pub(crate) mod cache;
 pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod fingerprint;
+#[cfg(feature = "browse")]
+pub(crate) mod listing;
+#[cfg(feature = "browse")]
+pub(crate) mod listing_cache;
 pub(crate) mod load;
 #[allow(unsafe_code)]
 pub(crate) mod mapping;

@@ -9,10 +9,13 @@
 //! | `request` | reading the method and the `Range` / `If-*` headers from a request |
 //! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry |
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
+//! | `listing` | directory listings of the file server: query, `Accept`, the page as an `MmapFile` (feature `browse`) |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
 
 pub(crate) mod config;
 pub(crate) mod file_server;
+#[cfg(feature = "browse")]
+pub(crate) mod listing;
 pub(crate) mod options;
 pub(crate) mod request;
 pub(crate) mod responder;
