@@ -587,6 +587,10 @@ async fn without_the_redirect_links_still_resolve_below_the_directory() {
     // The same directory with a slash is another page, with plain links.
     let page = get(&c, "/sub%20dir/", &[]).await.text();
     assert_eq!(hrefs(&page), ["../", "f.txt"]);
+    // Spellings of the same URL give the same page (one cache entry, not one each).
+    for spelling in ["//sub%20dir/", "/sub%20dir//", "/%73ub%20dir/"] {
+        assert_eq!(get(&c, spelling, &[]).await.text(), page, "{spelling}");
+    }
 
     // Mounted below the root of the site: the title shows the whole path, and the
     // mount point itself has no parent link.

@@ -503,7 +503,7 @@ fn render_html(entries: &[Listed], total: usize, spec: &PageSpec, prefix: &str) 
             None => out.push_str("<td class=\"m\"></td></tr>\n"),
         }
     }
-    if entries.is_empty() {
+    if entries.is_empty() && total == 0 {
         out.push_str("<tr><td colspan=\"3\"><em>This directory is empty.</em></td></tr>\n");
     }
     let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
@@ -799,6 +799,9 @@ mod tests {
         assert!(
             page.contains("Showing 2 of 100000 entries: the first 2 by name, directories first.")
         );
+        let none = html(vec![], 3, &PageSpec::default());
+        assert!(none.contains("Showing 0 of 3 entries"));
+        assert!(!none.contains("This directory is empty."));
     }
 
     #[test]

@@ -65,7 +65,13 @@ pub(crate) async fn listing(
         None => negotiate(accept(req).as_deref()),
     };
     let raw_path = req.uri().path();
-    let path = raw_path.percent_decode_lossy().into_owned();
+    // The title: the decoded, non-empty segments, so that `/a//b/` and `/a/%62/` are
+    // the page of `/a/b/` (and one cache entry), not pages of their own.
+    let segments: Vec<&str> = raw_path.segments().collect();
+    let mut path = format!("/{}", segments.join("/"));
+    if !segments.is_empty() && raw_path.as_str().ends_with('/') {
+        path.push('/');
+    }
     let base_segment = if raw_path.as_str().ends_with('/') {
         None
     } else {
