@@ -11,9 +11,9 @@
 //!
 //! | folder | layer | holds |
 //! |---|---|---|
-//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation. No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`] and its pace ([`RateLimit`]), and [`respond`] (a decision turned into a body). No Rocket. |
-//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler, the [`AccessLog`] fairing, (feature `metrics`) the `Metrics` endpoint; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
+//! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation, directory listings (feature `browse`). No file system, no mapping, no Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`] and its pace ([`RateLimit`]), [`respond`] (a decision turned into a body), and directory reading and the cache of listings (feature `browse`). No Rocket. |
+//! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler and its listings, the [`AccessLog`] fairing, (feature `metrics`) the `Metrics` endpoint; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
 //! `default-features = false` builds the semantics and the engine alone.
@@ -68,6 +68,8 @@ pub use shell::tls::{check_tls, TlsError, TlsSource};
 pub mod metrics {
     pub use crate::shell::metrics::{Metrics, MetricsFairing, CONTENT_TYPE, PREFIX};
 }
+#[cfg(feature = "browse")]
+pub use shell::file_server::DEFAULT_BROWSE_MAX_ENTRIES;
 
 /// Configuration under its earlier path (`rocket_mmap::config::MmapConfig`); the same
 /// items are re-exported at the crate root.

@@ -64,6 +64,9 @@ struct Args {
     /// Serve Prometheus metrics at /metrics.
     #[arg(long)]
     metrics: bool,
+    /// Answer directories without an index file with 404 instead of a listing.
+    #[arg(long, requires = "dir")]
+    no_browse: bool,
 }
 
 fn size_arg(text: &str) -> Result<u64, String> {
@@ -281,7 +284,7 @@ async fn main() -> ExitCode {
                 // Warm on a blocking-capable thread; the runtime is idle until launch.
                 tokio::task::block_in_place(|| warm(m, &root));
             }
-            rocket = rocket.mount("/", server);
+            rocket = rocket.mount("/", server.browse(!args.no_browse));
             format!("serving {}", dir.display())
         }
         None => {

@@ -645,6 +645,12 @@ pub fn check_conditionals(data: &[u8]) {
 /// result read as UTF-8 with invalid sequences replaced). Malformed escapes stay as
 /// they are.
 fn percent_decode(seg: &[u8]) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(seg)).into_owned()
+}
+
+/// Percent-decodes one path segment to bytes, as the file server does for segments
+/// that are not UTF-8. Malformed escapes stay as they are.
+fn percent_decode_bytes(seg: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(seg.len());
     let mut i = 0;
     while i < seg.len() {
@@ -659,7 +665,7 @@ fn percent_decode(seg: &[u8]) -> String {
         out.push(seg[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Request paths: the first byte chooses whether dot-files are allowed, the rest is a
@@ -667,8 +673,11 @@ fn percent_decode(seg: &[u8]) -> String {
 /// and [`rocket_mmap::semantics::path::sanitize`] must then either refuse it or give a relative path
 /// that stays below any root: only normal components, no hidden ones unless allowed,
 /// no separator, NUL or control character inside a component, within the length and
-/// depth bounds, and made of exactly the non-empty decoded segments.
+/// depth bounds, and made of exactly the non-empty decoded segments. The same holds
+/// for `sanitize_bytes` over the segments decoded to bytes (names that are not UTF-8),
+/// which agrees with `sanitize` whenever every segment is UTF-8.
 pub fn check_path(data: &[u8]) {
+    check_path_bytes(data);
     use rocket_mmap::semantics::path::{sanitize, MAX_DEPTH, MAX_PATH_LEN};
     use std::path::{Component, Path};
 
@@ -848,3 +857,59 @@ pub fn check_want_digest(data: &[u8]) {
         assert_eq!(DigestAlgorithm::from_name(a.legacy_name()), Some(a));
     }
 }
+/// `sanitize_bytes`' half of [`check_path`] (Unix: file names are bytes there).
+#[cfg(unix)]
+fn check_path_bytes(data: &[u8]) {
+    use rocket_mmap::semantics::path::{sanitize, sanitize_bytes, MAX_DEPTH, MAX_PATH_LEN};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Component, Path};
+
+    let Some((&flags, raw)) = data.split_first() else {
+        return;
+    };
+    let allow_dotfiles = flags & 1 == 1;
+    let decoded: Vec<Vec<u8>> = raw
+        .split(|&b| b == b'/')
+        .map(percent_decode_bytes)
+        .collect();
+    let result = sanitize_bytes(decoded.iter().map(Vec::as_slice), allow_dotfiles);
+    if let Ok(texts) = decoded
+        .iter()
+        .map(|d| std::str::from_utf8(d))
+        .collect::<Result<Vec<&str>, _>>()
+    {
+        assert_eq!(
+            result,
+            sanitize(texts, allow_dotfiles),
+            "bytes and text disagree"
+        );
+    }
+    let Ok(rel) = result else {
+        return;
+    };
+    let segments: Vec<&[u8]> = decoded
+        .iter()
+        .map(Vec::as_slice)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let comps: Vec<_> = rel.components().collect();
+    assert_eq!(comps.len(), segments.len(), "{rel:?} vs {segments:?}");
+    for (c, seg) in comps.iter().zip(&segments) {
+        let Component::Normal(name) = c else {
+            panic!("{rel:?} has a non-normal component {c:?}");
+        };
+        let name = name.as_bytes();
+        assert_eq!(name, *seg);
+        assert!(!name.contains(&b'/') && !name.contains(&b'\\'));
+        assert!(!String::from_utf8_lossy(name).chars().any(char::is_control));
+        assert!(allow_dotfiles || !name.starts_with(b"."), "hidden {name:?}");
+        assert!(name != b"." && name != b"..");
+    }
+    assert!(comps.len() <= MAX_DEPTH);
+    assert!(rel.as_os_str().len() <= MAX_PATH_LEN);
+    let root = Path::new("/srv/www");
+    assert!(root.join(&rel).starts_with(root));
+}
+
+#[cfg(not(unix))]
+fn check_path_bytes(_data: &[u8]) {}

@@ -215,6 +215,7 @@ impl SegmentBody {
     ///
     /// # Errors
     /// [`ContentChanged`] if the mapping was found truncated.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn copy_out(mut self) -> io::Result<Bytes> {
         self.verify_origin = false;
         let mut out = vec![0u8; self.remaining() as usize];

@@ -244,6 +244,7 @@ impl Cache {
     /// taken after the body's bytes were copied, which both revalidates the entry and
     /// proves the copied bytes belong to it). Only under [`Revalidate::Always`]; `None`
     /// when there is no usable entry.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn peek(&self, path: &Path) -> Option<Arc<Entry>> {
         if self.config.revalidate != Revalidate::Always {
             return None;
@@ -258,6 +259,7 @@ impl Cache {
     /// and ctime move before a `write` copies its data, so bytes copied out of the
     /// entry before a `confirm` that returns `true` are bytes of that version. A
     /// `true` counts as a cache hit.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn confirm(&self, path: &Path, entry: &Entry) -> bool {
         let current =
             !entry.is_poisoned() && stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint());

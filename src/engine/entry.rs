@@ -94,6 +94,7 @@ impl Entry {
     }
 
     /// The siblings, if a probe already ran for this version.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn known_siblings(&self) -> Option<Siblings> {
         self.siblings.get().copied()
     }

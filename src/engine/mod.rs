@@ -13,6 +13,8 @@
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
+//! | `listing` | reading a directory for a listing, bounded, as the file server would serve it (feature `browse`) |
+//! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
 
 pub(crate) mod body;
@@ -21,6 +23,10 @@ pub(crate) mod digest;
 pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod fingerprint;
+#[cfg(feature = "browse")]
+pub(crate) mod listing;
+#[cfg(feature = "browse")]
+pub(crate) mod listing_cache;
 pub(crate) mod load;
 #[allow(unsafe_code)]
 pub(crate) mod mapping;

@@ -1,4 +1,5 @@
-//! HTTP dates (RFC 9110 §5.6.7), at the one-second resolution HTTP uses.
+//! HTTP dates (RFC 9110 §5.6.7), at the one-second resolution HTTP uses, and the
+//! RFC 3339 timestamps of directory listings ([`rfc3339`]).
 //!
 //! Parsing and formatting use the maintained `httpdate` crate, which accepts all three
 //! formats a recipient must accept (IMF-fixdate, RFC 850 and asctime). This module
@@ -71,6 +72,39 @@ impl std::fmt::Display for HttpDate {
     }
 }
 
+/// Seconds since the Unix epoch as an RFC 3339 UTC timestamp (`2024-05-01T12:34:56Z`,
+/// RFC 3339 §5.6); `None` outside the years 0000–9999, which it cannot express.
+pub fn rfc3339(secs: i64) -> Option<String> {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days)?;
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`); `None` outside the years 0000–9999.
+fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
+    // Bound first, so that no arithmetic below can overflow: 0000-01-01 is day
+    // -719 528, 9999-12-31 is day 2 932 896.
+    if !(-719_528..=2_932_896).contains(&days) {
+        return None;
+    }
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Some((y, m, d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +163,31 @@ mod tests {
                 .to_string(),
             "Fri, 31 Dec 9999 23:59:59 GMT"
         );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339(784_111_777).as_deref(),
+            Some("1994-11-06T08:49:37Z")
+        );
+        assert_eq!(
+            rfc3339(951_782_400).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(rfc3339(-1).as_deref(), Some("1969-12-31T23:59:59Z"));
+        assert_eq!(
+            rfc3339(253_402_300_799).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            rfc3339(-62_167_219_200).as_deref(),
+            Some("0000-01-01T00:00:00Z")
+        );
+        assert_eq!(rfc3339(253_402_300_800), None);
+        assert_eq!(rfc3339(-62_167_219_201), None);
+        assert_eq!(rfc3339(i64::MAX), None);
+        assert_eq!(rfc3339(i64::MIN), None);
     }
 }

@@ -6,7 +6,7 @@
 //! | [`range`] | `Range` parsing and planning (§14): full, one part, several, 416 |
 //! | [`multipart`] | the `multipart/byteranges` layout and its exact length (§14.6) |
 //! | [`etag`] | entity tags, strong and weak comparison (§8.8.3) |
-//! | [`date`] | HTTP dates (§5.6.7) |
+//! | [`date`] | HTTP dates (§5.6.7); RFC 3339 timestamps |
 //! | [`precondition`] | `If-Match`, `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since`, `If-Range` (§13) |
 //! | [`decide`] | the whole answer for a GET or HEAD, in §13.2.2's order, as a [`decide::Decision`] |
 //! | [`content_type`] | the media type by extension (§8.3) |
@@ -14,6 +14,8 @@
 //! | [`digest`] | `Want-Repr-Digest` / `Want-Digest` and the `Repr-Digest` / `Digest` values (RFC 9530, RFC 3230) |
 //! | [`disposition`] | `Content-Disposition` (RFC 6266, RFC 8187) |
 //! | [`path`] | which request paths may name a file under the root |
+//! | `escape` | HTML escaping and URL path-segment encoding of file names (feature `browse`) |
+//! | `listing` | directory listings (feature `browse`): format by `Accept` (§12.5.1), order, HTML and JSON escaped by construction |
 
 pub mod content_type;
 pub mod date;
@@ -21,7 +23,11 @@ pub mod decide;
 pub mod digest;
 pub mod disposition;
 pub mod encoding;
+#[cfg(feature = "browse")]
+pub mod escape;
 pub mod etag;
+#[cfg(feature = "browse")]
+pub mod listing;
 pub mod multipart;
 pub mod path;
 pub mod precondition;

@@ -44,6 +44,37 @@ impl std::fmt::Display for PathRejection {
 
 impl std::error::Error for PathRejection {}
 
+/// Checks one decoded, non-empty path segment: refuses `.` and `..`, a `/`, `\`, NUL or
+/// other control character inside it, and (unless `allow_dotfiles`) a name starting
+/// with `.`. The file server applies it to request paths and, for listings, to every
+/// directory entry, so that a listing never shows a name that would not be served.
+///
+/// # Errors
+/// The [`PathRejection`] that applies.
+pub fn check_segment(seg: &str, allow_dotfiles: bool) -> Result<(), PathRejection> {
+    if seg == "." || seg == ".." {
+        return Err(PathRejection::DotSegment);
+    }
+    if seg.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+        return Err(PathRejection::BadChar);
+    }
+    if !allow_dotfiles && seg.starts_with('.') {
+        return Err(PathRejection::DotFile);
+    }
+    Ok(())
+}
+
+/// [`check_segment`] for a segment given as bytes, which need not be UTF-8 (a file
+/// name on Unix is any bytes but `/` and NUL). Bytes that are not UTF-8 are neither
+/// separators, dots nor control characters, so the rule is applied to the lossy UTF-8
+/// reading of the bytes, where every ASCII byte keeps its place.
+///
+/// # Errors
+/// The [`PathRejection`] that applies.
+pub fn check_segment_bytes(seg: &[u8], allow_dotfiles: bool) -> Result<(), PathRejection> {
+    check_segment(&String::from_utf8_lossy(seg), allow_dotfiles)
+}
+
 /// Joins decoded `segments` into a relative path, refusing anything that could name a
 /// file outside the root or a hidden file (see the module docs). Empty segments
 /// (`a//b`) are skipped.
@@ -74,15 +105,7 @@ pub fn sanitize_under<'a>(
         if seg.is_empty() {
             continue;
         }
-        if seg == "." || seg == ".." {
-            return Err(PathRejection::DotSegment);
-        }
-        if seg.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
-            return Err(PathRejection::BadChar);
-        }
-        if !allow_dotfiles && seg.starts_with('.') {
-            return Err(PathRejection::DotFile);
-        }
+        check_segment(seg, allow_dotfiles)?;
         len += seg.len() + 1;
         depth += 1;
         if len > MAX_PATH_LEN || depth > MAX_DEPTH {
@@ -91,6 +114,47 @@ pub fn sanitize_under<'a>(
         out.push(seg);
     }
     Ok(out)
+}
+
+/// [`sanitize`] for segments percent-decoded to bytes rather than to UTF-8: the same
+/// rules, and on Unix a segment that is not UTF-8 names the file with exactly those
+/// bytes (percent-encoded in the URL, as a directory listing links it). Elsewhere
+/// file names are Unicode, and such a segment is refused as [`PathRejection::BadChar`].
+///
+/// # Errors
+/// The first [`PathRejection`] found.
+pub fn sanitize_bytes<'a>(
+    segments: impl IntoIterator<Item = &'a [u8]>,
+    allow_dotfiles: bool,
+) -> Result<PathBuf, PathRejection> {
+    let mut out = PathBuf::new();
+    let (mut len, mut depth) = (0usize, 0usize);
+    for seg in segments {
+        if seg.is_empty() {
+            continue;
+        }
+        check_segment_bytes(seg, allow_dotfiles)?;
+        len += seg.len() + 1;
+        depth += 1;
+        if len > MAX_PATH_LEN || depth > MAX_DEPTH {
+            return Err(PathRejection::TooLong);
+        }
+        out.push(os_str_from_bytes(seg)?);
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn os_str_from_bytes(seg: &[u8]) -> Result<&std::ffi::OsStr, PathRejection> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(std::ffi::OsStr::from_bytes(seg))
+}
+
+#[cfg(not(unix))]
+fn os_str_from_bytes(seg: &[u8]) -> Result<&std::ffi::OsStr, PathRejection> {
+    std::str::from_utf8(seg)
+        .map(std::ffi::OsStr::new)
+        .map_err(|_| PathRejection::BadChar)
 }
 
 #[cfg(test)]
@@ -143,6 +207,47 @@ mod tests {
         assert_eq!(
             sanitize([".well-known", "x"], true),
             Ok(PathBuf::from(".well-known/x"))
+        );
+    }
+
+    #[test]
+    fn byte_segments_follow_the_same_rules() {
+        let same: [&[&str]; 6] = [
+            &["a", "b.txt"],
+            &["..", "etc"],
+            &["a\\b"],
+            &["a\u{85}b"],
+            &[".env"],
+            &["", "x", ""],
+        ];
+        for segs in same {
+            for dots in [false, true] {
+                assert_eq!(
+                    sanitize_bytes(segs.iter().map(|s| s.as_bytes()), dots),
+                    sanitize(segs.iter().copied(), dots),
+                    "{segs:?}"
+                );
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_segments_name_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let rel = sanitize_bytes([&b"caf\xe9"[..], b"x\xff.txt"], false).unwrap();
+        assert_eq!(rel.as_os_str().as_bytes(), b"caf\xe9/x\xff.txt");
+        assert_eq!(
+            sanitize_bytes([&b".\xff"[..]], false),
+            Err(PathRejection::DotFile)
+        );
+        assert_eq!(
+            sanitize_bytes([&b"\xff/x"[..]], false),
+            Err(PathRejection::BadChar)
+        );
+        assert_eq!(
+            sanitize_bytes([&b"\xff\nx"[..]], false),
+            Err(PathRejection::BadChar)
         );
     }
 

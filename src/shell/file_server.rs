@@ -23,7 +23,13 @@
 //!   [`Symlinks::Follow`] follows all (for roots that link to shared assets).
 //! * A directory is answered with its `index.html`; a directory URL without a trailing
 //!   slash is redirected (308) to the one with it, so relative links in the index work.
-//!   A directory without an index is 404 (no listings).
+//!   A directory without an index is 404, or, with [`FileServer::browse`] (feature
+//!   `browse`, off by default), answered with a listing of what the server would serve
+//!   there: HTML or JSON, sortable, bounded by [`FileServer::browse_max_entries`]
+//!   (see [`crate::semantics::listing`] for the format and the escaping).
+//! * Segments are percent-decoded to bytes when they are not UTF-8 (`/caf%E9.txt`): on
+//!   Unix a file name is any bytes, and such a name is served under exactly those
+//!   bytes, as a listing links it.
 //! * GET and HEAD are routed (HEAD explicitly, so it is never treated as a ranged GET);
 //!   other methods are not matched and fall through to other routes / 404.
 //! * Precompressed siblings (`FILE.br`, `FILE.gz`) are served to clients that accept
@@ -47,13 +53,24 @@ use rocket::{Data, Request};
 
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
+#[cfg(feature = "browse")]
+use crate::engine::listing::{LinkPolicy, ScanOptions};
+#[cfg(feature = "browse")]
+use crate::engine::listing_cache::ListingCache;
 use crate::semantics::encoding::{negotiate, Coding, Siblings};
-use crate::semantics::path::sanitize_under;
+use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
+#[cfg(feature = "browse")]
+use crate::shell::listing::listing;
 use crate::shell::responder::MmapFile;
 use crate::shell::state::Mmap;
 
 /// The default rank of file server routes, as Rocket's own `FileServer`.
 pub const DEFAULT_RANK: isize = 10;
+
+/// The most entries a directory listing shows by default (see
+/// [`FileServer::browse_max_entries`]).
+#[cfg(feature = "browse")]
+pub const DEFAULT_BROWSE_MAX_ENTRIES: usize = 10_000;
 
 /// Which symbolic links the file server follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +95,13 @@ pub struct FileServer {
     precompressed: bool,
     limit_rate: Option<u64>,
     limit_rate_after: Option<u64>,
+    #[cfg(feature = "browse")]
+    browse: bool,
+    #[cfg(feature = "browse")]
+    browse_max_entries: usize,
+    /// Shared by the clones the routes hold.
+    #[cfg(feature = "browse")]
+    listings: std::sync::Arc<ListingCache>,
 }
 
 impl FileServer {
@@ -109,6 +133,12 @@ impl FileServer {
             precompressed: true,
             limit_rate: None,
             limit_rate_after: None,
+            #[cfg(feature = "browse")]
+            browse: false,
+            #[cfg(feature = "browse")]
+            browse_max_entries: DEFAULT_BROWSE_MAX_ENTRIES,
+            #[cfg(feature = "browse")]
+            listings: std::sync::Arc::default(),
         }
     }
 
@@ -230,6 +260,48 @@ impl FileServer {
     /// applies, overriding the configured `limit_rate_after`.
     pub fn limit_rate_after(mut self, bytes: u64) -> FileServer {
         self.limit_rate_after = Some(bytes);
+        self
+    }
+
+    /// Whether a directory without an index file is answered with a listing of its
+    /// entries (default: no, as nginx's `autoindex`; the `rocket-mmap` binary turns it
+    /// on). Feature `browse`.
+    ///
+    /// The listing shows what this server would serve: no hidden names unless
+    /// [`dotfiles(true)`](FileServer::dotfiles), symbolic links only as the
+    /// [`symlinks`](FileServer::symlinks) policy follows them, no FIFOs, sockets or
+    /// devices. Directories first, then by name; `?sort=name|size|mtime` and
+    /// `?order=asc|desc` choose another order. `Accept: application/json` or
+    /// `?format=json` gives JSON, `[{"name", "type", "size", "mtime", "href"}]`. The
+    /// page is an entry like a file's: content ETag, `Last-Modified`, conditionals,
+    /// ranges, HEAD; it is cached, and rebuilt when the directory changes. See
+    /// [`crate::semantics::listing`] for the format and the escaping.
+    ///
+    /// ```rust,no_run
+    /// # #[macro_use] extern crate rocket;
+    /// use rocket_mmap::{FileServer, Mmap};
+    ///
+    /// #[launch]
+    /// fn rocket() -> _ {
+    ///     rocket::build()
+    ///         .attach(Mmap::fairing())
+    ///         .mount("/files", FileServer::from("/srv/files").browse(true))
+    /// }
+    /// ```
+    #[cfg(feature = "browse")]
+    pub fn browse(mut self, list: bool) -> FileServer {
+        self.browse = list;
+        self
+    }
+
+    /// The most entries a listing shows (default [`DEFAULT_BROWSE_MAX_ENTRIES`],
+    /// 10 000). A directory with more shows its first `max` (directories first, then
+    /// by name), says "Showing N of M entries" at the top, and every listing response
+    /// carries the count in `X-Total-Count`. Reading a directory stays one pass over
+    /// its names, with memory for `max` entries, whatever its size.
+    #[cfg(feature = "browse")]
+    pub fn browse_max_entries(mut self, max: usize) -> FileServer {
+        self.browse_max_entries = max;
         self
     }
 
@@ -388,8 +460,7 @@ impl FileServer {
 #[rocket::async_trait]
 impl Handler for FileServer {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let segments = req.routed_segments(0..);
-        let Ok(path) = sanitize_under(&self.root, segments, self.dotfiles) else {
+        let Ok(path) = request_path(req, &self.root, self.dotfiles) else {
             return Outcome::forward(data, Status::NotFound);
         };
         let mmap = Mmap::of(req.rocket());
@@ -404,12 +475,22 @@ impl Handler for FileServer {
                 if self.redirect_dirs && !req.uri().path().ends_with('/') {
                     return redirect_to_slash(req, data);
                 }
-                let Some(index) = &self.index else {
-                    return Outcome::forward(data, Status::NotFound);
+                let index = match &self.index {
+                    Some(index) => {
+                        let index = path.join(index);
+                        let file = self.open(mmap, &index).await;
+                        Some((index, file))
+                    }
+                    None => None,
                 };
-                let index = path.join(index);
-                let file = self.open(mmap, &index).await;
-                (index, file)
+                match index {
+                    // No index file: a listing, if enabled.
+                    Some((_, Err(e))) if e.status() == 404 => {
+                        return self.list_or_404(req, data, mmap, &path).await
+                    }
+                    None => return self.list_or_404(req, data, mmap, &path).await,
+                    Some(found) => found,
+                }
             }
             other => (path, other),
         };
@@ -425,15 +506,93 @@ impl Handler for FileServer {
                 file.await_digests(&prepared).await;
                 Outcome::Success(file.build(req, prepared, options))
             }
-            Err(e) if e.status() == 404 => Outcome::forward(data, Status::NotFound),
-            Err(e) => {
-                if let CacheError::Io(io) = &e {
-                    rocket::warn!("rocket-mmap: {}: {io}", path.display());
-                }
-                Outcome::Error(Status::new(e.status()))
-            }
+            Err(e) => self.fail(data, &path, e),
         }
     }
+}
+
+impl FileServer {
+    /// A missing file forwards (404); other errors are answered with their status.
+    fn fail<'r>(&self, data: Data<'r>, path: &Path, e: CacheError) -> Outcome<'r> {
+        if e.status() == 404 {
+            return Outcome::forward(data, Status::NotFound);
+        }
+        if let CacheError::Io(io) = &e {
+            rocket::warn!("rocket-mmap: {}: {io}", path.display());
+        }
+        Outcome::Error(Status::new(e.status()))
+    }
+
+    /// The listing of the directory `dir` (at `rel` below the root) when browsing is
+    /// on; otherwise, as without an index, a forward with 404.
+    #[cfg(feature = "browse")]
+    async fn list_or_404<'r>(
+        &self,
+        req: &'r Request<'_>,
+        data: Data<'r>,
+        mmap: &Mmap,
+        dir: &Path,
+    ) -> Outcome<'r> {
+        if !self.browse {
+            return Outcome::forward(data, Status::NotFound);
+        }
+        let rel = dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        let options = ScanOptions {
+            dotfiles: self.dotfiles,
+            links: match self.symlinks {
+                Symlinks::WithinRoot => LinkPolicy::WithinRoot(self.root.clone()),
+                Symlinks::Follow => LinkPolicy::Follow,
+                Symlinks::Never => LinkPolicy::Never,
+            },
+            max_entries: self.browse_max_entries,
+        };
+        let is_root = rel.as_os_str().is_empty();
+        match listing(&self.listings, mmap, req, dir, is_root, options).await {
+            Ok(page) => Outcome::from(req, page),
+            Err(e) => self.fail(data, dir, e),
+        }
+    }
+
+    #[cfg(not(feature = "browse"))]
+    async fn list_or_404<'r>(
+        &self,
+        _req: &'r Request<'_>,
+        data: Data<'r>,
+        _mmap: &Mmap,
+        _dir: &Path,
+    ) -> Outcome<'r> {
+        Outcome::forward(data, Status::NotFound)
+    }
+}
+
+/// The file the request names: the root joined with the request's path below the
+/// mount point, checked by [`sanitize_under`]. Rocket decodes
+/// segments to UTF-8, replacing invalid bytes with U+FFFD; when a segment holds one,
+/// the raw segments are decoded again to bytes ([`sanitize_bytes`]), so that a file
+/// whose name is not UTF-8 is found by its percent-encoded bytes.
+fn request_path(req: &Request<'_>, root: &Path, dotfiles: bool) -> Result<PathBuf, PathRejection> {
+    let segments = req.routed_segments(0..);
+    if !segments
+        .clone()
+        .any(|s| s.contains(char::REPLACEMENT_CHARACTER))
+    {
+        return sanitize_under(root, segments, dotfiles);
+    }
+    // Rocket's decoded segments are the non-empty raw ones, decoded one by one; the
+    // routed ones are the last of them.
+    let raw: Vec<&str> = req
+        .uri()
+        .path()
+        .raw_segments()
+        .map(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let skip = raw.len().saturating_sub(segments.len());
+    let decoded: Vec<Vec<u8>> = raw[skip..]
+        .iter()
+        .map(|s| percent_encoding::percent_decode(s.as_bytes()).collect())
+        .collect();
+    sanitize_bytes(decoded.iter().map(Vec::as_slice), dotfiles).map(|rel| root.join(rel))
 }
 
 /// 308 to the same path with a trailing slash (query kept). Leading slashes are

@@ -9,6 +9,7 @@
 //! | `request` | reading the method and the `Range` / `If-*` headers from a request |
 //! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry |
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
+//! | `listing` | directory listings of the file server: query, `Accept`, the page as an `MmapFile` (feature `browse`) |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
 //! | `tls` | [`check_tls`](crate::check_tls) (feature `tls`): the certificate and key checked before launch |
 //! | `access_log` | [`AccessLog`](crate::AccessLog): the combined log format, bytes measured at the body, written off the workers |
@@ -17,6 +18,8 @@
 pub(crate) mod access_log;
 pub(crate) mod config;
 pub(crate) mod file_server;
+#[cfg(feature = "browse")]
+pub(crate) mod listing;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 pub(crate) mod options;

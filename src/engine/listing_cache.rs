@@ -1,0 +1,481 @@
+//! The cache of rendered directory listings (feature `browse`).
+//!
+//! A listing is an [`Entry`] like any file: its bytes (HTML or JSON) were rendered
+//! once, its ETag is the CRC-64 of those bytes, its `Last-Modified` the latest
+//! modification time of the directory and of the listed entries. So conditionals,
+//! ranges and HEAD work on it exactly as on a file.
+//!
+//! * **Key**: the directory, the page (format, sort, order, the URL path shown) and
+//!   the scan options. Each `FileServer` owns one cache, shared by its routes.
+//! * **Single flight**: concurrent requests for one key share one build; builds run
+//!   on tokio's blocking pool, at most [`MAX_CONCURRENT_BUILDS`] at once per cache, so
+//!   a few huge directories cannot take every blocking thread.
+//! * **Change detection** follows the file cache's [`Revalidate`] policy: with
+//!   `Always`, every request `stat`s the directory and a changed fingerprint (an entry
+//!   added, removed or renamed changes the directory's mtime and ctime) rebuilds the
+//!   listing. A file rewritten in place changes its own times but not its
+//!   directory's, so a listing is also rebuilt once it is older than [`MAX_AGE`]
+//!   (with `Every(d)`, older than `d` if that is longer), or than ten times what it
+//!   took to build if that is longer still: a directory that takes 200 ms to read is
+//!   read again at most every 2 s, so refreshing costs at most a tenth of one thread.
+//!   A rebuild that renders the same bytes has the same ETag, so clients keep getting
+//!   304. With `Never`, a listing is built once and kept until evicted.
+//! * **Bounds**: at most [`MAX_LISTINGS`] listings and [`MAX_BYTES`] rendered bytes;
+//!   past either, the least recently used are dropped (down to 7/8 of the bound).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::engine::cache::Revalidate;
+use crate::engine::entry::Entry;
+use crate::engine::error::CacheError;
+use crate::engine::fingerprint::Fingerprint;
+use crate::engine::listing::{scan, stat_dir, ScanOptions};
+use crate::semantics::listing::{render, PageSpec};
+
+/// How old a listing may get before it is rebuilt even though its directory did not
+/// change (so that sizes and dates of files rewritten in place show).
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
+/// The most listings kept per file server.
+pub(crate) const MAX_LISTINGS: usize = 256;
+/// The most rendered bytes kept per file server.
+pub(crate) const MAX_BYTES: u64 = 64 << 20;
+/// The most listings built at the same time per file server.
+pub(crate) const MAX_CONCURRENT_BUILDS: usize = 4;
+
+/// A rendered listing.
+#[derive(Debug)]
+pub(crate) struct Listing {
+    /// The page, ready to serve.
+    pub(crate) entry: Arc<Entry>,
+    /// How many entries the directory has that would be listed.
+    pub(crate) total: usize,
+    /// How long reading and rendering took, in milliseconds.
+    build_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    dir: PathBuf,
+    page: PageSpec,
+    scan: ScanOptions,
+}
+
+struct Slot {
+    fingerprint: Fingerprint,
+    /// Milliseconds since the cache's epoch.
+    created: u64,
+    last_used: AtomicU64,
+    last_checked: AtomicU64,
+    cell: OnceCell<Arc<Listing>>,
+    /// Whether this slot's bytes are counted.
+    counted: AtomicBool,
+}
+
+impl Slot {
+    /// Whether the listing (built) is young enough to serve without a rebuild: younger
+    /// than [`MAX_AGE`], the revalidation interval, and ten times its build time,
+    /// whichever is longest; always under [`Revalidate::Never`].
+    fn is_young(&self, now: u64, revalidate: Revalidate) -> bool {
+        let built = self.cell.get().map_or(0, |l| l.build_ms);
+        let max_age = match revalidate {
+            Revalidate::Always => MAX_AGE,
+            Revalidate::Every(d) => d.max(MAX_AGE),
+            Revalidate::Never => return true,
+        };
+        let max_age = (max_age.as_millis() as u64).max(built.saturating_mul(10));
+        now.saturating_sub(self.created) < max_age
+    }
+}
+
+#[derive(Default)]
+struct Slots {
+    map: HashMap<Key, Arc<Slot>>,
+    bytes: u64,
+}
+
+/// The listings of one file server. See the module docs.
+pub(crate) struct ListingCache {
+    slots: Mutex<Slots>,
+    builds: Semaphore,
+    epoch: Instant,
+    builds_done: AtomicU64,
+}
+
+impl std::fmt::Debug for ListingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (listings, bytes) = self.usage();
+        f.debug_struct("ListingCache")
+            .field("listings", &listings)
+            .field("bytes", &bytes)
+            .finish()
+    }
+}
+
+impl Default for ListingCache {
+    fn default() -> Self {
+        ListingCache {
+            slots: Mutex::default(),
+            builds: Semaphore::new(MAX_CONCURRENT_BUILDS),
+            epoch: Instant::now(),
+            builds_done: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ListingCache {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        // A panic while holding the lock leaves the map consistent (every update is
+        // one insert or remove): keep using it.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Listings kept and their bytes.
+    pub(crate) fn usage(&self) -> (usize, u64) {
+        let slots = self.lock();
+        (slots.map.len(), slots.bytes)
+    }
+
+    /// How many listings were built since the cache was made.
+    #[cfg(test)]
+    pub(crate) fn builds(&self) -> u64 {
+        self.builds_done.load(Ordering::Relaxed)
+    }
+
+    /// The listing of `dir` rendered as `page`, from the cache if current, otherwise
+    /// read and rendered on the blocking pool.
+    ///
+    /// # Errors
+    /// [`CacheError::NotFound`] if `dir` is not (or no longer) a directory, permission
+    /// and I/O errors as for files.
+    pub(crate) async fn get(
+        &self,
+        dir: &Path,
+        page: PageSpec,
+        scan_options: ScanOptions,
+        revalidate: Revalidate,
+    ) -> Result<Arc<Listing>, CacheError> {
+        let key = Key {
+            dir: dir.to_path_buf(),
+            page,
+            scan: scan_options,
+        };
+        let now = self.now_ms();
+        let current = self.lock().map.get(&key).cloned();
+        let mut fingerprint = None;
+        if let Some(slot) = current {
+            if let Some(listing) = slot.cell.get() {
+                if slot.is_young(now, revalidate) {
+                    let check = match revalidate {
+                        Revalidate::Always => true,
+                        Revalidate::Every(d) => {
+                            now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
+                                >= d.as_millis() as u64
+                        }
+                        Revalidate::Never => false,
+                    };
+                    let unchanged = if check {
+                        let fp = stat_dir(dir)?;
+                        fingerprint = Some(fp);
+                        fp == slot.fingerprint
+                    } else {
+                        true
+                    };
+                    if unchanged {
+                        slot.last_used.store(now, Ordering::Relaxed);
+                        if check {
+                            slot.last_checked.store(now, Ordering::Relaxed);
+                        }
+                        return Ok(listing.clone());
+                    }
+                }
+            }
+        }
+        let fingerprint = match fingerprint {
+            Some(fp) => fp,
+            None => stat_dir(dir)?,
+        };
+        let slot = self.slot_for(&key, fingerprint, now, revalidate);
+        let listing = slot
+            .cell
+            .get_or_try_init(|| async {
+                let _permit = self
+                    .builds
+                    .acquire()
+                    .await
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?;
+                let (dir, page, options) = (key.dir.clone(), key.page.clone(), key.scan.clone());
+                let started = Instant::now();
+                let built =
+                    tokio::task::spawn_blocking(move || build(&dir, &page, &options, started))
+                        .await
+                        .map_err(|e| CacheError::Io(std::io::Error::other(e)))??;
+                self.builds_done.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, CacheError>(Arc::new(built))
+            })
+            .await?
+            .clone();
+        self.account(&key, &slot, &listing);
+        Ok(listing)
+    }
+
+    /// The slot to build `key` for this directory version: one made for the same
+    /// fingerprint that is being built or is still young, otherwise a new one.
+    fn slot_for(
+        &self,
+        key: &Key,
+        fingerprint: Fingerprint,
+        now: u64,
+        revalidate: Revalidate,
+    ) -> Arc<Slot> {
+        let mut slots = self.lock();
+        if let Some(cur) = slots.map.get(key) {
+            if cur.fingerprint == fingerprint
+                && (cur.cell.get().is_none() || cur.is_young(now, revalidate))
+            {
+                return cur.clone();
+            }
+        }
+        let slot = Arc::new(Slot {
+            fingerprint,
+            created: now,
+            last_used: AtomicU64::new(now),
+            last_checked: AtomicU64::new(now),
+            cell: OnceCell::new(),
+            counted: AtomicBool::new(false),
+        });
+        if let Some(old) = slots.map.insert(key.clone(), slot.clone()) {
+            uncount(&mut slots, &old);
+        }
+        slot
+    }
+
+    /// Counts a finished build's bytes and enforces the bounds.
+    fn account(&self, key: &Key, slot: &Arc<Slot>, listing: &Listing) {
+        slot.last_used.store(self.now_ms(), Ordering::Relaxed);
+        let mut slots = self.lock();
+        let still_there = slots.map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot));
+        if still_there && !slot.counted.swap(true, Ordering::AcqRel) {
+            slots.bytes += listing.entry.len();
+        }
+        let over = |s: &Slots| s.map.len() > MAX_LISTINGS || s.bytes > MAX_BYTES;
+        if !over(&slots) {
+            return;
+        }
+        let (target_len, target_bytes) =
+            (MAX_LISTINGS - MAX_LISTINGS / 8, MAX_BYTES - MAX_BYTES / 8);
+        let mut by_age: Vec<(u64, Key)> = slots
+            .map
+            .iter()
+            .map(|(k, s)| (s.last_used.load(Ordering::Relaxed), k.clone()))
+            .collect();
+        by_age.sort_unstable_by_key(|(t, _)| *t);
+        for (_, k) in by_age {
+            if slots.map.len() <= target_len && slots.bytes <= target_bytes {
+                break;
+            }
+            if let Some(old) = slots.map.remove(&k) {
+                uncount(&mut slots, &old);
+            }
+        }
+    }
+}
+
+fn uncount(slots: &mut Slots, slot: &Slot) {
+    if slot.counted.swap(false, Ordering::AcqRel) {
+        if let Some(l) = slot.cell.get() {
+            slots.bytes -= l.entry.len();
+        }
+    }
+}
+
+/// Reads and renders one listing. Blocking.
+fn build(
+    dir: &Path,
+    page: &PageSpec,
+    options: &ScanOptions,
+    started: Instant,
+) -> Result<Listing, CacheError> {
+    let read = scan(dir, options)?;
+    let total = read.total;
+    let bytes = render(read.entries, total, page);
+    let mut entry = Entry::from_bytes(bytes, page.format.content_type());
+    if let Some(t) = read.modified {
+        entry = entry.last_modified_at(t);
+    }
+    Ok(Listing {
+        entry: Arc::new(entry),
+        total,
+        build_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::listing::LinkPolicy;
+    use crate::semantics::listing::Format;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "rocket-mmap-listings-{name}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn opts() -> ScanOptions {
+        ScanOptions {
+            dotfiles: false,
+            links: LinkPolicy::Never,
+            max_entries: 100,
+        }
+    }
+
+    fn json() -> PageSpec {
+        PageSpec {
+            format: Format::Json,
+            ..PageSpec::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn built_once_and_rebuilt_when_the_directory_changes() {
+        let d = TempDir::new("rebuild");
+        std::fs::write(d.0.join("a"), "1").unwrap();
+        let cache = ListingCache::default();
+        let get = || cache.get(&d.0, json(), opts(), Revalidate::Always);
+        let first = get().await.unwrap();
+        let again = get().await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(cache.builds(), 1);
+        assert_eq!(first.entry.content_type(), "application/json");
+        assert!(first.entry.last_modified().is_some());
+
+        std::fs::write(d.0.join("b"), "2").unwrap();
+        let changed = get().await.unwrap();
+        assert_eq!(cache.builds(), 2);
+        assert_ne!(changed.entry.etag(), first.entry.etag());
+        assert_eq!(changed.total, 2);
+
+        // HTML is another key, built once.
+        let html = cache
+            .get(&d.0, PageSpec::default(), opts(), Revalidate::Always)
+            .await
+            .unwrap();
+        assert_eq!(html.entry.content_type(), "text/html; charset=utf-8");
+        assert_eq!(cache.builds(), 3);
+        assert_eq!(cache.usage().0, 2);
+    }
+
+    #[tokio::test]
+    async fn never_keeps_and_old_listings_are_rebuilt_to_the_same_tag() {
+        let d = TempDir::new("never");
+        std::fs::write(d.0.join("a"), "1").unwrap();
+        let cache = ListingCache::default();
+        let first = cache
+            .get(&d.0, json(), opts(), Revalidate::Never)
+            .await
+            .unwrap();
+        std::fs::write(d.0.join("b"), "2").unwrap();
+        let kept = cache
+            .get(&d.0, json(), opts(), Revalidate::Never)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &kept), "never: not rebuilt");
+
+        let cache = ListingCache::default();
+        let first = cache
+            .get(&d.0, json(), opts(), Revalidate::Always)
+            .await
+            .unwrap();
+        tokio::time::sleep(MAX_AGE + Duration::from_millis(50)).await;
+        let rebuilt = cache
+            .get(&d.0, json(), opts(), Revalidate::Always)
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &rebuilt));
+        assert_eq!(cache.builds(), 2);
+        assert_eq!(
+            rebuilt.entry.etag(),
+            first.entry.etag(),
+            "same bytes, same tag"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_share_one_build() {
+        let d = TempDir::new("flight");
+        for i in 0..200 {
+            std::fs::write(d.0.join(format!("f{i}")), "x").unwrap();
+        }
+        let cache = Arc::new(ListingCache::default());
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, dir) = (cache.clone(), d.0.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get(&dir, json(), opts(), Revalidate::Always)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut tags = Vec::new();
+        for t in tasks {
+            tags.push(t.await.unwrap().entry.etag().clone());
+        }
+        assert_eq!(cache.builds(), 1);
+        assert!(tags.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[tokio::test]
+    async fn bounded_by_count() {
+        let d = TempDir::new("bound");
+        let cache = ListingCache::default();
+        for i in 0..(MAX_LISTINGS + 10) {
+            let page = PageSpec {
+                path: format!("/{i}/"),
+                ..json()
+            };
+            cache
+                .get(&d.0, page, opts(), Revalidate::Always)
+                .await
+                .unwrap();
+        }
+        let (listings, bytes) = cache.usage();
+        assert!(listings <= MAX_LISTINGS, "{listings}");
+        assert!(bytes > 0 && bytes <= MAX_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_not_found() {
+        let d = TempDir::new("missing");
+        let cache = ListingCache::default();
+        let r = cache
+            .get(&d.0.join("nope"), json(), opts(), Revalidate::Always)
+            .await;
+        assert!(matches!(r, Err(CacheError::NotFound)));
+    }
+}

@@ -1,0 +1,115 @@
+//! The Rocket side of directory listings (feature `browse`): reads the query string
+//! and `Accept`, asks the file server's [listing cache](crate::engine) for the page, and
+//! answers it as an [`MmapFile`], so that ETag, `Last-Modified`, conditionals, ranges
+//! and HEAD behave as for any file.
+//!
+//! Headers a listing adds to those of a file:
+//!
+//! * `Cache-Control: no-cache` (caches revalidate every time; the answer is a 304
+//!   while the listing is unchanged), whatever `cache_control` is configured for files;
+//! * `Vary: Accept` when the format was chosen by `Accept` (no `?format=`),
+//!   RFC 9110 §12.5.5;
+//! * `X-Total-Count: M`, the number of entries the directory has that would be listed
+//!   (the page holds at most `browse_max_entries` of them: fewer than `M` means cut);
+//! * for HTML, `Content-Security-Policy` allowing nothing but the page's inline style
+//!   (the page has no script; should a name ever slip through escaping, nothing in it
+//!   could run or load).
+
+use std::path::Path;
+
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+
+use crate::engine::cache::CacheError;
+use crate::engine::listing::ScanOptions;
+use crate::engine::listing_cache::ListingCache;
+use crate::semantics::listing::{negotiate, Format, ListingQuery, PageSpec};
+use crate::shell::responder::MmapFile;
+use crate::shell::state::Mmap;
+
+/// The policy of listing pages: no script, no request of any kind, the inline style.
+pub(crate) const LISTING_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'";
+
+/// A listing page, answered as a file plus the headers above.
+pub(crate) struct ListingResponse {
+    file: MmapFile,
+    total: usize,
+    format: Format,
+}
+
+impl<'r> Responder<'r, 'static> for ListingResponse {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = self.file.respond_to(req)?;
+        response.set_raw_header("X-Total-Count", self.total.to_string());
+        if self.format == Format::Html {
+            response.set_raw_header("Content-Security-Policy", LISTING_CSP);
+        }
+        Ok(response)
+    }
+}
+
+/// The listing of `dir` for `req`. `is_root` says whether `dir` is the file server's
+/// root (no parent link).
+pub(crate) async fn listing(
+    cache: &ListingCache,
+    mmap: &Mmap,
+    req: &Request<'_>,
+    dir: &Path,
+    is_root: bool,
+    options: ScanOptions,
+) -> Result<ListingResponse, CacheError> {
+    let query = ListingQuery::parse(req.uri().query().map(|q| q.as_str()));
+    let format = match query.format {
+        Some(f) => f,
+        None => negotiate(accept(req).as_deref()),
+    };
+    let raw_path = req.uri().path();
+    // The title: the decoded, non-empty segments, so that `/a//b/` and `/a/%62/` are
+    // the page of `/a/b/` (and one cache entry), not pages of their own.
+    let segments: Vec<&str> = raw_path.segments().collect();
+    let mut path = format!("/{}", segments.join("/"));
+    if !segments.is_empty() && raw_path.as_str().ends_with('/') {
+        path.push('/');
+    }
+    let base_segment = if raw_path.as_str().ends_with('/') {
+        None
+    } else {
+        raw_path
+            .raw_segments()
+            .filter(|s| !s.is_empty())
+            .last()
+            .map(|s| percent_encoding::percent_decode(s.as_bytes()).collect())
+    };
+    let page = PageSpec {
+        format,
+        sort: query.sort,
+        order: query.order,
+        path,
+        base_segment,
+        parent: !is_root,
+    };
+    let revalidate = mmap.cache().config().revalidate;
+    let built = cache.get(dir, page, options, revalidate).await?;
+    let mut file = MmapFile::new(built.entry.clone()).cache_control("no-cache");
+    if query.format.is_none() {
+        file = file.vary("Accept");
+    }
+    Ok(ListingResponse {
+        file,
+        total: built.total,
+        format,
+    })
+}
+
+/// The `Accept` field, lines joined (RFC 9110 §5.3).
+fn accept(req: &Request<'_>) -> Option<String> {
+    let mut values = req.headers().get("Accept");
+    let first = values.next()?;
+    let mut joined = first.to_owned();
+    for v in values {
+        joined.push_str(", ");
+        joined.push_str(v);
+    }
+    Some(joined)
+}
