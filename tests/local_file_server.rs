@@ -711,3 +711,55 @@ async fn file_larger_than_the_cache_bound_is_still_served() {
         assert_eq!(r.body, &content[4990..]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Rocket's FileServer::new(path, Options), through FileServer::with_options
+// ---------------------------------------------------------------------------
+
+async fn serve_with(root: &std::path::Path, options: rocket::fs::Options) -> Client {
+    client(rocket_with(figment()).mount("/", FileServer::with_options(root, options))).await
+}
+
+#[rocket::async_test]
+async fn with_options_maps_rockets_flags() {
+    use rocket::fs::Options;
+    let t = Site::new("with-options");
+    t.file("d/index.html", b"<p>index</p>");
+    t.file(".hidden", b"secret-ish");
+    // Rocket's default: Index, no NormalizeDirs, no DotFiles.
+    let c = serve_with(&t.root(), Options::default()).await;
+    assert_eq!(get(&c, "/d/", &[]).await.body, b"<p>index</p>");
+    let r = get(&c, "/d", &[]).await;
+    assert_eq!(r.status, 200, "no redirect without NormalizeDirs");
+    assert_eq!(r.body, b"<p>index</p>");
+    assert_eq!(get(&c, "/.hidden", &[]).await.status, 404);
+    // NormalizeDirs redirects, DotFiles serves dot-files, no Index means no index.
+    let c = serve_with(&t.root(), Options::NormalizeDirs | Options::DotFiles).await;
+    let r = get(&c, "/d", &[]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("Location"), Some("/d/"));
+    assert_eq!(get(&c, "/.hidden", &[]).await.body, b"secret-ish");
+    assert_eq!(
+        get(&c, "/d/", &[]).await.status,
+        404,
+        "no index without Options::Index"
+    );
+}
+
+#[rocket::async_test]
+async fn with_options_missing_root_is_404_not_a_panic() {
+    use rocket::fs::Options;
+    let t = Site::new("with-options-missing");
+    let missing = t.root().join("not-there");
+    let c = serve_with(&missing, Options::Index | Options::Missing).await;
+    assert_eq!(get(&c, "/anything.txt", &[]).await.status, 404);
+    let panicked = std::panic::catch_unwind(|| FileServer::with_options(&missing, Options::Index));
+    assert!(
+        panicked.is_err(),
+        "a missing root without Options::Missing is a start-up error"
+    );
+    let index_file = std::panic::catch_unwind(|| {
+        FileServer::with_options(t.root(), Options::Index | Options::IndexFile)
+    });
+    assert!(index_file.is_err(), "Options::IndexFile is refused");
+}
