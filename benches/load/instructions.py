@@ -113,6 +113,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--keep", type=Path, help="copy the callgrind.out files here")
     ap.add_argument("--mmap-args", default="", help="extra arguments for the crate's binary")
+    ap.add_argument("--mmap-bin", type=Path, help="another build of the crate's binary to measure")
     args = ap.parse_args()
     run.need("valgrind")
     if args.no_build:
@@ -120,6 +121,8 @@ def main():
         mmap_bin, peers_bin = target / "rocket-mmap", target / "examples" / "peers"
     else:
         mmap_bin, peers_bin = run.build()
+    if args.mmap_bin:
+        mmap_bin = args.mmap_bin
     data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-load-data"
     data.mkdir(parents=True, exist_ok=True)
     run.make_data(data)

@@ -630,6 +630,8 @@ def main():
     mmap_env = dict(kv.split("=", 1) for kv in args.mmap_env)
     if args.baseline_bin:
         for s, (path, kind, targets) in list(SCENARIOS.items()):
+            if kind in H2_KINDS:
+                continue  # the plain-HTTP binary only; h2 scenarios compare TLS listeners
             SCENARIOS[s] = (path, kind, targets + ["baseline"])
             INFO.append((s, "baseline", "cpu", "baseline build µs / this build µs (1.00: no change)"))
             INFO.append((s, "baseline", "rps", "this build / the baseline build (1.00: no change)"))
