@@ -105,6 +105,9 @@ impl SegmentBody {
     /// body must be polled within a runtime); [`SegmentBody::read_into`] is not paced.
     pub fn limit_rate(mut self, limit: RateLimit) -> SegmentBody {
         self.pace = (!limit.is_off()).then(|| Box::new(Pace::new(limit)));
+        if let (Some(_), Some(meter)) = (&self.pace, &mut self.meter) {
+            meter.set_paced();
+        }
         self
     }
 
@@ -113,7 +116,11 @@ impl SegmentBody {
     /// (and why). The responders do this for every body they send; call it when you
     /// build responses from the engine yourself.
     pub fn counted_in(mut self, cache: &Cache) -> SegmentBody {
-        self.meter = Some(Meter::new(cache.counters().clone()));
+        let mut meter = Meter::new(cache.counters().clone());
+        if self.pace.is_some() {
+            meter.set_paced();
+        }
+        self.meter = Some(meter);
         self
     }
 

@@ -416,7 +416,7 @@ impl Cache {
 
 /// Loads a file on the calling (blocking) thread and records how long it took.
 fn timed_load(
-    counters: &Counters,
+    counters: &Arc<Counters>,
     path: &Path,
     origin: bool,
     digests: &[DigestAlgorithm],
@@ -424,6 +424,7 @@ fn timed_load(
     let started = Instant::now();
     let entry = load_file(path, origin, digests)?;
     counters.load_time.observe(started.elapsed());
+    entry.count_digests_in(counters);
     Ok(Arc::new(entry))
 }
 
@@ -493,6 +494,40 @@ mod tests {
         for e in &entries {
             assert!(Arc::ptr_eq(e, &entries[0]));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn counts_paced_responses_at_their_first_read() {
+        use crate::engine::body::SegmentBody;
+        use crate::engine::pace::RateLimit;
+        use tokio::io::AsyncReadExt;
+        let cache = Cache::default();
+        let fast = RateLimit {
+            bytes_per_second: 1 << 30,
+            after: 0,
+        };
+        let bytes = bytes::Bytes::from_static(b"0123456789");
+        // Either order of counting and pacing; an unpaced body and an unread one
+        // count nothing.
+        let paced = SegmentBody::single(bytes.clone())
+            .counted_in(&cache)
+            .limit_rate(fast);
+        let paced_too = SegmentBody::single(bytes.clone())
+            .limit_rate(fast)
+            .counted_in(&cache);
+        let plain = SegmentBody::single(bytes.clone()).counted_in(&cache);
+        let unread = SegmentBody::single(bytes)
+            .limit_rate(fast)
+            .counted_in(&cache);
+        for mut b in [paced, paced_too, plain] {
+            let mut out = Vec::new();
+            b.read_to_end(&mut out).await.unwrap();
+            assert_eq!(out, b"0123456789");
+        }
+        drop(unread);
+        let stats = cache.stats();
+        assert_eq!(stats.paced_responses, 2);
+        assert_eq!(stats.bodies_completed, 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -968,6 +1003,26 @@ mod digest_tests {
         );
         assert!(e.ready_digest(Sha512).is_some());
         assert_eq!(e.digest_computations(), 2);
+        assert_eq!(
+            cache.stats().digests_computed,
+            2,
+            "counted in the cache's stats"
+        );
+    }
+
+    #[tokio::test]
+    async fn digests_computed_are_counted_once_per_hash() {
+        use crate::engine::cache::Cache;
+        let d = Dir::new("count-digests");
+        let p = d.write("f.bin", b"count me");
+        let cache = Cache::default();
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(cache.stats().digests_computed, 0);
+        e.digest(Sha256).await.expect("a digest");
+        e.digest(Sha256).await.expect("the same digest");
+        assert_eq!(cache.stats().digests_computed, 1);
+        cache.get(&p).await.unwrap().digest(Sha512).await.unwrap();
+        assert_eq!(cache.stats().digests_computed, 2);
     }
 
     #[test]

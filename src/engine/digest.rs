@@ -32,6 +32,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::engine::mapping::MappingWatch;
+use crate::engine::stats::Counters;
 use crate::semantics::digest::{digest_value, repr_digest_value, DigestAlgorithm};
 
 /// Whether this build can compute digests (the `digest` cargo feature).
@@ -86,6 +87,8 @@ impl ReprDigest {
 pub(crate) struct Digests {
     slots: [Slot; 2],
     computations: AtomicU32,
+    /// The counters of the cache that loaded the entry, if any (`digests_computed`).
+    counters: OnceLock<Arc<Counters>>,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +111,18 @@ impl Digests {
     /// The digest, if it is computed.
     pub(crate) fn ready(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
         self.slots[algorithm.index()].value.get()
+    }
+
+    /// Counts every later computation in `counters` too (the cache's).
+    pub(crate) fn count_in(&self, counters: &Arc<Counters>) {
+        let _ = self.counters.set(Arc::clone(counters));
+    }
+
+    fn counted(&self) {
+        self.computations.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.counters.get() {
+            c.digests_computed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// How many times content was hashed for these digests.
@@ -186,7 +201,7 @@ impl Digests {
         if !slot.running.swap(true, Ordering::AcqRel) {
             self.run(algorithm, src.content, watch);
         } else {
-            self.computations.fetch_add(1, Ordering::Relaxed);
+            self.counted();
             if let Some(d) = compute(algorithm, src.content, watch) {
                 let _ = slot.value.set(d);
             }
@@ -196,7 +211,7 @@ impl Digests {
 
     fn run(&self, algorithm: DigestAlgorithm, content: &Bytes, watch: Option<&MappingWatch>) {
         let slot = &self.slots[algorithm.index()];
-        self.computations.fetch_add(1, Ordering::Relaxed);
+        self.counted();
         if let Some(d) = compute(algorithm, content, watch) {
             let _ = slot.value.set(d);
         }

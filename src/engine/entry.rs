@@ -208,6 +208,16 @@ impl Entry {
         self.digests.compute_blocking(algorithm, self.source())
     }
 
+    /// Counts this entry's digest computations in `counters` (its cache's), those made
+    /// so far included.
+    pub(crate) fn count_digests_in(&self, counters: &Arc<crate::engine::stats::Counters>) {
+        let so_far = u64::from(self.digests.computations());
+        counters
+            .digests_computed
+            .fetch_add(so_far, std::sync::atomic::Ordering::Relaxed);
+        self.digests.count_in(counters);
+    }
+
     /// How many times this entry's content has been hashed for digests (all
     /// algorithms): one per algorithm used, however many requests asked at once.
     pub fn digest_computations(&self) -> u32 {

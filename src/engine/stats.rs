@@ -24,8 +24,8 @@
 //! text. That line adds the atomic to [`Counters`], the field to the [`CacheStats`]
 //! snapshot, and the entry in [`COUNTERS`], from which the Prometheus exporter
 //! (`shell::metrics`) writes every counter without naming it. The event itself is one
-//! `counters.FIELD.fetch_add(1, Ordering::Relaxed)` where it happens. (Digests
-//! computed and paced responses are meant to be added this way.)
+//! `counters.FIELD.fetch_add(1, Ordering::Relaxed)` where it happens (digests
+//! computed and paced responses were added this way).
 //!
 //! [`Cache`]: crate::Cache
 //! [`Cache::stats`]: crate::Cache::stats
@@ -132,6 +132,10 @@ counters! {
     cut_file_changed => "responses_cut" ["cause" = "file_changed"], "Bodies cut short, by cause.";
     /// Bodies cut because the file was truncated under the mapping.
     cut_truncated => "responses_cut" ["cause" = "truncated"], "Bodies cut short, by cause.";
+    /// Digests (SHA-256, SHA-512) computed over the content of this cache's entries.
+    digests_computed => "digests_computed", "Integrity digests computed over an entry's content.";
+    /// Bodies sent under a rate limit (`limit_rate`), counted at their first read.
+    paced_responses => "paced_responses", "Bodies sent under a rate limit (limit_rate).";
 }
 
 /// Upper bounds, in seconds, of the load-time histogram's buckets (the last bucket,
@@ -237,6 +241,8 @@ enum Phase {
 pub(crate) struct Meter {
     counters: Arc<Counters>,
     phase: Phase,
+    /// The body is paced: its first read counts a paced response.
+    paced: bool,
 }
 
 impl Meter {
@@ -244,7 +250,22 @@ impl Meter {
         Meter {
             counters,
             phase: Phase::Idle,
+            paced: false,
         }
+    }
+
+    /// Marks the body as paced (see `paced_responses`).
+    pub(crate) fn set_paced(&mut self) {
+        self.paced = true;
+    }
+
+    /// The first read: the body is in flight (and, if paced, a paced response).
+    fn start(&mut self) {
+        self.counters.bodies_in_flight.fetch_add(1, Relaxed);
+        if self.paced {
+            self.counters.paced_responses.fetch_add(1, Relaxed);
+        }
+        self.phase = Phase::Streaming;
     }
 
     /// A read handed out `n` bytes; `at_end` if the body has now handed out all it has.
@@ -252,10 +273,7 @@ impl Meter {
     pub(crate) fn read(&mut self, n: usize, at_end: bool) {
         match self.phase {
             Phase::Done => return,
-            Phase::Idle => {
-                self.counters.bodies_in_flight.fetch_add(1, Relaxed);
-                self.phase = Phase::Streaming;
-            }
+            Phase::Idle => self.start(),
             Phase::Streaming => {}
         }
         if n > 0 {
@@ -270,8 +288,7 @@ impl Meter {
     pub(crate) fn cut(&mut self, why: Cut) {
         if self.phase == Phase::Idle {
             // Failed on its first read: it was in flight for that read.
-            self.counters.bodies_in_flight.fetch_add(1, Relaxed);
-            self.phase = Phase::Streaming;
+            self.start();
         }
         if self.phase == Phase::Streaming {
             self.end(match why {
@@ -290,7 +307,9 @@ impl Meter {
 
 impl Clone for Meter {
     fn clone(&self) -> Meter {
-        Meter::new(self.counters.clone())
+        let mut meter = Meter::new(self.counters.clone());
+        meter.paced = self.paced;
+        meter
     }
 }
 
