@@ -37,6 +37,7 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use crate::semantics::date::rfc3339;
+use crate::semantics::encoding::parse_q;
 use crate::semantics::escape::{display_name, encode_segment, escape_html};
 
 /// What a directory entry is, as the file server would serve it (a symbolic link is
@@ -196,7 +197,7 @@ pub fn negotiate(accept: Option<&str>) -> Format {
                 continue;
             };
             if name.trim().eq_ignore_ascii_case("q") {
-                q = parse_qvalue(value.trim());
+                q = parse_q(value);
             }
         }
         let Some(q) = q else {
@@ -232,24 +233,6 @@ pub fn negotiate(accept: Option<&str>) -> Format {
         Format::Json
     } else {
         Format::Html
-    }
-}
-
-/// A `qvalue` (RFC 9110 §12.4.2): `0` to `1` with at most three decimals, in
-/// thousandths; `None` if malformed.
-fn parse_qvalue(v: &str) -> Option<u16> {
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut thousandths: u16 = 0;
-    for (i, b) in frac.bytes().enumerate() {
-        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
-    }
-    match int {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
     }
 }
 
@@ -631,10 +614,10 @@ mod tests {
             ("0", Some(0)),
             ("0.", Some(0)),
         ] {
-            assert_eq!(parse_qvalue(v), q, "{v}");
+            assert_eq!(parse_q(v), q, "{v}");
         }
         for v in ["1.001", "2", "0.1234", "-0", ".5", "x", "", "0.a"] {
-            assert_eq!(parse_qvalue(v), None, "{v}");
+            assert_eq!(parse_q(v), None, "{v}");
         }
     }
 
