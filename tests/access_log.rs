@@ -14,16 +14,16 @@
 //!   path that cannot be opened is a clear error;
 //! * HTTP/2 requests are logged `HTTP/2.0` (ignored by default: needs curl).
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
-#[path = "common/operate.rs"]
-mod operate;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use binary::{small_buffer_conn, wait_for_lines, Binary, LogLine};
 use common::{etag_of, pseudo_random, request_bytes, Conn, Server, TempDir};
-use operate::{small_buffer_conn, wait_for_lines, Binary, LogLine};
 use rocket_mmap::AccessLog;
 
 const MIB: usize = 1 << 20;
@@ -382,7 +382,7 @@ fn access_log_to_stdout_quiets_rockets_own_lines() {
 #[test]
 fn an_access_log_that_cannot_be_opened_is_a_clear_error() {
     let dir = TempDir::new("access-bad-path");
-    let out = std::process::Command::new(operate::BIN)
+    let out = std::process::Command::new(binary::BIN)
         .arg(dir.path())
         .args(["--access-log", "/nonexistent-dir/for/the/access.log"])
         .output()

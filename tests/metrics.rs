@@ -9,9 +9,9 @@
 //! * `promtool check metrics` (Debian's `prometheus` package) accepts the exposition
 //!   (ignored by default: it needs promtool; `.ci/run` runs it).
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
-#[path = "common/operate.rs"]
-mod operate;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -22,8 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use binary::{small_buffer_conn, wait_for_lines, Binary, LogLine};
 use common::{etag_of, pseudo_random, request_at, request_bytes, TempDir};
-use operate::{small_buffer_conn, wait_for_lines, Binary, LogLine};
 
 const MIB: usize = 1 << 20;
 

@@ -20,15 +20,18 @@
 //!
 //! Run with `--nocapture` to see the figures each test measures.
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binary::Binary;
 use common::{request_bytes, try_request_at, Conn, HttpResponse, Server, TempDir};
 
 /// The binary under test (built by cargo for this test: needs the `cli` feature).
@@ -146,6 +149,18 @@ impl std::fmt::Display for Memory {
 }
 
 /// User + system CPU time of a process, from `/proc/<pid>/stat`.
+/// Rocket's own log lines kept to errors: these tests read the binary's output only
+/// for its banner and its shutdown.
+const QUIET: &[(&str, &str)] = &[("ROCKET_LOG_LEVEL", "critical")];
+
+/// `GET path` on a new connection to `bin`: the response and how long it took.
+fn timed_get(bin: &Binary, path: &str) -> (HttpResponse, Duration) {
+    let t = Instant::now();
+    let r =
+        try_request_at(bin.addr(), "GET", path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    (r, t.elapsed())
+}
+
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may contain spaces) closed by ')'.
@@ -157,130 +172,14 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
-/// `rocket-mmap DIR --port 0` as a child: the port is read from its banner. Killed on
-/// drop unless it has exited.
-struct Binary {
-    child: Child,
-    port: u16,
-    output: Arc<Mutex<String>>,
-}
-
-impl Binary {
-    /// Starts the binary serving `dir` with extra environment variables.
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Binary {
-        let mut child = Command::new(BIN)
-            .arg(dir)
-            .args(["--port", "0", "--address", "127.0.0.1"])
-            .env("ROCKET_CLI_COLORS", "false")
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        for (stream, tx) in [
-            (Box::new(stdout) as Box<dyn Read + Send>, Some(tx)),
-            (Box::new(stderr), None),
-        ] {
-            let out = output.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stream).lines() {
-                    let Ok(l) = l else { break };
-                    out.lock().unwrap().push_str(&format!("{l}\n"));
-                    if let Some(tx) = &tx {
-                        let _ = tx.send(l);
-                    }
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                // "rocket-mmap serving DIR at http://127.0.0.1:PORT/"
-                Ok(l) if l.contains(" at http://127.0.0.1:") => {
-                    let p = l.rsplit(':').next().unwrap().trim_end_matches('/');
-                    break p.parse::<u16>().unwrap_or_else(|_| panic!("port in {l:?}"));
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "{BIN} printed no banner within 30 s: {}",
-                        output.lock().unwrap()
-                    );
-                }
-            }
-        };
-        assert_ne!(port, 0, "the banner shows port 0");
-        Binary {
-            child,
-            port,
-            output,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn memory(&self) -> Memory {
-        Memory::of(self.pid())
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    /// `GET path` on a new connection: the response and how long it took.
-    fn get(&self, path: &str) -> (HttpResponse, Duration) {
-        let t = Instant::now();
-        let r = try_request_at(self.addr(), "GET", path, &[])
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        (r, t.elapsed())
-    }
-
-    /// Waits up to `limit` for the process to exit.
-    fn wait_exit(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
-        let t = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some((status, t.elapsed()));
-            }
-            if t.elapsed() > limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Samples `memory` every 100 ms until VmRSS has moved by less than 256 KiB over the
 /// last 600 ms, or `limit` passes; returns the last sample and the time it took.
 fn settle(bin: &Binary, limit: Duration) -> (Memory, Duration) {
     let t = Instant::now();
-    let mut history = vec![bin.memory()];
+    let mut history = vec![Memory::of(bin.pid())];
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let m = bin.memory();
+        let m = Memory::of(bin.pid());
         history.push(m);
         let window = &history[history.len().saturating_sub(7)..];
         let (lo, hi) = window
@@ -296,7 +195,7 @@ fn settle(bin: &Binary, limit: Duration) -> (Memory, Duration) {
 fn small_get_latencies(bin: &Binary) -> Vec<Duration> {
     (0..5)
         .map(|_| {
-            let (r, took) = bin.get("/small.txt");
+            let (r, took) = timed_get(bin, "/small.txt");
             assert_eq!((r.status, r.body.as_slice()), (200, SMALL));
             took
         })
@@ -377,8 +276,8 @@ fn a_thousand_idle_keep_alive_connections_do_not_delay_a_new_client() {
 
     let dir = TempDir::new("idle");
     dir.write("small.txt", SMALL);
-    let bin = Binary::start(dir.path(), &[]);
-    let (r, _) = bin.get("/small.txt");
+    let bin = Binary::start(dir.path(), &[], QUIET);
+    let (r, _) = timed_get(&bin, "/small.txt");
     assert_eq!((r.status, r.body.as_slice()), (200, SMALL));
     let (base, _) = settle(&bin, Duration::from_secs(3));
 
@@ -443,7 +342,7 @@ fn a_thousand_idle_keep_alive_connections_do_not_delay_a_new_client() {
         "{IDLE} idle connections cost {growth} KiB of anonymous memory"
     );
     drop(idle);
-    let (r, _) = bin.get("/small.txt");
+    let (r, _) = timed_get(&bin, "/small.txt");
     assert_eq!(r.status, 200);
 }
 
@@ -486,7 +385,7 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
     let dir = TempDir::new("stalled");
     let big = BigFile::write(&dir.join("big.bin"), FILE_MIB);
     dir.write("small.txt", SMALL);
-    let bin = Binary::start(dir.path(), &[]);
+    let bin = Binary::start(dir.path(), &[], QUIET);
 
     // Warm-up: map + hash (HEAD), then one full download read to the end.
     let head = try_request_at(bin.addr(), "HEAD", "/big.bin", &[]).unwrap();
@@ -510,7 +409,7 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
         assert_eq!(got, big.len, "warm-up download");
     }
     for _ in 0..3 {
-        assert_eq!(bin.get("/small.txt").0.status, 200);
+        assert_eq!(timed_get(&bin, "/small.txt").0.status, 200);
     }
     let (base, _) = settle(&bin, Duration::from_secs(3));
 
@@ -544,7 +443,7 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
 
     let latencies = small_get_latencies(&bin);
     let slowest = latencies.iter().max().copied().unwrap();
-    let after = bin.memory();
+    let after = Memory::of(bin.pid());
     let in_kernel: usize = stalled.iter().map(|c| queued(c.stream())).sum();
 
     let anon = after.anon as i64 - base.anon as i64;
@@ -597,7 +496,7 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
         "a small GET took {slowest:?} beside {CLIENTS} stalled downloads"
     );
     drop(stalled);
-    assert_eq!(bin.get("/small.txt").0.status, 200);
+    assert_eq!(timed_get(&bin, "/small.txt").0.status, 200);
 }
 
 // ---------------------------------------------------------------------------------
@@ -723,6 +622,7 @@ fn sigterm_during_downloads_exits_within_the_grace_period() {
     dir.write("small.txt", SMALL);
     let mut bin = Binary::start(
         dir.path(),
+        &[],
         &[
             ("ROCKET_SHUTDOWN", "{grace=1,mercy=1}"),
             // Rocket's shutdown messages are warnings: keep them in the output.
@@ -730,7 +630,7 @@ fn sigterm_during_downloads_exits_within_the_grace_period() {
         ],
     );
     let addr = bin.addr();
-    assert_eq!(bin.get("/small.txt").0.status, 200);
+    assert_eq!(timed_get(&bin, "/small.txt").0.status, 200);
 
     let (mut readers, stalled) = readers_and_stalled(addr, &big, 3);
     std::thread::sleep(Duration::from_millis(500));

@@ -1,7 +1,8 @@
-//! For the tests of operating the server (`tests/access_log.rs`, `tests/metrics.rs`):
-//! the real `rocket-mmap` binary as a child process, access log lines parsed, and a
-//! client socket with a small receive buffer. Included by those test files with
-//! `#[path = "common/operate.rs"] mod operate;` (it needs the `cli` feature).
+//! The real `rocket-mmap` binary as a child process (its port read from its banner),
+//! access log lines parsed, and a client socket with a small receive buffer: for the
+//! tests that run the binary (`tests/access_log.rs`, `tests/metrics.rs`,
+//! `tests/resources.rs`). Included by them with
+//! `#[path = "common/binary.rs"] mod binary;` (it needs the `cli` feature).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -92,6 +93,25 @@ impl Binary {
     /// Everything the binary printed so far (stdout and stderr, line by line).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit: its status and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((status, t.elapsed()));
+            }
+            if t.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits up to `limit` for a clean exit.
