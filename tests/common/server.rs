@@ -61,61 +61,17 @@ impl Server {
         );
         dir.write(PROBE_NAME, token.as_bytes());
 
-        let mut config = rocket::Config::debug_default();
-        config.address = Ipv4Addr::LOCALHOST.into();
-        config.port = 0;
-        config.log_level = LogLevel::Off;
-        config.cli_colors = false;
-        config.shutdown.ctrlc = false;
-        #[cfg(unix)]
-        config.shutdown.signals.clear();
-        config.shutdown.grace = 0;
-        config.shutdown.mercy = 0;
-
-        let (ready_tx, ready_rx) = mpsc::channel::<(u16, Shutdown)>();
-        let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
-        let root = dir.path().to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("rocket-test-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(4)
-                    .thread_name("rocket-worker-thread")
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime for the test server");
-                let result = rt.block_on(async move {
-                    let liftoff = AdHoc::on_liftoff("test harness: report port", move |r| {
-                        let tx = ready_tx.clone();
-                        Box::pin(async move {
-                            let _ = tx.send((r.config().port, r.shutdown()));
-                        })
-                    });
-                    let rocket = rocket::custom(config)
-                        .attach(Mmap::fairing())
-                        .attach(liftoff)
-                        .mount("/", FileServer::from(&root));
-                    customize(rocket)
-                        .launch()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| format!("{e}"))
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-                let _ = done_tx.send(result);
-            })
-            .expect("spawn the server thread");
-
-        let (port, shutdown) = match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(v) => v,
-            Err(e) => {
-                let why = done_rx
-                    .recv_timeout(Duration::from_secs(1))
-                    .map(|r| format!("{r:?}"))
-                    .unwrap_or_else(|_| "no result".into());
-                panic!("the test server did not lift off ({e}): {why}");
-            }
-        };
+        let Launched {
+            port,
+            shutdown,
+            done: done_rx,
+            thread,
+        } = launch_in_thread(
+            test_config(),
+            dir.path().to_path_buf(),
+            "rocket-test-server",
+            customize,
+        );
         assert_ne!(
             port, 0,
             "Rocket reported port 0 at liftoff: not the bound port"
@@ -218,5 +174,93 @@ impl Drop for Server {
     fn drop(&mut self) {
         // Never panic here: drop may run while a failed test unwinds.
         self.stop_inner(false);
+    }
+}
+
+/// A Rocket configuration for a test server: loopback, an ephemeral port, no log, no
+/// colours, no signal handling, and an immediate shutdown.
+pub fn test_config() -> rocket::Config {
+    let mut config = rocket::Config::debug_default();
+    config.address = Ipv4Addr::LOCALHOST.into();
+    config.port = 0;
+    config.log_level = LogLevel::Off;
+    config.cli_colors = false;
+    config.shutdown.ctrlc = false;
+    #[cfg(unix)]
+    config.shutdown.signals.clear();
+    config.shutdown.grace = 0;
+    config.shutdown.mercy = 0;
+    config
+}
+
+/// A server launched by [`launch_in_thread`]: the port Rocket reported at liftoff, its
+/// shutdown handle, the launch's result (when it ends) and its thread.
+pub struct Launched {
+    pub port: u16,
+    pub shutdown: Shutdown,
+    pub done: mpsc::Receiver<Result<(), String>>,
+    pub thread: JoinHandle<()>,
+}
+
+/// Launches Rocket on `config` with `Mmap::fairing()` and `FileServer::from(root)` at
+/// `/` (then `customize`), in a thread of its own (`thread_name`) with its own tokio
+/// runtime, and waits for liftoff; panics with the launch error if none comes within
+/// the start timeout.
+pub fn launch_in_thread<F>(
+    config: rocket::Config,
+    root: std::path::PathBuf,
+    thread_name: &str,
+    customize: F,
+) -> Launched
+where
+    F: FnOnce(rocket::Rocket<rocket::Build>) -> rocket::Rocket<rocket::Build> + Send + 'static,
+{
+    let (ready_tx, ready_rx) = mpsc::channel::<(u16, Shutdown)>();
+    let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
+    let thread = std::thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .thread_name("rocket-worker-thread")
+                .enable_all()
+                .build()
+                .expect("tokio runtime for the test server");
+            let result = rt.block_on(async move {
+                let liftoff = AdHoc::on_liftoff("test harness: report port", move |r| {
+                    let tx = ready_tx.clone();
+                    Box::pin(async move {
+                        let _ = tx.send((r.config().port, r.shutdown()));
+                    })
+                });
+                let rocket = rocket::custom(config)
+                    .attach(Mmap::fairing())
+                    .attach(liftoff)
+                    .mount("/", FileServer::from(&root));
+                customize(rocket)
+                    .launch()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{e}"))
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+            let _ = done_tx.send(result);
+        })
+        .expect("spawn the server thread");
+    let (port, shutdown) = match ready_rx.recv_timeout(START_TIMEOUT) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = done_rx
+                .recv_timeout(Duration::from_secs(1))
+                .map(|r| format!("{r:?}"))
+                .unwrap_or_else(|_| "no result".into());
+            panic!("the test server did not lift off ({e}): {why}");
+        }
+    };
+    Launched {
+        port,
+        shutdown,
+        done: done_rx,
+        thread,
     }
 }

@@ -16,10 +16,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rocket::config::{LogLevel, TlsConfig};
-use rocket::fairing::AdHoc;
+use rocket::config::TlsConfig;
 use rocket::Shutdown;
-use rocket_mmap::{FileServer, Mmap};
 
 /// A self-signed certificate (ECDSA P-256) for `localhost` and `127.0.0.1`, in PEM.
 pub struct SelfSigned {
@@ -79,63 +77,23 @@ impl Served {
     where
         F: FnOnce(rocket::Rocket<rocket::Build>) -> rocket::Rocket<rocket::Build> + Send + 'static,
     {
-        let mut config = rocket::Config::debug_default();
-        config.address = Ipv4Addr::LOCALHOST.into();
-        config.port = 0;
-        config.log_level = LogLevel::Off;
-        config.cli_colors = false;
-        config.shutdown.ctrlc = false;
-        config.shutdown.signals.clear();
-        config.shutdown.grace = 0;
-        config.shutdown.mercy = 0;
+        let mut config = crate::common::test_config();
         config.tls = tls.map(SelfSigned::rocket_config);
         assert_eq!(
             rocket_mmap::check_tls(&config).expect("a valid test certificate"),
             tls.is_some()
         );
-
-        let (ready_tx, ready_rx) = mpsc::channel::<(u16, Shutdown)>();
-        let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
-        let root = root.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("rocket-tls-test-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(4)
-                    .thread_name("rocket-worker-thread")
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime for the test server");
-                let result = rt.block_on(async move {
-                    let liftoff = AdHoc::on_liftoff("report port", move |r| {
-                        let tx = ready_tx.clone();
-                        Box::pin(async move {
-                            let _ = tx.send((r.config().port, r.shutdown()));
-                        })
-                    });
-                    let rocket = rocket::custom(config)
-                        .attach(Mmap::fairing())
-                        .attach(liftoff)
-                        .mount("/", FileServer::from(&root));
-                    customize(rocket)
-                        .launch()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| format!("{e}"))
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-                let _ = done_tx.send(result);
-            })
-            .expect("spawn the server thread");
-        let (port, shutdown) = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| {
-                let why = done_rx
-                    .recv_timeout(Duration::from_secs(1))
-                    .map(|r| format!("{r:?}"))
-                    .unwrap_or_else(|_| "no result".into());
-                panic!("the test server did not lift off ({e}): {why}")
-            });
+        let crate::common::Launched {
+            port,
+            shutdown,
+            done: done_rx,
+            thread,
+        } = crate::common::launch_in_thread(
+            config,
+            root.to_path_buf(),
+            "rocket-tls-test-server",
+            customize,
+        );
         assert_ne!(port, 0, "Rocket reported port 0 at liftoff");
         let served = Served {
             port,
