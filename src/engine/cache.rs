@@ -434,23 +434,25 @@ mod tests {
     use std::fs::File;
     use std::io::Write;
 
-    struct TempDir(PathBuf);
+    /// A temporary directory for one test, removed on drop (also used by
+    /// `digest_tests`).
+    pub(super) struct TempDir(pub(super) PathBuf);
 
     impl TempDir {
-        fn new(name: &str) -> TempDir {
+        pub(super) fn new(name: &str) -> TempDir {
             let p = std::env::temp_dir()
                 .join(format!("rocket-mmap-cache-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }
-        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        pub(super) fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
             let p = self.0.join(name);
             std::fs::write(&p, bytes).unwrap();
             p
         }
         /// Replaces a file by rename, as deployments do (a new inode).
-        fn replace(&self, name: &str, bytes: &[u8]) {
+        pub(super) fn replace(&self, name: &str, bytes: &[u8]) {
             let tmp = self.write(&format!("{name}.tmp"), bytes);
             std::fs::rename(tmp, self.0.join(name)).unwrap();
         }
@@ -799,6 +801,7 @@ mod tests {
 /// that hold them: kept here so that `digest.rs` imports neither (no import cycle).
 #[cfg(all(test, feature = "digest"))]
 mod digest_tests {
+    use super::tests::TempDir;
     use crate::engine::entry::Entry;
     use crate::semantics::digest::DigestAlgorithm;
     use std::sync::Arc;
@@ -864,29 +867,6 @@ mod digest_tests {
     }
 
     /// A directory under the temp dir, removed on drop.
-    struct Dir(std::path::PathBuf);
-
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let p = std::env::temp_dir()
-                .join(format!("rocket-mmap-digest-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-        fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn sha256(bytes: &[u8]) -> Vec<u8> {
         use sha2::Digest as _;
         sha2::Sha256::digest(bytes).to_vec()
@@ -895,7 +875,7 @@ mod digest_tests {
     #[tokio::test]
     async fn truncated_under_the_mapping_gives_no_digest_of_zeros() {
         use crate::engine::cache::{Cache, CacheConfig, Revalidate};
-        let d = Dir::new("trunc");
+        let d = TempDir::new("digest-trunc");
         let p = d.write("f.bin", &vec![5u8; 1 << 20]);
         // `Never`: no end-of-body stat, so only the SIGBUS guard and the sentinel can
         // tell; the digest must still not be computed over the zero pages.
@@ -923,7 +903,7 @@ mod digest_tests {
     #[tokio::test]
     async fn truncated_inside_the_last_page_gives_no_digest() {
         use crate::engine::cache::{Cache, CacheConfig, Revalidate};
-        let d = Dir::new("trunc-last");
+        let d = TempDir::new("digest-trunc-last");
         let p = d.write("f.bin", &[9u8; 3000]);
         let cache = Cache::new(CacheConfig {
             revalidate: Revalidate::Never,
@@ -945,7 +925,7 @@ mod digest_tests {
     async fn rewritten_in_place_gives_no_digest_and_the_new_version_its_own() {
         use crate::engine::cache::Cache;
         use std::os::unix::fs::FileExt;
-        let d = Dir::new("rewrite");
+        let d = TempDir::new("digest-rewrite");
         let v1 = vec![1u8; 256 << 10];
         let v2 = vec![2u8; 256 << 10];
         let p = d.write("f.bin", &v1);
@@ -967,7 +947,7 @@ mod digest_tests {
     #[tokio::test]
     async fn a_file_replaced_by_rename_gets_a_new_digest_and_the_old_entry_keeps_its_own() {
         use crate::engine::cache::Cache;
-        let d = Dir::new("rename");
+        let d = TempDir::new("digest-rename");
         let p = d.write("f.bin", b"version one");
         let cache = Cache::default();
         let e1 = cache.get(&p).await.unwrap();
@@ -990,7 +970,7 @@ mod digest_tests {
     #[test]
     fn digests_at_load_are_ready_before_any_request() {
         use crate::engine::cache::{Cache, CacheConfig};
-        let d = Dir::new("at-load");
+        let d = TempDir::new("digest-at-load");
         let p = d.write("f.bin", b"warm digests");
         let cache = Cache::new(CacheConfig {
             digests_at_load: vec![Sha256, Sha512],
@@ -1013,7 +993,7 @@ mod digest_tests {
     #[tokio::test]
     async fn digests_computed_are_counted_once_per_hash() {
         use crate::engine::cache::Cache;
-        let d = Dir::new("count-digests");
+        let d = TempDir::new("digest-count-digests");
         let p = d.write("f.bin", b"count me");
         let cache = Cache::default();
         let e = cache.get(&p).await.unwrap();
