@@ -122,6 +122,15 @@ impl Default for Cache {
     }
 }
 
+/// An entry found by [`Cache::peek`], with its slot (so that [`Cache::confirm`]
+/// needs no second lookup).
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) struct Peeked {
+    slot: Arc<Slot>,
+    /// The entry, not yet compared with the disk.
+    pub(crate) entry: Arc<Entry>,
+}
+
 impl Cache {
     /// An empty cache with the given bounds and policy.
     pub fn new(config: CacheConfig) -> Cache {
@@ -245,31 +254,30 @@ impl Cache {
     /// proves the copied bytes belong to it). Only under [`Revalidate::Always`]; `None`
     /// when there is no usable entry.
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn peek(&self, path: &Path) -> Option<Arc<Entry>> {
+    pub(crate) fn peek(&self, path: &Path) -> Option<Peeked> {
         if self.config.revalidate != Revalidate::Always {
             return None;
         }
-        let slot = self.map.get(path)?;
-        let entry = slot.value().cell.get()?;
-        (!entry.is_poisoned()).then(|| entry.clone())
+        let slot = Arc::clone(self.map.get(path)?.value());
+        let entry = slot.cell.get()?.clone();
+        (!entry.is_poisoned()).then_some(Peeked { slot, entry })
     }
 
-    /// Whether `entry` (from [`Cache::peek`]) is still the version of the file at
+    /// Whether the entry `peeked` is still the version of the file at
     /// `path`: one `stat`, compared with the entry's fingerprint. The file's mtime
     /// and ctime move before a `write` copies its data, so bytes copied out of the
     /// entry before a `confirm` that returns `true` are bytes of that version. A
     /// `true` counts as a cache hit.
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn confirm(&self, path: &Path, entry: &Entry) -> bool {
+    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked) -> bool {
+        let entry = &peeked.entry;
         let current =
             !entry.is_poisoned() && stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint());
         if current {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            if let Some(slot) = self.map.get(path) {
-                let now = self.now_ms();
-                slot.last_used.store(now, Ordering::Relaxed);
-                slot.last_checked.store(now, Ordering::Relaxed);
-            }
+            let now = self.now_ms();
+            peeked.slot.last_used.store(now, Ordering::Relaxed);
+            peeked.slot.last_checked.store(now, Ordering::Relaxed);
         }
         current
     }

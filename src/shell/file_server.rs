@@ -433,7 +433,8 @@ impl FileServer {
         req: &Request<'_>,
         path: &Path,
     ) -> Option<rocket::Response<'r>> {
-        let entry = mmap.cache().peek(path)?;
+        let peeked = mmap.cache().peek(path)?;
+        let entry = &peeked.entry;
         let plain = !self.precompressed || entry.known_siblings().is_some_and(|s| !s.any());
         if !plain || !self.allowed(path, entry.canonical_path()) {
             return None;
@@ -449,7 +450,7 @@ impl FileServer {
             return None;
         }
         let response = file.build(req, prepared, options);
-        if mmap.cache().confirm(path, &entry) {
+        if mmap.cache().confirm(path, &peeked) {
             Some(response)
         } else {
             None
