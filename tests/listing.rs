@@ -3,15 +3,17 @@
 //! when the directory changes, what is never listed (dot-files, links out of the root,
 //! names the server would refuse), hostile names, and the bound on huge directories.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rocket::config::LogLevel;
-use rocket::http::{Header, Method};
+use rocket::http::Method;
 use rocket::local::asynchronous::Client;
 
-use rocket_mmap::{FileServer, Mmap, Symlinks, DEFAULT_BROWSE_MAX_ENTRIES};
+use common::local::{client, figment, get, rocket_with, send, Resp};
+use rocket_mmap::{FileServer, Symlinks, DEFAULT_BROWSE_MAX_ENTRIES};
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -63,14 +65,7 @@ impl Drop for TempDir {
 }
 
 async fn client_for(server: FileServer) -> Client {
-    let config = rocket::Config {
-        log_level: LogLevel::Off,
-        ..rocket::Config::debug_default()
-    };
-    let rocket = rocket::custom(config)
-        .attach(Mmap::fairing())
-        .mount("/", server);
-    Client::tracked(rocket).await.expect("valid rocket")
+    client(rocket_with(figment()).mount("/", server)).await
 }
 
 /// A browsing file server over `root`.
@@ -78,28 +73,8 @@ async fn browse(root: &Path) -> Client {
     client_for(FileServer::from(root).browse(true)).await
 }
 
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    /// The body's preset size: what the server sends as `Content-Length`.
-    size: Option<usize>,
-    body: Vec<u8>,
-}
-
+/// What these tests read of a listing response, beside `common::local::Resp`'s own.
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn h(&self, name: &str) -> &str {
-        self.header(name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-    }
-
     fn text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("a UTF-8 page")
     }
@@ -110,32 +85,6 @@ impl Resp {
             other => panic!("not an array: {other}"),
         }
     }
-}
-
-async fn send(client: &Client, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut req = client.req(method, uri.to_owned());
-    for (n, v) in headers {
-        req.add_header(Header::new(n.to_string(), v.to_string()));
-    }
-    let resp = req.dispatch().await;
-    let status = resp.status().code;
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|h| (h.name().to_string(), h.value().to_string()))
-        .collect();
-    let size = resp.body().preset_size();
-    let body = resp.into_bytes().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        size,
-        body,
-    }
-}
-
-async fn get(client: &Client, uri: &str, headers: &[(&str, &str)]) -> Resp {
-    send(client, Method::Get, uri, headers).await
 }
 
 /// The names of a JSON listing, in order.
@@ -594,14 +543,8 @@ async fn without_the_redirect_links_still_resolve_below_the_directory() {
 
     // Mounted below the root of the site: the title shows the whole path, and the
     // mount point itself has no parent link.
-    let config = rocket::Config {
-        log_level: LogLevel::Off,
-        ..rocket::Config::debug_default()
-    };
-    let rocket = rocket::custom(config)
-        .attach(Mmap::fairing())
-        .mount("/files", FileServer::from(d.root()).browse(true));
-    let c = Client::tracked(rocket).await.unwrap();
+    let c = client(rocket_with(figment()).mount("/files", FileServer::from(d.root()).browse(true)))
+        .await;
     assert_eq!(get(&c, "/files", &[]).await.status, 308);
     let page = get(&c, "/files/", &[]).await.text();
     assert!(page.contains("<title>Index of /files/</title>"));
