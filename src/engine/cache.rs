@@ -7,7 +7,8 @@
 //!   never on the async worker threads.
 //! * **Change detection**: a lookup compares the file's [`Fingerprint`] (device, inode,
 //!   size, mtime and ctime in ns) with the entry's; a changed file gets a new entry,
-//!   and responses in flight keep the old mapping alive through their `Bytes`.
+//!   and responses in flight keep the old mapping alive through their `Bytes`. Under
+//!   [`Revalidate::Watch`], inotify says which entries to compare (see `engine::watch`).
 //! * **Bounds**: at most [`CacheConfig::max_entries`] entries and
 //!   [`CacheConfig::max_bytes`] mapped bytes; past either, the least recently used
 //!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
@@ -40,6 +41,7 @@ use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
 pub use crate::engine::stats::CacheStats;
 use crate::engine::stats::Counters;
+use crate::engine::watch::{Change, DirWatch, MAX_WATCHED_DIRS};
 use crate::semantics::digest::DigestAlgorithm;
 
 /// When a cached file is compared with the file on disk.
@@ -52,6 +54,17 @@ pub enum Revalidate {
     /// Never: for immutable deployments; a file is mapped once and served until
     /// evicted. (A truncated file is still noticed through the SIGBUS guard.)
     Never,
+    /// On inotify's word (Linux, feature `watch`): a hit makes no system call, and a
+    /// `stat` is taken only after the file's directory reported an event for it. A
+    /// change is noticed once the watcher's thread has handled its event (tens of
+    /// microseconds after the `write`; the README gives the figure measured), not
+    /// strictly on the next request, and changes inotify does not report (a write
+    /// through a hard link in another directory, a shared writable `mmap`, a network
+    /// file system changed elsewhere) are not noticed by hits. A response still never
+    /// mixes two versions. Entries that cannot be watched are revalidated as under
+    /// [`Revalidate::Always`]; so is every entry when inotify is not available
+    /// ([`Cache::is_watching`]). The whole contract is in the `engine::watch` module.
+    Watch,
 }
 
 /// Bounds and policies of a [`Cache`].
@@ -90,7 +103,16 @@ struct Slot {
     last_checked: AtomicU64,
     /// Whether this slot's bytes are counted in `Cache::bytes`.
     counted: AtomicBool,
+    /// [`Revalidate::Watch`]: whether the watcher covers this file (its directory and
+    /// their ancestors are watched, and its path is its canonical path).
+    watched: AtomicBool,
+    /// [`Revalidate::Watch`]: events reported for this file, and the count the last
+    /// successful `stat` covered; a hit of a watched slot with both equal is current.
+    events: AtomicU64,
+    verified: AtomicU64,
 }
+
+type Map = DashMap<PathBuf, Arc<Slot>, foldhash::fast::RandomState>;
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
 pub struct Cache {
@@ -98,8 +120,14 @@ pub struct Cache {
     /// ever paths of files that exist (a slot is made after a successful `stat`), so
     /// no client can fill the map with colliding keys, and hashing a path is a large
     /// part of a hit's cost.
-    map: DashMap<PathBuf, Arc<Slot>, foldhash::fast::RandomState>,
+    /// Shared with the watcher's event handler under [`Revalidate::Watch`].
+    map: Arc<Map>,
     config: CacheConfig,
+    /// The inotify watcher, under [`Revalidate::Watch`] when inotify is available.
+    watch: Option<Arc<DirWatch>>,
+    /// Moves on with every directory event (and lost events) of the watcher: a load
+    /// that saw it move while it decided its slot was watched does not trust that.
+    tree_epoch: Arc<AtomicU64>,
     epoch: Instant,
     bytes: AtomicU64,
     /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
@@ -134,9 +162,25 @@ pub(crate) struct Peeked {
 impl Cache {
     /// An empty cache with the given bounds and policy.
     pub fn new(config: CacheConfig) -> Cache {
+        Cache::with_watch_limit(config, MAX_WATCHED_DIRS)
+    }
+
+    /// [`Cache::new`] with another bound on the directories watched.
+    pub(crate) fn with_watch_limit(config: CacheConfig, max_dirs: usize) -> Cache {
+        let map: Arc<Map> = Arc::new(DashMap::with_hasher(foldhash::fast::RandomState::default()));
+        let tree_epoch = Arc::new(AtomicU64::new(0));
+        let watch = (config.revalidate == Revalidate::Watch)
+            .then(|| {
+                let (map, tree_epoch) = (map.clone(), tree_epoch.clone());
+                DirWatch::new(move |change| on_change(&map, &tree_epoch, change), max_dirs)
+            })
+            .flatten()
+            .map(Arc::new);
         Cache {
-            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            map,
             config,
+            watch,
+            tree_epoch,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),
             counters: Arc::default(),
@@ -146,6 +190,18 @@ impl Cache {
     /// The configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.config
+    }
+
+    /// Whether hits trust an inotify watcher: `true` under [`Revalidate::Watch`] when
+    /// the watcher could be made (Linux, feature `watch`, an inotify instance
+    /// available); otherwise every entry is revalidated with a `stat`.
+    pub fn is_watching(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    /// How many directories the watcher watches (0 without one).
+    pub fn watched_dirs(&self) -> usize {
+        self.watch.as_ref().map_or(0, |w| w.watched_dirs())
     }
 
     /// Current levels and counters (each read with a relaxed load: a snapshot that
@@ -199,6 +255,7 @@ impl Cache {
         let origin = self.config.revalidate != Revalidate::Never;
         let digests = self.config.digests_at_load.clone();
         let counters = self.counters.clone();
+        let watch = self.watcher_for(&slot);
         let mut loaded_here = false;
         let entry = slot
             .cell
@@ -206,7 +263,12 @@ impl Cache {
                 loaded_here = true;
                 async move {
                     tokio::task::spawn_blocking(move || {
-                        timed_load(&counters, &owned, origin, &digests)
+                        let covered = watch.as_ref().map(|w| w.cover(&owned));
+                        let entry = timed_load(&counters, &owned, origin, &digests)?;
+                        if let (Some(w), Some(covered)) = (&watch, covered) {
+                            w.settle(covered, &owned, &entry);
+                        }
+                        Ok(entry)
                     })
                     .await
                     .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
@@ -238,7 +300,12 @@ impl Cache {
             return Ok(entry.clone());
         }
         let origin = self.config.revalidate != Revalidate::Never;
+        let watch = self.watcher_for(&slot);
+        let covered = watch.as_ref().map(|w| w.cover(path));
         let entry = timed_load(&self.counters, path, origin, &self.config.digests_at_load)?;
+        if let (Some(w), Some(covered)) = (&watch, covered) {
+            w.settle(covered, path, &entry);
+        }
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
@@ -282,6 +349,16 @@ impl Cache {
         current
     }
 
+    /// The watcher's part in a load of `slot`, under [`Revalidate::Watch`].
+    fn watcher_for(&self, slot: &Arc<Slot>) -> Option<LoadWatch> {
+        Some(LoadWatch {
+            dirs: self.watch.clone()?,
+            slot: slot.clone(),
+            tree_epoch: self.tree_epoch.clone(),
+            epoch_before: self.tree_epoch.load(Ordering::SeqCst),
+        })
+    }
+
     /// A hit, or the fingerprint to load (a miss); counts which.
     #[allow(clippy::type_complexity)]
     fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
@@ -302,12 +379,18 @@ impl Cache {
         if let Some(slot) = &slot {
             if let Some(entry) = slot.cell.get() {
                 if !entry.is_poisoned() {
+                    // Read before the `stat`: an event after it keeps the slot unverified.
+                    let events = slot.events.load(Ordering::Acquire);
                     let check = match self.config.revalidate {
                         Revalidate::Always => true,
                         Revalidate::Never => false,
                         Revalidate::Every(d) => {
                             now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
                                 >= d.as_millis() as u64
+                        }
+                        Revalidate::Watch => {
+                            !(slot.watched.load(Ordering::Acquire)
+                                && slot.verified.load(Ordering::Acquire) == events)
                         }
                     };
                     if !check {
@@ -318,6 +401,7 @@ impl Cache {
                     if Some(&fp) == entry.fingerprint() {
                         slot.last_used.store(now, Ordering::Relaxed);
                         slot.last_checked.store(now, Ordering::Relaxed);
+                        slot.verified.fetch_max(events, Ordering::AcqRel);
                         return Ok(Ok(entry.clone()));
                     }
                     return Ok(Err(fp));
@@ -338,6 +422,11 @@ impl Cache {
                 last_used: AtomicU64::new(now),
                 last_checked: AtomicU64::new(now),
                 counted: AtomicBool::new(false),
+                watched: AtomicBool::new(false),
+                // Unverified: the first hit after the load takes a `stat`, which
+                // covers the changes made before the watches were in place.
+                events: AtomicU64::new(1),
+                verified: AtomicU64::new(0),
             })
         };
         if fingerprint.size > self.config.max_bytes {
@@ -418,6 +507,59 @@ impl Cache {
                 self.uncount(&slot);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// What the watcher's thread does with a [`Change`] (see `engine::watch`).
+fn on_change(map: &Map, tree_epoch: &AtomicU64, change: Change) {
+    match change {
+        Change::File(path) => {
+            if let Some(slot) = map.get(&path) {
+                slot.events.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        Change::Tree(root) => {
+            tree_epoch.fetch_add(1, Ordering::SeqCst);
+            for slot in map.iter().filter(|s| s.key().starts_with(&root)) {
+                slot.watched.store(false, Ordering::SeqCst);
+            }
+        }
+        Change::All => {
+            tree_epoch.fetch_add(1, Ordering::SeqCst);
+            for slot in map.iter() {
+                slot.watched.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// A load's part in [`Revalidate::Watch`]: watch the file's directories before it is
+/// loaded, then decide whether its slot may trust the watches.
+struct LoadWatch {
+    dirs: Arc<DirWatch>,
+    slot: Arc<Slot>,
+    tree_epoch: Arc<AtomicU64>,
+    /// The directory epoch before the watches were made.
+    epoch_before: u64,
+}
+
+impl LoadWatch {
+    /// Watches the directories of `path` (blocking); whether all are watched.
+    fn cover(&self, path: &Path) -> bool {
+        self.dirs.cover(path)
+    }
+
+    /// The slot is watched if its directories are, its path is the file's canonical
+    /// path, and no directory event came in since before the watches were made (one
+    /// might have moved a directory the watches were put on).
+    fn settle(&self, covered: bool, path: &Path, entry: &Entry) {
+        let canonical = entry.canonical_path() == Some(path);
+        self.slot
+            .watched
+            .store(covered && canonical, Ordering::SeqCst);
+        if self.tree_epoch.load(Ordering::SeqCst) != self.epoch_before {
+            self.slot.watched.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -1021,5 +1163,190 @@ mod digest_tests {
         assert!(e.ready_digest(Sha256).is_some());
         assert!(e.digest_blocking(Sha512).is_some());
         assert_eq!(e.digest_computations(), 2);
+    }
+}
+
+/// [`Revalidate::Watch`] against real files and real inotify events.
+#[cfg(all(test, feature = "watch", target_os = "linux"))]
+mod watch_tests {
+    use super::tests::TempDir;
+    use super::*;
+    use crate::semantics::etag::EntityTag;
+
+    fn watching() -> Cache {
+        let cache = Cache::new(CacheConfig {
+            revalidate: Revalidate::Watch,
+            ..CacheConfig::default()
+        });
+        assert!(cache.is_watching(), "no inotify watcher on Linux");
+        cache
+    }
+
+    /// A directory whose path is canonical (the watcher trusts canonical paths only).
+    fn dir(name: &str) -> TempDir {
+        let mut d = TempDir::new(name);
+        d.0 = d.0.canonicalize().unwrap();
+        d
+    }
+
+    fn tag(cache: &Cache, p: &Path) -> EntityTag {
+        cache.get_blocking(p).unwrap().etag().clone()
+    }
+
+    /// Asks until the entry's tag is no longer `old`; how long that took.
+    fn until_changed(cache: &Cache, p: &Path, old: &EntityTag) -> Duration {
+        let start = Instant::now();
+        while tag(cache, p) == *old {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "change not noticed in 5 s"
+            );
+            std::thread::yield_now();
+        }
+        start.elapsed()
+    }
+
+    /// Writes `bytes` over the start of the file at `p`, in place (same inode).
+    fn write_in_place(p: &Path, bytes: &[u8]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn hits_trust_the_watch_and_events_bring_changes() {
+        let d = dir("watch-hits");
+        let other = dir("watch-hits-elsewhere");
+        let p = d.write("f.bin", b"version one");
+        let link = other.0.join("link.bin");
+        std::fs::hard_link(&p, &link).unwrap();
+        let cache = watching();
+        let one = tag(&cache, &p);
+        // The first hit after a load takes a stat; after it, hits trust the watch.
+        assert_eq!(tag(&cache, &p), one);
+        assert!(cache.watched_dirs() >= 2, "{}", cache.watched_dirs());
+        // A write through a hard link in an unwatched directory reports no event
+        // to the file's directory: a hit that made a `stat` would see it, and does
+        // not (the limit the module documents; it proves hits make no system call).
+        write_in_place(&link, b"VERSION");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(tag(&cache, &p), one);
+        // A write through the file's own path is reported and noticed.
+        write_in_place(&p, b"v");
+        until_changed(&cache, &p, &one);
+        assert_eq!(
+            cache.get_blocking(&p).unwrap().content().as_ref(),
+            b"vERSION one"
+        );
+    }
+
+    #[test]
+    fn notices_replacement_deletion_and_moved_directories() {
+        let d = dir("watch-moves");
+        std::fs::create_dir(d.0.join("sub")).unwrap();
+        let p = d.write("sub/f.bin", b"first");
+        let cache = watching();
+        let first = tag(&cache, &p);
+        // Replaced by rename (a new inode), as deployments do.
+        d.replace("sub/f.bin", b"second");
+        until_changed(&cache, &p, &first);
+        let second = tag(&cache, &p);
+        assert_eq!(
+            cache.get_blocking(&p).unwrap().content().as_ref(),
+            b"second"
+        );
+        // The directory moved away and another one put at its path.
+        std::fs::rename(d.0.join("sub"), d.0.join("old")).unwrap();
+        std::fs::create_dir(d.0.join("sub")).unwrap();
+        d.write("sub/f.bin", b"third");
+        until_changed(&cache, &p, &second);
+        assert_eq!(cache.get_blocking(&p).unwrap().content().as_ref(), b"third");
+        // The new directory is watched again: an in-place write there is noticed.
+        let third = tag(&cache, &p);
+        assert_eq!(tag(&cache, &p), third);
+        write_in_place(&p, b"T");
+        until_changed(&cache, &p, &third);
+        // Deleted: answered as missing once the event is handled.
+        std::fs::remove_file(&p).unwrap();
+        let start = Instant::now();
+        while cache.get_blocking(&p).is_ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "deletion not noticed"
+            );
+            std::thread::yield_now();
+        }
+        assert!(matches!(cache.get_blocking(&p), Err(CacheError::NotFound)));
+    }
+
+    #[test]
+    fn entries_that_cannot_be_watched_are_revalidated_by_stat() {
+        // No room for watches: every hit takes a `stat`, and a write no watch could
+        // report (through a hard link elsewhere) is noticed on the next request.
+        let d = dir("watch-limit");
+        let other = dir("watch-limit-elsewhere");
+        let p = d.write("f.bin", b"version one");
+        let link = other.0.join("link.bin");
+        std::fs::hard_link(&p, &link).unwrap();
+        let cache = Cache::with_watch_limit(
+            CacheConfig {
+                revalidate: Revalidate::Watch,
+                ..CacheConfig::default()
+            },
+            0,
+        );
+        let one = tag(&cache, &p);
+        assert_eq!(tag(&cache, &p), one);
+        write_in_place(&link, b"VERSION");
+        assert_ne!(tag(&cache, &p), one);
+
+        // A path through a symbolic link: the target changes in another directory.
+        let cache = watching();
+        let via = d.0.join("via.bin");
+        std::os::unix::fs::symlink(&link, &via).unwrap();
+        let before = tag(&cache, &via);
+        assert_eq!(tag(&cache, &via), before);
+        write_in_place(&link, b"version");
+        assert_ne!(tag(&cache, &via), before);
+    }
+
+    /// The delay from a `write` returning to the watcher marking the entry, and to
+    /// the cache serving the new version (which includes the load's wait for the
+    /// change to settle, as under "always"). Bounded (a correctness check); the
+    /// figures are printed for the README:
+    /// `cargo test --lib watch_delay -- --nocapture`.
+    #[test]
+    fn watch_delay_from_write_to_new_tag() {
+        let d = dir("watch-delay");
+        let p = d.write("f.bin", &[0u8; 4096]);
+        let cache = watching();
+        let mut old = tag(&cache, &p);
+        let (mut marked, mut served) = (Vec::new(), Vec::new());
+        for i in 1..=100u32 {
+            let events = cache.map.get(&p).unwrap().events.load(Ordering::Acquire);
+            let start = Instant::now();
+            write_in_place(&p, &i.to_le_bytes());
+            while cache.map.get(&p).unwrap().events.load(Ordering::Acquire) == events {
+                assert!(start.elapsed() < Duration::from_secs(5), "no event in 5 s");
+                std::hint::spin_loop();
+            }
+            marked.push(start.elapsed());
+            until_changed(&cache, &p, &old);
+            served.push(start.elapsed());
+            old = tag(&cache, &p);
+        }
+        for (what, v) in [
+            ("event handled", &mut marked),
+            ("new tag served", &mut served),
+        ] {
+            v.sort();
+            eprintln!(
+                "watch: write -> {what} over {} writes: median {:?}, p90 {:?}, max {:?}",
+                v.len(),
+                v[v.len() / 2],
+                v[v.len() * 9 / 10],
+                v[v.len() - 1]
+            );
+        }
     }
 }

@@ -84,7 +84,8 @@ impl Slot {
     fn is_young(&self, now: u64, revalidate: Revalidate) -> bool {
         let built = self.cell.get().map_or(0, |l| l.build_ms);
         let max_age = match revalidate {
-            Revalidate::Always => MAX_AGE,
+            // Listings are not watched: a directory is `stat`ed as under "always".
+            Revalidate::Always | Revalidate::Watch => MAX_AGE,
             Revalidate::Every(d) => d.max(MAX_AGE),
             Revalidate::Never => return true,
         };
@@ -176,7 +177,7 @@ impl ListingCache {
             if let Some(listing) = slot.cell.get() {
                 if slot.is_young(now, revalidate) {
                     let check = match revalidate {
-                        Revalidate::Always => true,
+                        Revalidate::Always | Revalidate::Watch => true,
                         Revalidate::Every(d) => {
                             now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
                                 >= d.as_millis() as u64

@@ -9,6 +9,7 @@
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
 //! | `load` | open, map, hash one file version, and make sure the tag covers one version |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
+//! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
@@ -33,3 +34,4 @@ pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
+pub(crate) mod watch;

@@ -47,13 +47,13 @@ use crate::shell::options::{default_digests, ResponseOptions, DEFAULT_CHUNK_SIZE
 use crate::shell::request::OriginalMethod;
 use crate::shell::state::Mmap;
 
-/// The `revalidate` key: `"always"`, `"never"`, or milliseconds.
+/// The `revalidate` key: `"always"`, `"never"`, `"watch"`, or milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(crate = "rocket::serde", untagged)]
 pub enum RevalidateSetting {
     /// Milliseconds between checks of one file.
     Millis(u64),
-    /// `"always"` or `"never"`.
+    /// `"always"`, `"never"` or `"watch"`.
     Word(String),
 }
 
@@ -208,9 +208,10 @@ impl MmapConfig {
             RevalidateSetting::Millis(ms) => Revalidate::Every(Duration::from_millis(*ms)),
             RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("always") => Revalidate::Always,
             RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("never") => Revalidate::Never,
+            RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("watch") => Revalidate::Watch,
             RevalidateSetting::Word(w) => {
                 return Err(ConfigError(format!(
-                    "revalidate = {w:?}: expected \"always\", \"never\" or milliseconds"
+                    "revalidate = {w:?}: expected \"always\", \"never\", \"watch\" or milliseconds"
                 )))
             }
         };
