@@ -504,6 +504,44 @@ fn in_place_rewrite_without_the_check_mixes_versions_negative_control() {
     );
 }
 
+/// `revalidate = "watch"` (inotify instead of a `stat` per hit) keeps the guarantee
+/// that no response completes with two versions: the end-of-body `stat` stays, so the
+/// rewrite cuts the download as under "always". Later requests get the new version
+/// once the watcher has handled the event (bounded here at 5 s; the README gives the
+/// delay measured), and a revalidation with the new tag is a 304.
+#[test]
+fn watch_policy_cuts_a_rewritten_download_and_then_serves_the_new_version() {
+    let server = Server::start_in_with(common::TempDir::new("rewrite-watch"), |rocket| {
+        let figment = rocket.figment().clone().merge(("mmap.revalidate", "watch"));
+        rocket.configure(figment)
+    });
+    let (old, new, (status, content_length, received)) = rewrite_during_a_download(&server, 27);
+    assert_eq!(status, 200);
+    assert!(
+        (received.len() as u64) < content_length,
+        "a response spanning an in-place rewrite was completed under \"watch\""
+    );
+    assert_eq!(first_difference(&received[..512 * 1024], &old), None);
+
+    let want = etag_of(&new);
+    let start = Instant::now();
+    loop {
+        let got = server.get("/media.bin");
+        assert_eq!(got.status, 200);
+        if got.header("ETag") == Some(want.as_str()) {
+            assert_eq!(sha256_hex(&got.body), sha256_hex(&new), "the new version");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the rewrite was not noticed in 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let revalidated = server.request("GET", "/media.bin", &[("If-None-Match", want.as_str())]);
+    assert_eq!(revalidated.status, 304);
+}
+
 /// Clients download a 4 MiB file in a loop while it is rewritten in place 16 times,
 /// every 100 ms (longer than the cache's settle time, so each version gets served),
 /// alternating two versions. Every response that completes is exactly one version and

@@ -24,6 +24,10 @@ same work for less CPU).
     python3 benches/load/run.py --baseline-bin /tmp/before/release/rocket-mmap
                                   # adds "baseline" (another build) to every scenario:
                                   # mmap / baseline = 1.00 means a change moved nothing
+    python3 benches/load/run.py --baseline-bin target/release/rocket-mmap \
+        --mmap-env ROCKET_MMAP_REVALIDATE=watch --targets ideal baseline --no-memory
+                                  # a policy A/B: the same binary under "watch" and
+                                  # under the default "always"
 
 The 1 KiB scenario also measures the crate's binary with `--access-log FILE`
 (`mmap_log`) and with `--metrics` (`mmap_metrics`) against the plain binary in the

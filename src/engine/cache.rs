@@ -316,13 +316,17 @@ impl Cache {
     }
 
     /// The cached entry for `path` *without* comparing it with the disk: for a caller
-    /// that builds its answer first and then calls [`Cache::confirm`] (one `stat`
-    /// taken after the body's bytes were copied, which both revalidates the entry and
-    /// proves the copied bytes belong to it). Only under [`Revalidate::Always`]; `None`
-    /// when there is no usable entry.
+    /// that builds its answer first and then calls [`Cache::confirm`] (under
+    /// [`Revalidate::Always`] one `stat` taken after the body's bytes were copied,
+    /// which both revalidates the entry and proves the copied bytes belong to it).
+    /// Only under [`Revalidate::Always`] and [`Revalidate::Watch`]; `None` when there
+    /// is no usable entry.
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn peek(&self, path: &Path) -> Option<Peeked> {
-        if self.config.revalidate != Revalidate::Always {
+        if !matches!(
+            self.config.revalidate,
+            Revalidate::Always | Revalidate::Watch
+        ) {
             return None;
         }
         let slot = Arc::clone(self.map.get(path)?.value());
@@ -330,21 +334,30 @@ impl Cache {
         (!entry.is_poisoned()).then_some(Peeked { slot, entry })
     }
 
-    /// Whether the entry `peeked` is still the version of the file at
-    /// `path`: one `stat`, compared with the entry's fingerprint. The file's mtime
-    /// and ctime move before a `write` copies its data, so bytes copied out of the
-    /// entry before a `confirm` that returns `true` are bytes of that version. A
-    /// `true` counts as a cache hit.
+    /// Whether the entry `peeked` is still the version of the file at `path`. One
+    /// `stat`, compared with the entry's fingerprint; the file's mtime and ctime move
+    /// before a `write` copies its data, so bytes copied out of the entry before a
+    /// `confirm` that returns `true` are bytes of that version. Under
+    /// [`Revalidate::Watch`], an entry the watcher vouches for needs that `stat` only
+    /// if `copied` (the answer holds bytes copied out of the mapping, which only a
+    /// `stat` after the copy can prove; see `engine::watch`): a 304 makes no system
+    /// call. A `true` counts as a cache hit.
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked) -> bool {
-        let entry = &peeked.entry;
-        let current =
-            !entry.is_poisoned() && stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint());
+    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
+        let (entry, slot) = (&peeked.entry, &peeked.slot);
+        let events = slot.events.load(Ordering::Acquire);
+        let vouched = self.config.revalidate == Revalidate::Watch
+            && slot.watched.load(Ordering::Acquire)
+            && slot.verified.load(Ordering::Acquire) == events;
+        let current = !entry.is_poisoned()
+            && ((vouched && !copied)
+                || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
         if current {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             let now = self.now_ms();
-            peeked.slot.last_used.store(now, Ordering::Relaxed);
-            peeked.slot.last_checked.store(now, Ordering::Relaxed);
+            slot.last_used.store(now, Ordering::Relaxed);
+            slot.last_checked.store(now, Ordering::Relaxed);
+            slot.verified.fetch_max(events, Ordering::AcqRel);
         }
         current
     }

@@ -47,7 +47,10 @@
 //!   inotify cannot replace it: the kernel queues `IN_MODIFY` *after* a `write` has
 //!   copied its data into the page cache, so a body could copy new bytes and finish
 //!   before any event exists, while the file's mtime and ctime move *before* the data
-//!   does, which that `stat` sees. A 304 or a HEAD has no body and needs no `stat`.
+//!   does, which that `stat` sees. A 304 has no body and needs no `stat`. (A request
+//!   that races a write whose event is not handled yet may still be answered from
+//!   the old version; if the answer has a body, that `stat` then cuts it, as it
+//!   cuts a download that a write overtakes under `"always"`.)
 //!
 //! [`Revalidate::Always`]: crate::engine::cache::Revalidate::Always
 //! [`Cache::is_watching`]: crate::engine::cache::Cache::is_watching

@@ -61,7 +61,7 @@ use crate::semantics::encoding::{negotiate, Coding, Siblings};
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
 use crate::shell::listing::listing;
-use crate::shell::responder::MmapFile;
+use crate::shell::responder::{MmapFile, PREFETCH_MAX};
 use crate::shell::state::Mmap;
 
 /// The default rank of file server routes, as Rocket's own `FileServer`.
@@ -419,8 +419,9 @@ impl From<FileServer> for Vec<Route> {
 
 impl FileServer {
     /// The common case with one `stat` instead of two: a cached file (under
-    /// `revalidate = "always"`) whose answer is built first — a small body copied out
-    /// of the mapping — and checked afterwards. If the file changed, the answer is
+    /// `revalidate = "always"` or `"watch"`) whose answer is built first — a small
+    /// body copied out of the mapping — and checked afterwards (under `"watch"`, an
+    /// answer without copied bytes needs no `stat` at all). If the file changed, the answer is
     /// thrown away (`None`) and the request takes the ordinary path, which loads the
     /// new version: what the client gets is the same as on that path.
     ///
@@ -450,7 +451,15 @@ impl FileServer {
             return None;
         }
         let response = file.build(req, prepared, options);
-        if mmap.cache().confirm(path, &peeked) {
+        // A body of at most PREFETCH_MAX bytes was copied out of the mapping: only a
+        // `stat` after the copy proves it is one version. Larger bodies check at
+        // their end; 304, 412 and 416 carry no content.
+        let copied = matches!(response.status(), Status::Ok | Status::PartialContent)
+            && response
+                .body()
+                .preset_size()
+                .is_some_and(|n| n > 0 && n as u64 <= PREFETCH_MAX);
+        if mmap.cache().confirm(path, &peeked, copied) {
             Some(response)
         } else {
             None
