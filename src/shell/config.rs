@@ -344,7 +344,17 @@ impl Fairing for MmapFairing {
             }
         };
         match Mmap::from_config(&config) {
-            Ok(state) => Ok(rocket.manage(state)),
+            Ok(state) => {
+                let cache = state.cache();
+                if cache.config().revalidate == Revalidate::Watch && !cache.is_watching() {
+                    rocket::warn!(
+                        "rocket-mmap: revalidate = \"watch\" but no inotify watcher could be made \
+                         (not Linux, feature `watch` off, or the inotify instance limit reached): \
+                         every request takes a stat, as under \"always\""
+                    );
+                }
+                Ok(rocket.manage(state))
+            }
             Err(e) => {
                 rocket::error!("rocket-mmap: {e}");
                 Err(rocket)
@@ -377,6 +387,8 @@ mod tests {
         );
         c.revalidate = RevalidateSetting::Word("Never".into());
         assert_eq!(c.split().unwrap().0.revalidate, Revalidate::Never);
+        c.revalidate = RevalidateSetting::Word("watch".into());
+        assert_eq!(c.split().unwrap().0.revalidate, Revalidate::Watch);
         c.revalidate = RevalidateSetting::Word("sometimes".into());
         assert!(c.split().is_err());
     }
