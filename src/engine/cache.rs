@@ -207,8 +207,12 @@ impl Cache {
     /// Current levels and counters (each read with a relaxed load: a snapshot that
     /// may be a few events apart between fields while requests run).
     pub fn stats(&self) -> CacheStats {
-        self.counters
-            .snapshot(self.map.len(), self.bytes.load(Ordering::Relaxed))
+        CacheStats {
+            watched_dirs: self.watched_dirs(),
+            ..self
+                .counters
+                .snapshot(self.map.len(), self.bytes.load(Ordering::Relaxed))
+        }
     }
 
     /// The counters, for the bodies made for this cache.
@@ -1238,6 +1242,7 @@ mod watch_tests {
         // The first hit after a load takes a stat; after it, hits trust the watch.
         assert_eq!(tag(&cache, &p), one);
         assert!(cache.watched_dirs() >= 2, "{}", cache.watched_dirs());
+        assert_eq!(cache.stats().watched_dirs, cache.watched_dirs());
         // A write through a hard link in an unwatched directory reports no event
         // to the file's directory: a hit that made a `stat` would see it, and does
         // not (the limit the module documents; it proves hits make no system call).

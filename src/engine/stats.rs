@@ -78,6 +78,8 @@ macro_rules! counters {
             pub bytes: u64,
             /// Bodies now being sent (between their first read and their end).
             pub bodies_in_flight: u64,
+            /// Directories the `revalidate = "watch"` watcher watches (0 without one).
+            pub watched_dirs: usize,
             /// How long loads (map and hash, on the blocking pool) took.
             pub load_time: LoadTimes,
             $( $(#[doc = $doc])+ pub $field: u64, )+
@@ -90,6 +92,7 @@ macro_rules! counters {
                     entries,
                     bytes,
                     bodies_in_flight: self.bodies_in_flight.load(Relaxed),
+                    watched_dirs: 0,
                     load_time: self.load_time.snapshot(),
                     $( $field: self.$field.load(Relaxed), )+
                 }

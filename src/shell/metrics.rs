@@ -57,6 +57,7 @@
 //! | `cache_loads_total`, `cache_evictions_total` | counter | file versions mapped and hashed / entries evicted |
 //! | `cache_single_flight_waits_total` | counter | misses that shared a load another lookup had started |
 //! | `cache_entries`, `cache_mapped_bytes` | gauge | entries and mapped bytes now cached |
+//! | `cache_watched_directories` | gauge | directories inotify watches under `revalidate = "watch"` (0 without a watcher) |
 //! | `cache_load_duration_seconds` | histogram | time to map and hash one file version |
 //! | `access_log_lines_total`, `access_log_lines_dropped_total` | counter | access log lines written / dropped because the writer fell behind (with [`crate::AccessLog`]) |
 //!
@@ -315,6 +316,11 @@ impl Collector for Scrape {
                 "Mapped bytes now cached (address space, not memory).",
                 self.stats.bytes,
             ),
+            (
+                "cache_watched_directories",
+                "Directories watched by inotify under revalidate = \"watch\" (0 without a watcher).",
+                self.stats.watched_dirs as u64,
+            ),
         ];
         for (name, help, value) in gauges {
             encoder
@@ -416,6 +422,7 @@ mod tests {
             "rocket_mmap_bodies_in_flight 2",
             "rocket_mmap_cache_entries 3",
             "rocket_mmap_cache_mapped_bytes 4096",
+            "rocket_mmap_cache_watched_directories 0",
             "# TYPE rocket_mmap_cache_load_duration_seconds histogram",
             "rocket_mmap_cache_load_duration_seconds_bucket{le=\"0.0001\"} 2",
             "rocket_mmap_cache_load_duration_seconds_bucket{le=\"10\"} 2",
