@@ -1284,6 +1284,29 @@ mod watch_tests {
         assert_eq!(tag(&cache, &p), third);
         write_in_place(&p, b"T");
         until_changed(&cache, &p, &third);
+        // Truncated (IN_MODIFY).
+        let fourth = tag(&cache, &p);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(2)
+            .unwrap();
+        until_changed(&cache, &p, &fourth);
+        assert_eq!(cache.get_blocking(&p).unwrap().content().as_ref(), b"Th");
+        // `chmod` (IN_ATTRIB): same bytes, so the same tag, but a new version is
+        // loaded (its ctime moved).
+        let before = *cache.get_blocking(&p).unwrap().fingerprint().unwrap();
+        assert_eq!(tag(&cache, &p), tag(&cache, &p));
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let start = Instant::now();
+        while *cache.get_blocking(&p).unwrap().fingerprint().unwrap() == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "chmod not noticed"
+            );
+            std::thread::yield_now();
+        }
         // Deleted: answered as missing once the event is handled.
         std::fs::remove_file(&p).unwrap();
         let start = Instant::now();
