@@ -112,6 +112,15 @@ struct Slot {
     verified: AtomicU64,
 }
 
+impl Slot {
+    /// [`Revalidate::Watch`]: whether the watcher vouches for this slot, `events`
+    /// being its event count read now: it is watched, and no event came since the
+    /// last successful `stat`.
+    fn vouched(&self, events: u64) -> bool {
+        self.watched.load(Ordering::Acquire) && self.verified.load(Ordering::Acquire) == events
+    }
+}
+
 type Map = DashMap<PathBuf, Arc<Slot>, foldhash::fast::RandomState>;
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
@@ -267,12 +276,9 @@ impl Cache {
                 loaded_here = true;
                 async move {
                     tokio::task::spawn_blocking(move || {
-                        let covered = watch.as_ref().map(|w| w.cover(&owned));
-                        let entry = timed_load(&counters, &owned, origin, &digests)?;
-                        if let (Some(w), Some(covered)) = (&watch, covered) {
-                            w.settle(covered, &owned, &entry);
-                        }
-                        Ok(entry)
+                        LoadWatch::around(watch.as_ref(), &owned, || {
+                            timed_load(&counters, &owned, origin, &digests)
+                        })
                     })
                     .await
                     .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
@@ -305,11 +311,9 @@ impl Cache {
         }
         let origin = self.config.revalidate != Revalidate::Never;
         let watch = self.watcher_for(&slot);
-        let covered = watch.as_ref().map(|w| w.cover(path));
-        let entry = timed_load(&self.counters, path, origin, &self.config.digests_at_load)?;
-        if let (Some(w), Some(covered)) = (&watch, covered) {
-            w.settle(covered, path, &entry);
-        }
+        let entry = LoadWatch::around(watch.as_ref(), path, || {
+            timed_load(&self.counters, path, origin, &self.config.digests_at_load)
+        })?;
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
@@ -350,9 +354,7 @@ impl Cache {
     pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
         let (entry, slot) = (&peeked.entry, &peeked.slot);
         let events = slot.events.load(Ordering::Acquire);
-        let vouched = self.config.revalidate == Revalidate::Watch
-            && slot.watched.load(Ordering::Acquire)
-            && slot.verified.load(Ordering::Acquire) == events;
+        let vouched = self.config.revalidate == Revalidate::Watch && slot.vouched(events);
         let current = !entry.is_poisoned()
             && ((vouched && !copied)
                 || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
@@ -405,10 +407,7 @@ impl Cache {
                             now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
                                 >= d.as_millis() as u64
                         }
-                        Revalidate::Watch => {
-                            !(slot.watched.load(Ordering::Acquire)
-                                && slot.verified.load(Ordering::Acquire) == events)
-                        }
+                        Revalidate::Watch => !slot.vouched(events),
                     };
                     if !check {
                         slot.last_used.store(now, Ordering::Relaxed);
@@ -536,18 +535,17 @@ fn on_change(map: &Map, tree_epoch: &AtomicU64, change: Change) {
                 slot.events.fetch_add(1, Ordering::AcqRel);
             }
         }
-        Change::Tree(root) => {
-            tree_epoch.fetch_add(1, Ordering::SeqCst);
-            for slot in map.iter().filter(|s| s.key().starts_with(&root)) {
-                slot.watched.store(false, Ordering::SeqCst);
-            }
-        }
-        Change::All => {
-            tree_epoch.fetch_add(1, Ordering::SeqCst);
-            for slot in map.iter() {
-                slot.watched.store(false, Ordering::SeqCst);
-            }
-        }
+        Change::Tree(root) => unwatch(map, tree_epoch, |key| key.starts_with(&root)),
+        Change::All => unwatch(map, tree_epoch, |_| true),
+    }
+}
+
+/// Turns the slots whose key `which` picks into unwatched ones (a `stat` on every
+/// hit), after moving the directory epoch on (see [`LoadWatch::settle`]).
+fn unwatch(map: &Map, tree_epoch: &AtomicU64, which: impl Fn(&Path) -> bool) {
+    tree_epoch.fetch_add(1, Ordering::SeqCst);
+    for slot in map.iter().filter(|s| which(s.key())) {
+        slot.watched.store(false, Ordering::SeqCst);
     }
 }
 
@@ -562,9 +560,20 @@ struct LoadWatch {
 }
 
 impl LoadWatch {
-    /// Watches the directories of `path` (blocking); whether all are watched.
-    fn cover(&self, path: &Path) -> bool {
-        self.dirs.cover(path)
+    /// Runs `load` (blocking) for the file at `path`; under a watcher, watches the
+    /// file's directories first and then decides whether the slot trusts them.
+    fn around(
+        watch: Option<&LoadWatch>,
+        path: &Path,
+        load: impl FnOnce() -> Result<Arc<Entry>, CacheError>,
+    ) -> Result<Arc<Entry>, CacheError> {
+        let Some(w) = watch else {
+            return load();
+        };
+        let covered = w.dirs.cover(path);
+        let entry = load()?;
+        w.settle(covered, path, &entry);
+        Ok(entry)
     }
 
     /// The slot is watched if its directories are, its path is the file's canonical
@@ -572,6 +581,8 @@ impl LoadWatch {
     /// might have moved a directory the watches were put on).
     fn settle(&self, covered: bool, path: &Path, entry: &Entry) {
         let canonical = entry.canonical_path() == Some(path);
+        // Stored before the epoch is read again: a directory event whose handler
+        // ran its pass over the slots before this store is caught by the epoch.
         self.slot
             .watched
             .store(covered && canonical, Ordering::SeqCst);

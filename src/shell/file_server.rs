@@ -61,7 +61,7 @@ use crate::semantics::encoding::{negotiate, Coding, Siblings};
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
 use crate::shell::listing::listing;
-use crate::shell::responder::{MmapFile, PREFETCH_MAX};
+use crate::shell::responder::MmapFile;
 use crate::shell::state::Mmap;
 
 /// The default rank of file server routes, as Rocket's own `FileServer`.
@@ -450,15 +450,8 @@ impl FileServer {
             // The ordinary path waits for the hash.
             return None;
         }
+        let copied = file.copies_content(&prepared);
         let response = file.build(req, prepared, options);
-        // A body of at most PREFETCH_MAX bytes was copied out of the mapping: only a
-        // `stat` after the copy proves it is one version. Larger bodies check at
-        // their end; 304, 412 and 416 carry no content.
-        let copied = matches!(response.status(), Status::Ok | Status::PartialContent)
-            && response
-                .body()
-                .preset_size()
-                .is_some_and(|n| n > 0 && n as u64 <= PREFETCH_MAX);
         if mmap.cache().confirm(path, &peeked, copied) {
             Some(response)
         } else {

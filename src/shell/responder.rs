@@ -279,6 +279,24 @@ impl MmapFile {
             .unwrap_or(self.entry.content_type_value())
     }
 
+    /// Whether [`MmapFile::build`] copies a body of `len` bytes out of the mapping
+    /// (see [`MmapFile::prefetch`]).
+    fn copies_out(&self, len: u64) -> bool {
+        self.prefetch && len <= PREFETCH_MAX
+    }
+
+    /// Whether the response built from `prepared` holds content copied out of the
+    /// mapping: a 200 or 206 with a non-empty body [`MmapFile::build`] copies out.
+    /// Only a `stat` taken after that copy proves the bytes are one version (see
+    /// `Cache::confirm`); other answers carry no content, and larger bodies check at
+    /// their end.
+    pub(crate) fn copies_content(&self, prepared: &Prepared) -> bool {
+        let reply = &prepared.reply;
+        matches!(reply.status, Status::Ok | Status::PartialContent)
+            && !reply.body.is_empty()
+            && self.copies_out(reply.body.len())
+    }
+
     /// Builds the response of a prepared answer.
     pub(crate) fn build<'r>(
         &self,
@@ -328,7 +346,7 @@ impl MmapFile {
                 }
                 let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
-                let body = if self.prefetch && len <= PREFETCH_MAX {
+                let body = if self.copies_out(len) {
                     // A failed copy poisons the entry: the caller's check then
                     // discards this response.
                     body.copy_out()
