@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    connect, etag_of, pseudo_random, read_head, request_at, request_bytes, sha256_hex, Server,
+    connect, etag_of, pseudo_random, read_head, request_at, request_bytes, sha256_hex,
+    try_request_at, Server,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -540,6 +541,54 @@ fn watch_policy_cuts_a_rewritten_download_and_then_serves_the_new_version() {
     }
     let revalidated = server.request("GET", "/media.bin", &[("If-None-Match", want.as_str())]);
     assert_eq!(revalidated.status, 304);
+}
+
+/// Under `revalidate = "watch"` a small body is copied out before its one `stat`,
+/// and that `stat` stays even when the watcher vouches for the entry: a write the
+/// watcher cannot see (through a hard link in an unwatched directory) is never
+/// served as the new bytes under the old tag. A 304 does trust the watcher (no
+/// `stat`: the limit the README states), and the request after the cut one gets the
+/// new version with its own tag.
+#[test]
+fn watch_policy_never_sends_unseen_bytes_under_the_old_tag() {
+    let server = Server::start_in_with(common::TempDir::new("small-watch"), |rocket| {
+        let figment = rocket.figment().clone().merge(("mmap.revalidate", "watch"));
+        rocket.configure(figment)
+    });
+    let old = pseudo_random(31, 1024);
+    // The last bytes stay: the truncation probe (the last page's last non-zero
+    // byte) must not be what notices the write.
+    let new = half_rewritten(&old, 32);
+    let path = server.dir().write("small.bin", &old);
+    let elsewhere = common::TempDir::new("small-watch-link");
+    let link = elsewhere.join("link.bin");
+    std::fs::hard_link(&path, &link).unwrap();
+    let old_tag = etag_of(&old);
+    // The load, then a hit that verifies the entry once (its first `stat`).
+    for _ in 0..2 {
+        let got = server.get("/small.bin");
+        assert_eq!(got.header("ETag"), Some(old_tag.as_str()));
+        assert_eq!(got.body, old);
+    }
+    overwrite_in_place(&link, &new);
+
+    let revalidated = server.request("GET", "/small.bin", &[("If-None-Match", &old_tag)]);
+    assert_eq!(
+        revalidated.status, 304,
+        "a 304 under \"watch\" makes no stat"
+    );
+    match try_request_at(server.addr(), "GET", "/small.bin", &[]) {
+        // Cut (the end-of-body check found the rewrite): allowed.
+        Err(_) => {}
+        Ok(got) => assert_eq!(
+            got.header("ETag"),
+            Some(etag_of(&got.body).as_str()),
+            "a completed response carries the tag of the bytes it holds"
+        ),
+    }
+    let after = server.get("/small.bin");
+    assert_eq!(after.header("ETag"), Some(etag_of(&new).as_str()));
+    assert_eq!(after.body, new);
 }
 
 /// Clients download a 4 MiB file in a loop while it is rewritten in place 16 times,
