@@ -121,9 +121,9 @@ INFO = [
     ("h2c_get_1KiB", "nginx_h2c", "rps", "h2c, prior knowledge (h2load)"),
 ]
 
-# nginx for the HTTP/2 scenarios: h2 over TLS and h2c on plain TCP, same settings as
-# above otherwise.
-NGINX_H2_CONF = """
+# nginx as the peer: one worker, sendfile, no access log, keep-alive without limit;
+# the HTTP/1.1 server and the HTTP/2 ones differ only in their `server` blocks.
+NGINX_HTTP = """
 worker_processes 1;
 daemon off;
 master_process off;
@@ -137,13 +137,25 @@ http {{
     tcp_nodelay on;
     keepalive_requests 10000000;
     keepalive_timeout 60s;
-    http2_max_requests 10000000;
     default_type application/octet-stream;
     client_body_temp_path {prefix}/tmp;
     proxy_temp_path {prefix}/tmp;
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
+"""
+
+NGINX_CONF = NGINX_HTTP + """    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+# nginx for the HTTP/2 scenarios: h2 over TLS and h2c on plain TCP, same settings as
+# NGINX_CONF otherwise.
+NGINX_H2_CONF = NGINX_HTTP + """    http2_max_requests 10000000;
     server {{
         listen 127.0.0.1:{tls_port} ssl http2;
         ssl_certificate {cert};
@@ -179,33 +191,6 @@ COSTS = [
 # The most a stalled download may hold (issue 15), KiB of RSS per download.
 STALLED_GOAL_KIB = 256
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-master_process off;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush off;
-    tcp_nodelay on;
-    keepalive_requests 10000000;
-    keepalive_timeout 60s;
-    default_type application/octet-stream;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
 
 RANGE_LUA = """
 math.randomseed(42)
