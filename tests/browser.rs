@@ -29,35 +29,6 @@ const SECONDS: u32 = 2_600;
 /// How long Chromium may run before the test kills it and fails.
 const BROWSER_LIMIT: Duration = Duration::from_secs(60);
 
-/// A 16-bit PCM mono WAV: a 440 Hz tone of `seconds` at `rate`.
-fn wav(rate: u32, seconds: u32) -> Vec<u8> {
-    let second: Vec<u8> = (0..rate)
-        .flat_map(|i| {
-            let t = f64::from(i) / f64::from(rate);
-            let s = (12_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
-            s.to_le_bytes()
-        })
-        .collect();
-    let data_len = second.len() as u32 * seconds;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes()); // bytes per second
-    out.extend_from_slice(&2u16.to_le_bytes()); // block align
-    out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for _ in 0..seconds {
-        out.extend_from_slice(&second);
-    }
-    out
-}
-
 /// The page: seeks to the middle on `loadedmetadata`, then on `seeked` sets the title
 /// and plays; every event is also written into the page (and so into the DOM dump and
 /// the screenshot).

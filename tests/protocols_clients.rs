@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     pseudo_random, read_text_from, require_program, require_tool, run_ok, sha256_file, sha256_hex,
-    Spawned, TempDir,
+    wav, Spawned, TempDir,
 };
 use rocket::fairing::AdHoc;
 use tls_server::{SelfSigned, Served};
@@ -169,34 +169,6 @@ const RATE: u32 = 8_000;
 /// middle (tests/browser.rs measured ~12 MB read ahead): 41.6 MB.
 const SECONDS: u32 = 2_600;
 const BROWSER_LIMIT: Duration = Duration::from_secs(90);
-
-/// A 440 Hz tone as a WAV.
-fn wav(rate: u32, seconds: u32) -> Vec<u8> {
-    let second: Vec<u8> = (0..rate)
-        .flat_map(|i| {
-            let t = f64::from(i) / f64::from(rate);
-            ((12_000.0 * (std::f64::consts::TAU * 440.0 * t).sin()) as i16).to_le_bytes()
-        })
-        .collect();
-    let data_len = second.len() as u32 * seconds;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for _ in 0..seconds {
-        out.extend_from_slice(&second);
-    }
-    out
-}
 
 /// Seeks to the middle once the duration is known; reports `seeked` in the title.
 const INDEX: &str = r#"<!doctype html>

@@ -6,17 +6,20 @@
 //! a 2 MiB full-speed prefix halves that, and 16 paced downloads at once each keep
 //! the pace while the server's CPU stays near idle.
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rocket::{get, routes, State};
 use rocket_mmap::{CacheError, FileServer, Mmap, MmapFile};
 
+use binary::{Binary, BIN};
 use common::{
     connect, etag_of, pseudo_random, read_head, request_at, request_bytes, require_tool,
     sha256_hex, Server, TempDir,
@@ -24,7 +27,6 @@ use common::{
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-const BIN: &str = env!("CARGO_BIN_EXE_rocket-mmap");
 
 /// Asserts `took` is `expected` ± 5%.
 fn assert_pace(what: &str, took: Duration, expected: f64) {
@@ -315,66 +317,14 @@ fn the_binary_refuses_a_bad_size() {
 // The binary and curl (#[ignore]d: real clients)
 // ---------------------------------------------------------------------------------
 
-/// `rocket-mmap DIR --port 0 ARGS…` as a child, its port read from its banner; killed
-/// on drop.
-struct Binary {
-    child: Child,
-    port: u16,
+/// The binary serving `dir` with `args` (Rocket's own lines kept to errors).
+fn start_binary(dir: &Path, args: &[&str]) -> Binary {
+    Binary::start(dir, args, &[("ROCKET_LOG_LEVEL", "critical")])
 }
 
-impl Binary {
-    fn start(dir: &Path, args: &[&str]) -> Binary {
-        let mut child = Command::new(BIN)
-            .arg(dir)
-            .args(["--port", "0", "--address", "127.0.0.1"])
-            .args(args)
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .env("ROCKET_CLI_COLORS", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line
-                    .split("http://127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| r.trim_end_matches('/').parse::<u16>().ok())
-                {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the binary printed no banner with its port");
-        Binary { child, port }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}", self.port)
-    }
-
-    /// User + system CPU time of the server process, from `/proc/PID/stat`.
-    fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis(ticks * 1000 / hz)
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The URL of `name` (a path below the root, no leading slash) on `server`.
+fn url(server: &Binary, name: &str) -> String {
+    format!("http://{}/{name}", server.addr())
 }
 
 /// `curl URL -o OUT`; the transfer time curl reports, and the file it wrote.
@@ -402,8 +352,8 @@ fn curl_4_mib_at_limit_rate_1m_take_4_seconds() {
     let data = pseudo_random(9, 4 * MIB);
     dir.write("f.bin", &data);
     let out = TempDir::new("rate-curl-4m-out");
-    let server = Binary::start(dir.path(), &["--limit-rate", "1m"]);
-    let took = curl(&server.url("f.bin"), &out.join("f.bin"));
+    let server = start_binary(dir.path(), &["--limit-rate", "1m"]);
+    let took = curl(&url(&server, "f.bin"), &out.join("f.bin"));
     eprintln!(
         "curl: 4 MiB at limit_rate = 1m in {:.3} s",
         took.as_secs_f64()
@@ -423,11 +373,11 @@ fn curl_with_limit_rate_after_2m_takes_about_2_seconds() {
     let data = pseudo_random(10, 4 * MIB);
     dir.write("f.bin", &data);
     let out = TempDir::new("rate-curl-after-out");
-    let server = Binary::start(
+    let server = start_binary(
         dir.path(),
         &["--limit-rate", "1m", "--limit-rate-after", "2m"],
     );
-    let took = curl(&server.url("f.bin"), &out.join("f.bin"));
+    let took = curl(&url(&server, "f.bin"), &out.join("f.bin"));
     eprintln!(
         "curl: 4 MiB, 2 MiB at full speed then 1m, in {:.3} s",
         took.as_secs_f64()
@@ -447,14 +397,14 @@ fn sixteen_paced_downloads_at_once_keep_the_pace_and_the_server_idles() {
     let data = pseudo_random(11, 2 * MIB);
     dir.write("f.bin", &data);
     let out = TempDir::new("rate-curl-16-out");
-    let server = Binary::start(dir.path(), &["--limit-rate", "1m"]);
+    let server = start_binary(dir.path(), &["--limit-rate", "1m"]);
     // Map the file first, so the CPU measured is the sending alone.
-    curl(&server.url("f.bin?warm"), &out.join("warm"));
+    curl(&url(&server, "f.bin?warm"), &out.join("warm"));
     let cpu_before = server.cpu_time();
     let wall = Instant::now();
     let handles: Vec<_> = (0..16)
         .map(|i| {
-            let url = server.url("f.bin");
+            let url = url(&server, "f.bin");
             let target = out.join(&format!("{i}.bin"));
             std::thread::spawn(move || (curl(&url, &target), target))
         })

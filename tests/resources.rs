@@ -148,7 +148,6 @@ impl std::fmt::Display for Memory {
     }
 }
 
-/// User + system CPU time of a process, from `/proc/<pid>/stat`.
 /// Rocket's own log lines kept to errors: these tests read the binary's output only
 /// for its banner and its shutdown.
 const QUIET: &[(&str, &str)] = &[("ROCKET_LOG_LEVEL", "critical")];
@@ -159,17 +158,6 @@ fn timed_get(bin: &Binary, path: &str) -> (HttpResponse, Duration) {
     let r =
         try_request_at(bin.addr(), "GET", path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     (r, t.elapsed())
-}
-
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may contain spaces) closed by ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// Samples `memory` every 100 ms until VmRSS has moved by less than 256 KiB over the
@@ -437,9 +425,9 @@ fn stalled_downloads_of_a_100_mib_file_keep_server_memory_bounded() {
     let started = t.elapsed();
     let (during, settled_in) = settle(&bin, Duration::from_secs(8));
 
-    let cpu0 = cpu_time(bin.pid());
+    let cpu0 = bin.cpu_time();
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_idle = cpu_time(bin.pid()).saturating_sub(cpu0);
+    let cpu_idle = bin.cpu_time().saturating_sub(cpu0);
 
     let latencies = small_get_latencies(&bin);
     let slowest = latencies.iter().max().copied().unwrap();

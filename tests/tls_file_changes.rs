@@ -14,17 +14,18 @@
 //!
 //! Needs the `cli` feature (the binary; it includes `tls`).
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 #[path = "common/tls_server.rs"]
 mod tls_server;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use binary::Binary;
 use common::{etag_of, pseudo_random, sha256_hex, TempDir};
 use tls_server::{client, client_builder, Proto, SelfSigned, Served};
 
@@ -220,84 +221,37 @@ async fn in_place_rewrite_during_an_http1_tls_download_cuts_instead_of_mixing() 
 // Stalled TLS clients against the binary
 // ---------------------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_rocket-mmap");
-
-/// `rocket-mmap DIR --port 0 --tls-cert … --tls-key …` as a child, its port read from
-/// the banner (which must say `https://`). Killed on drop.
-struct Binary {
-    child: Child,
-    port: u16,
+/// `rocket-mmap DIR --port 0 --tls-cert … --tls-key …` as a child; its banner must
+/// say `https://`.
+fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Binary {
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let bin = Binary::start(
+        dir,
+        &["--tls-cert", cert, "--tls-key", key],
+        &[("ROCKET_LOG_LEVEL", "off")],
+    );
+    assert!(
+        bin.output().contains(" at https://127.0.0.1:"),
+        "no https:// URL in the banner: {}",
+        bin.output()
+    );
+    bin
 }
 
-impl Binary {
-    fn start_tls(dir: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Binary {
-        let mut child = Command::new(BIN)
-            .arg(dir)
-            .args(["--port", "0", "--address", "127.0.0.1", "--tls-cert"])
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .env("ROCKET_CLI_COLORS", "false")
-            .env("ROCKET_LOG_LEVEL", "off")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let banner = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{BIN} printed no banner"));
-        let port = banner
-            .split(" at https://127.0.0.1:")
-            .nth(1)
-            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no https:// URL with a port in {banner:?}"));
-        Binary { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// RssAnon of the server, KiB (heap and stacks: what connections cost).
-    fn rss_anon(&self) -> u64 {
-        let pid = self.child.id();
-        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("RssAnon")
-    }
-
-    /// User + system CPU time of the server.
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis(ticks * 1000 / hz)
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
+/// The URL of `path` (with its leading slash) on `bin`.
+fn url(bin: &Binary, path: &str) -> String {
+    format!("https://{}{path}", bin.addr())
 }
 
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// RssAnon of the server, KiB (heap and stacks: what connections cost).
+fn rss_anon(bin: &Binary) -> u64 {
+    let pid = bin.pid();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("RssAnon")
 }
 
 /// 24 h2 streams (each on its own TLS connection) and 24 HTTP/1.1-over-TLS
@@ -320,23 +274,27 @@ async fn stalled_tls_clients_keep_the_binary_bounded_and_responsive() {
     dir.write("small.txt", b"small\n");
     let certs = TempDir::new("tls-stalled-cert");
     let (cert, key) = SelfSigned::generate().write_to(certs.path());
-    let mut bin = Binary::start_tls(dir.path(), &cert, &key);
+    let mut bin = start_tls(dir.path(), &cert, &key);
 
     // Warm up: the file mapped and hashed, one connection of each kind served.
     for proto in [Proto::H2Tls, Proto::Http1Tls] {
-        let r = client(proto).get(bin.url("/big.bin")).send().await.unwrap();
+        let r = client(proto)
+            .get(url(&bin, "/big.bin"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.version(), proto.version());
         assert_eq!(r.bytes().await.unwrap().len(), 64 * MIB);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = bin.rss_anon();
+    let before = rss_anon(&bin);
 
     let mut stalled = Vec::new();
     for proto in [Proto::H2Tls, Proto::Http1Tls] {
         for i in 0..PER_PROTO {
             // A client each: its own connection.
             let c = client(proto);
-            let mut r = c.get(bin.url("/big.bin")).send().await.unwrap();
+            let mut r = c.get(url(&bin, "/big.bin")).send().await.unwrap();
             assert_eq!((r.version(), r.status().as_u16()), (proto.version(), 200));
             let first = r.chunk().await.unwrap().expect("a first chunk");
             assert_eq!(&first[..], &block[..first.len()], "{proto:?} client {i}");
@@ -344,13 +302,13 @@ async fn stalled_tls_clients_keep_the_binary_bounded_and_responsive() {
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = bin.rss_anon();
-    let cpu0 = bin.cpu();
+    let during = rss_anon(&bin);
+    let cpu0 = bin.cpu_time();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_cpu = bin.cpu() - cpu0;
+    let idle_cpu = bin.cpu_time() - cpu0;
     let t = Instant::now();
     let small = client(Proto::H2Tls)
-        .get(bin.url("/small.txt"))
+        .get(url(&bin, "/small.txt"))
         .send()
         .await
         .unwrap();
@@ -385,7 +343,7 @@ async fn stalled_tls_clients_keep_the_binary_bounded_and_responsive() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(bin.alive(), "the binary exited");
     let whole = client(Proto::H2Tls)
-        .get(bin.url("/big.bin"))
+        .get(url(&bin, "/big.bin"))
         .send()
         .await
         .unwrap()

@@ -1,7 +1,7 @@
 //! The real `rocket-mmap` binary as a child process (its port read from its banner),
 //! access log lines parsed, and a client socket with a small receive buffer: for the
 //! tests that run the binary (`tests/access_log.rs`, `tests/metrics.rs`,
-//! `tests/resources.rs`). Included by them with
+//! `tests/resources.rs`, `tests/rate.rs`, `tests/tls_file_changes.rs`). Included by them with
 //! `#[path = "common/binary.rs"] mod binary;` (it needs the `cli` feature).
 #![allow(dead_code)]
 
@@ -90,6 +90,16 @@ impl Binary {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    /// User + system CPU time of the process so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Everything the binary printed so far (stdout and stderr, line by line).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
@@ -132,6 +142,18 @@ impl Binary {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may contain spaces) closed by ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 impl Drop for Binary {
