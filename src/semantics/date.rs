@@ -76,7 +76,11 @@ impl std::fmt::Display for HttpDate {
 /// RFC 3339 §5.6); `None` outside the years 0000–9999, which it cannot express.
 pub fn rfc3339(secs: i64) -> Option<String> {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days)?;
+    // 0000-01-01 is day -719 528, 9999-12-31 is day 2 932 896.
+    if !(-719_528..=2_932_896).contains(&days) {
+        return None;
+    }
+    let (y, m, d) = civil_from_days(days);
     Some(format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -85,14 +89,10 @@ pub fn rfc3339(secs: i64) -> Option<String> {
     ))
 }
 
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
-/// `civil_from_days`); `None` outside the years 0000–9999.
-fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
-    // Bound first, so that no arithmetic below can overflow: 0000-01-01 is day
-    // -719 528, 9999-12-31 is day 2 932 896.
-    if !(-719_528..=2_932_896).contains(&days) {
-        return None;
-    }
+/// The proleptic Gregorian date (year, month, day) of a day count since 1970-01-01
+/// (H. Hinnant's `civil_from_days`). No arithmetic overflows for a count below 2^50
+/// in magnitude (any `u64` or `i64` of seconds, divided into days).
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -102,7 +102,7 @@ fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    Some((y, m, d))
+    (y, m, d)
 }
 
 #[cfg(test)]

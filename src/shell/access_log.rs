@@ -90,6 +90,7 @@ use rocket::response::{Body, Response};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
+use crate::semantics::date::civil_from_days;
 use crate::semantics::range::ByteRange;
 
 /// Most lines waiting for the writer thread.
@@ -792,21 +793,6 @@ fn format_clf_time(line: &mut String, secs: u64) {
         rem / 60 % 60,
         rem % 60
     );
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
