@@ -21,6 +21,12 @@
 //! above runs on them unchanged.
 //! A body made for a cache's state may also carry a [`Meter`] (see `engine::stats`):
 //! it counts the body in flight, the bytes it hands out and how it ended.
+//!
+//! Read through [`AsyncRead`], a body never copies mapped bytes whose pages are not
+//! in memory: it tests their residency first and, when pages are missing, has them
+//! faulted in on tokio's blocking pool and returns `Pending` meanwhile, reading ahead
+//! of a sequential reader (see `engine::fault_in`). The synchronous
+//! [`SegmentBody::read_into`] does not: it is for blocking threads.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -31,6 +37,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::cache::Cache;
+use crate::engine::fault_in::{FaultIn, Pager, WINDOW};
 use crate::engine::mapping::MappingWatch;
 use crate::engine::pace::{Pace, RateLimit};
 use crate::engine::stats::{Cut, Meter};
@@ -49,7 +56,7 @@ impl std::fmt::Display for ContentChanged {
 impl std::error::Error for ContentChanged {}
 
 /// A sized `AsyncRead + AsyncSeek` over a list of `Bytes` segments.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SegmentBody {
     segments: Vec<Bytes>,
     len: u64,
@@ -65,6 +72,33 @@ pub struct SegmentBody {
     pace: Option<Box<Pace>>,
     /// The counters this body reports to, if any.
     meter: Option<Meter>,
+    /// Who faults missing pages in for this body: its cache's pager, or the global one.
+    pager: Option<Arc<Pager>>,
+    /// Mapping offsets `[start, end)` known to be resident (tested, or just faulted in).
+    resident: (usize, usize),
+    /// The fault-in in flight, if any (at most one per body).
+    fault: Option<FaultIn>,
+}
+
+impl Clone for SegmentBody {
+    /// An independent body at the same position; a fault-in in flight stays with the
+    /// original.
+    fn clone(&self) -> SegmentBody {
+        SegmentBody {
+            segments: self.segments.clone(),
+            len: self.len,
+            pos: self.pos,
+            idx: self.idx,
+            off: self.off,
+            watch: self.watch.clone(),
+            verify_origin: self.verify_origin,
+            pace: self.pace.clone(),
+            meter: self.meter.clone(),
+            pager: self.pager.clone(),
+            resident: self.resident,
+            fault: None,
+        }
+    }
 }
 
 impl SegmentBody {
@@ -81,6 +115,9 @@ impl SegmentBody {
             verify_origin: true,
             pace: None,
             meter: None,
+            pager: None,
+            resident: (0, 0),
+            fault: None,
         }
     }
 
@@ -121,6 +158,7 @@ impl SegmentBody {
             meter.set_paced();
         }
         self.meter = Some(meter);
+        self.pager = Some(cache.pager().clone());
         self
     }
 
@@ -150,6 +188,8 @@ impl SegmentBody {
     }
 
     /// Copies as much as fits into `dst` from the current position; returns the count.
+    /// Neither paced nor faulted in ahead: a page that is not in memory is read from
+    /// disk by the copy itself, so call it on a blocking thread, not an async worker.
     pub fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> io::Result<usize> {
         self.read_limited(dst, usize::MAX)
     }
@@ -237,6 +277,122 @@ impl SegmentBody {
         Ok(Bytes::from(out))
     }
 
+    /// The mapping offset of the current position and the end of its segment there,
+    /// if the current segment is a slice of the watched mapping.
+    fn mapped_at(&self) -> Option<(usize, usize)> {
+        let watch = self.watch.as_ref()?;
+        let seg = self.segments.get(self.idx)?;
+        let rest = seg.get(self.off..).filter(|r| !r.is_empty())?;
+        let at = watch.offset_of(rest.as_ptr())?;
+        Some((at, at + rest.len()))
+    }
+
+    /// Whether every mapped byte left to read is in memory now (one `mincore` per
+    /// segment): for a caller about to copy the rest on an async worker with
+    /// [`SegmentBody::read_into`].
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn is_resident(&self) -> bool {
+        let Some(watch) = &self.watch else {
+            return true;
+        };
+        self.segments[self.idx.min(self.segments.len())..]
+            .iter()
+            .enumerate()
+            .all(|(i, seg)| {
+                let rest = if i == 0 { &seg[self.off.min(seg.len())..] } else { &seg[..] };
+                match watch.offset_of(rest.as_ptr()) {
+                    Some(at) if !rest.is_empty() => {
+                        watch.resident_until(at, at + rest.len()) == at + rest.len()
+                    }
+                    _ => true,
+                }
+            })
+    }
+
+    /// How many bytes from the current position can be copied without a disk read:
+    /// `usize::MAX` outside the mapping; otherwise the resident run from here, after
+    /// waiting (`Pending`) for a fault-in when the page here is missing. Starts the
+    /// fault-in of the next window when the reader is half-way through the one it
+    /// knows (see `engine::fault_in`). `Ready(0)` only when a fault-in found the
+    /// mapping truncated (it is then poisoned, and the read fails).
+    fn poll_resident(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+        loop {
+            let Some((at, seg_end)) = self.mapped_at() else {
+                return Poll::Ready(usize::MAX);
+            };
+            if let Some(fault) = &mut self.fault {
+                match fault.poll(cx) {
+                    Poll::Ready(done) => {
+                        let (from, to) = (fault.from, fault.to);
+                        self.fault = None;
+                        if done.is_err() {
+                            return Poll::Ready(0);
+                        }
+                        // Just brought in: trusted without a second test.
+                        if from <= at && at < to {
+                            self.resident = (from, to);
+                        } else if self.resident.0 <= from && from <= self.resident.1 {
+                            self.resident.1 = self.resident.1.max(to);
+                        }
+                    }
+                    Poll::Pending if fault.covers(at) => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            let (start, end) = self.resident;
+            if !(start <= at && at < end) {
+                let to = seg_end.min(at.saturating_add(WINDOW));
+                let watch = self.watch.as_ref().expect("mapped_at found the watch");
+                let ready = watch.resident_until(at, to);
+                if ready > at {
+                    self.resident = (at, ready);
+                } else if self.fault.is_some() {
+                    // At most one in flight: the read-ahead that is running wakes
+                    // this body when it ends (it was polled above).
+                    return Poll::Pending;
+                } else {
+                    let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+                    match pager.fault_in(watch, at, to) {
+                        Some(fault) => self.fault = Some(fault),
+                        // No runtime to fault in on: copy (and fault) as before.
+                        None => return Poll::Ready(usize::MAX),
+                    }
+                    continue;
+                }
+            }
+            self.read_ahead(cx, at, seg_end);
+            return Poll::Ready(self.resident.1 - at);
+        }
+    }
+
+    /// Once the reader at `at` is within half a window of the end of what it knows to
+    /// be resident, tests the next window and starts faulting its missing part in.
+    fn read_ahead(&mut self, cx: &mut Context<'_>, at: usize, seg_end: usize) {
+        let from = self.resident.1;
+        if self.fault.is_some() || from >= seg_end || from - at > WINDOW / 2 {
+            return;
+        }
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        let to = seg_end.min(from.saturating_add(WINDOW));
+        let ready = watch.resident_until(from, to);
+        self.resident.1 = ready;
+        if ready < to {
+            let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+            if let Some(mut fault) = pager.fault_in(watch, ready, to) {
+                // Polled once so that its end wakes this body.
+                if let Poll::Ready(done) = fault.poll(cx) {
+                    if done.is_ok() {
+                        self.resident.1 = to;
+                    }
+                } else {
+                    self.fault = Some(fault);
+                }
+            }
+        }
+    }
+
     fn seek_to(&mut self, pos: u64) {
         self.pos = pos.min(self.len);
         let mut left = self.pos;
@@ -261,10 +417,13 @@ impl AsyncRead for SegmentBody {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let (pos, mut limit) = (this.pos, usize::MAX);
+        // Bytes from here on whose pages are in memory: copying them takes no disk
+        // read on this worker.
+        let resident = ready!(this.poll_resident(cx));
+        let (pos, mut limit) = (this.pos, resident);
         if let Some(pace) = &mut this.pace {
             let want = (buf.remaining() as u64).min(this.len - this.pos);
-            limit = ready!(pace.poll_allowance(cx, pos, want));
+            limit = limit.min(ready!(pace.poll_allowance(cx, pos, want)));
         }
         // The bytes `read_limited` put into `buf` before failing are not returned: the
         // caller (tokio-util's `poll_read_buf`, used by Rocket) only commits them on Ok.

@@ -36,6 +36,7 @@ use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
 use crate::engine::entry::Entry;
+use crate::engine::fault_in::{Pager, DEFAULT_MAX_FAULT_INS};
 pub use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
@@ -81,6 +82,12 @@ pub struct CacheConfig {
     /// same blocking thread (default none: each is computed by the first request that
     /// asks for it; see [`Entry::digest`]).
     pub digests_at_load: Vec<DigestAlgorithm>,
+    /// The most fault-ins (mapped pages a body found not in memory, read in on tokio's
+    /// blocking pool before the body copies them) in flight at once for the whole
+    /// cache; more wait their turn (default
+    /// [`DEFAULT_MAX_FAULT_INS`](crate::engine::fault_in::DEFAULT_MAX_FAULT_INS), 32;
+    /// see `engine::fault_in`).
+    pub max_fault_ins: usize,
 }
 
 impl Default for CacheConfig {
@@ -90,6 +97,7 @@ impl Default for CacheConfig {
             max_bytes: 16 << 30,
             revalidate: Revalidate::Always,
             digests_at_load: Vec::new(),
+            max_fault_ins: DEFAULT_MAX_FAULT_INS,
         }
     }
 }
@@ -142,6 +150,8 @@ pub struct Cache {
     /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
     /// with every body made for this cache (see `crate::engine::stats`).
     counters: Arc<Counters>,
+    /// Runs the fault-ins of this cache's bodies, at most `max_fault_ins` at once.
+    pager: Arc<Pager>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -185,6 +195,8 @@ impl Cache {
             })
             .flatten()
             .map(Arc::new);
+        let counters = Arc::<Counters>::default();
+        let pager = Arc::new(Pager::new(config.max_fault_ins, counters.clone()));
         Cache {
             map,
             config,
@@ -192,7 +204,8 @@ impl Cache {
             tree_epoch,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),
-            counters: Arc::default(),
+            counters,
+            pager,
         }
     }
 
@@ -225,6 +238,10 @@ impl Cache {
     }
 
     /// The counters, for the bodies made for this cache.
+    pub(crate) fn pager(&self) -> &Arc<Pager> {
+        &self.pager
+    }
+
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }

@@ -254,6 +254,140 @@ impl MappingWatch {
     }
 }
 
+/// A fault-in found pages past the end of the file: the file was truncated under the
+/// mapping. The mapping's poison flag is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Truncated;
+
+impl MappingWatch {
+    /// How far the pages of `[from, to)` are resident, without touching them: the
+    /// offset where the first page that `mincore` reports missing starts (`from`
+    /// itself when the page holding `from` is missing), or `to` when every page is
+    /// there. One system call per 2 MiB of range (see `engine::fault_in` for what
+    /// "resident" means to `mincore` and why that is enough).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn resident_until(&self, from: usize, to: usize) -> usize {
+        let to = to.min(self.whole.len());
+        if from >= to {
+            return to;
+        }
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let mut first = from / page; // page index
+        let last = (to - 1) / page; // inclusive
+        let mut vec = [0u8; 512];
+        while first <= last {
+            let n = (last - first + 1).min(vec.len());
+            // SAFETY: `first * page .. (first + n) * page` lies inside the mapping,
+            // which `self.whole` keeps mapped (its start is page-aligned, as every
+            // `mmap` result is, and the last page is partly inside it); `vec` has room
+            // for `n` entries. `mincore` only reports, it changes no memory of ours.
+            let rc = unsafe {
+                libc::mincore(
+                    self.whole.as_ptr().add(first * page) as *mut libc::c_void,
+                    n * page,
+                    vec.as_mut_ptr(),
+                )
+            };
+            if rc != 0 {
+                // Cannot tell (ENOMEM for an unmapped range cannot happen here; an old
+                // kernel or seccomp might refuse): report the range missing, which
+                // costs a fault-in on the blocking pool, never a stall on a worker.
+                return (first * page).max(from);
+            }
+            if let Some(i) = vec[..n].iter().position(|&v| v & 1 == 0) {
+                return ((first + i) * page).max(from);
+            }
+            first += n;
+        }
+        to
+    }
+
+    /// Brings the pages of `[from, to)` into memory, blocking the calling thread for
+    /// the disk reads: `madvise(MADV_WILLNEED)` first, so the kernel reads the range
+    /// ahead in large requests, then `madvise(MADV_POPULATE_READ)` (Linux 5.14), which
+    /// waits until every page is in and maps it here. Run on the blocking pool only.
+    ///
+    /// A page past the end of a file truncated since it was mapped makes
+    /// `MADV_POPULATE_READ` fail with `EFAULT` instead of raising SIGBUS: the poison
+    /// flag is set and [`Truncated`] returned. On a kernel without
+    /// `MADV_POPULATE_READ` (`EINVAL`), one byte per page is read instead; a truncated
+    /// page then faults into the SIGBUS guard, which poisons the mapping the same way.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn populate(&self, from: usize, to: usize) -> Result<(), Truncated> {
+        let to = to.min(self.whole.len());
+        if from >= to {
+            return Ok(());
+        }
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let start = from / page * page;
+        let len = to - start;
+        // SAFETY: `[start, start + len)` lies inside the mapping, which `self.whole`
+        // keeps mapped, and `start` is page-aligned. Both advices only read the file
+        // into the page cache and map its pages; neither changes the mapping's
+        // contents or drops pages (unlike `MADV_DONTNEED`).
+        let base = unsafe { self.whole.as_ptr().add(start) } as *mut libc::c_void;
+        // SAFETY: as above.
+        unsafe { libc::madvise(base, len, libc::MADV_WILLNEED) };
+        // SAFETY: as above.
+        let rc = unsafe { libc::madvise(base, len, libc::MADV_POPULATE_READ) };
+        if rc == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EFAULT) => {
+                self.poison.store(true, Ordering::SeqCst);
+                Err(Truncated)
+            }
+            Some(libc::EINVAL) => {
+                let mut at = start;
+                while at < to {
+                    // SAFETY: `at` lies inside the mapping (see above). A read past the
+                    // end of a truncated file faults into the SIGBUS guard, which maps
+                    // a zero page there and sets the poison flag.
+                    unsafe { std::ptr::read_volatile(self.whole.as_ptr().add(at)) };
+                    at += page;
+                }
+                if self.is_poisoned() {
+                    Err(Truncated)
+                } else {
+                    Ok(())
+                }
+            }
+            // EINTR, EAGAIN, ENOMEM: not faulted in; the copy will fault as it would
+            // have without this, and the SIGBUS guard still covers truncation.
+            _ => Ok(()),
+        }
+    }
+
+    /// Elsewhere than Linux residency is not known: every page counts as resident.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn resident_until(&self, _from: usize, to: usize) -> usize {
+        to.min(self.whole.len())
+    }
+
+    /// Elsewhere than Linux nothing is faulted in ahead; copies fault as they go.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn populate(&self, _from: usize, _to: usize) -> Result<(), Truncated> {
+        Ok(())
+    }
+
+    /// Asks the kernel to page the whole mapping out (`MADV_PAGEOUT`, Linux 5.4), as
+    /// memory pressure would: for tests of the fault-in path.
+    #[cfg(all(test, target_os = "linux"))]
+    pub(crate) fn page_out(&self) {
+        // SAFETY: the whole mapping, kept mapped by `self.whole`; `MADV_PAGEOUT` drops
+        // clean file pages from this process's page tables (and the page cache), and
+        // a later read faults them back in from the file: contents are unchanged.
+        unsafe {
+            libc::madvise(
+                self.whole.as_ptr() as *mut libc::c_void,
+                self.whole.len(),
+                libc::MADV_PAGEOUT,
+            )
+        };
+    }
+}
+
 impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {
         &self.map

@@ -13,6 +13,7 @@
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
+//! | `fault_in` | residency before a copy; missing pages faulted in on the blocking pool, bounded, read ahead |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `listing` | reading a directory for a listing, bounded, as the file server would serve it (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
@@ -23,6 +24,7 @@ pub(crate) mod cache;
 pub(crate) mod digest;
 pub(crate) mod entry;
 pub(crate) mod error;
+pub(crate) mod fault_in;
 pub(crate) mod fingerprint;
 #[cfg(feature = "browse")]
 pub(crate) mod listing;

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `max_entries` | `1024` | most files kept mapped |
 //! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+//! | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
 //! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
 //! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
 //! | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
@@ -114,6 +115,8 @@ pub struct MmapConfig {
     pub max_entries: usize,
     /// Most mapped bytes kept.
     pub max_bytes: u64,
+    /// Most fault-ins in flight at once (see [`CacheConfig::max_fault_ins`]).
+    pub max_fault_ins: usize,
     /// When a cached file is compared with the disk.
     pub revalidate: RevalidateSetting,
     /// Most parts of a multipart/byteranges response.
@@ -144,6 +147,7 @@ impl Default for MmapConfig {
         MmapConfig {
             max_entries: cache.max_entries,
             max_bytes: cache.max_bytes,
+            max_fault_ins: cache.max_fault_ins,
             revalidate: RevalidateSetting::Word("always".into()),
             max_parts: DEFAULT_MAX_PARTS,
             merge_gap: DEFAULT_MERGE_GAP,
@@ -215,8 +219,10 @@ impl MmapConfig {
                 )))
             }
         };
-        if self.max_entries == 0 || self.max_bytes == 0 {
-            return Err(ConfigError("max_entries and max_bytes must be > 0".into()));
+        if self.max_entries == 0 || self.max_bytes == 0 || self.max_fault_ins == 0 {
+            return Err(ConfigError(
+                "max_entries, max_bytes and max_fault_ins must be > 0".into(),
+            ));
         }
         if self.max_parts == 0 {
             return Err(ConfigError("max_parts must be > 0".into()));
@@ -244,6 +250,7 @@ impl MmapConfig {
             CacheConfig {
                 max_entries: self.max_entries,
                 max_bytes: self.max_bytes,
+                max_fault_ins: self.max_fault_ins,
                 revalidate,
                 digests_at_load: if self.digest_at_load {
                     digests.clone()

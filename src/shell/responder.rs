@@ -346,7 +346,9 @@ impl MmapFile {
                 }
                 let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
-                let body = if self.copies_out(len) {
+                // Copied here, on the worker, only when its pages are in memory;
+                // otherwise streamed, and faulted in off the worker (`engine::fault_in`).
+                let body = if self.copies_out(len) && body.is_resident() {
                     // A failed copy poisons the entry: the caller's check then
                     // discards this response.
                     body.copy_out()
