@@ -299,7 +299,11 @@ impl SegmentBody {
             .iter()
             .enumerate()
             .all(|(i, seg)| {
-                let rest = if i == 0 { &seg[self.off.min(seg.len())..] } else { &seg[..] };
+                let rest = if i == 0 {
+                    &seg[self.off.min(seg.len())..]
+                } else {
+                    &seg[..]
+                };
                 match watch.offset_of(rest.as_ptr()) {
                     Some(at) if !rest.is_empty() => {
                         watch.resident_until(at, at + rest.len()) == at + rest.len()

@@ -36,8 +36,8 @@ use dashmap::DashMap;
 use tokio::sync::OnceCell;
 
 use crate::engine::entry::Entry;
-use crate::engine::fault_in::{Pager, DEFAULT_MAX_FAULT_INS};
 pub use crate::engine::error::CacheError;
+use crate::engine::fault_in::{Pager, DEFAULT_MAX_FAULT_INS};
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat};
 pub use crate::engine::stats::CacheStats;

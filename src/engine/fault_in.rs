@@ -360,7 +360,10 @@ mod tests {
         let err = err.expect("the body was cut");
         assert!(err.get_ref().unwrap().is::<ContentChanged>());
         assert!(got.len() < LEN);
-        assert!(got == pattern(LEN)[..got.len()], "a prefix of correct bytes");
+        assert!(
+            got == pattern(LEN)[..got.len()],
+            "a prefix of correct bytes"
+        );
         assert!(entry.is_poisoned());
         assert_eq!(cache.stats().cut_truncated, 1);
         let again = cache.get(&file.0).await.unwrap();
