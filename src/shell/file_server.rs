@@ -641,3 +641,67 @@ mod tests {
         }
     }
 }
+
+/// Issue 21: a download whose pages are not in memory never holds up the worker that
+/// serves it. Real Rocket dispatch on one thread: the paged-out body waits for a
+/// deliberately slow fault-in while a small GET on the same thread is answered.
+#[cfg(all(test, target_os = "linux"))]
+mod fault_in_tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use rocket::local::asynchronous::Client;
+
+    use super::FileServer;
+    use crate::shell::state::Mmap;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_fault_in_does_not_hold_up_a_small_get_on_the_only_worker() {
+        let dir =
+            std::env::temp_dir().join(format!("rocket-mmap-slow-fault-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 253) as u8).collect();
+        std::fs::write(dir.join("big.bin"), &big).unwrap();
+        std::fs::File::open(dir.join("big.bin"))
+            .unwrap()
+            .sync_all()
+            .unwrap();
+        std::fs::write(dir.join("small.txt"), b"small").unwrap();
+        let rocket = rocket::build()
+            .manage(Mmap::default())
+            .mount("/", FileServer::from(&dir));
+        let client = Client::tracked(rocket).await.unwrap();
+        let mmap = client.rocket().state::<Mmap>().unwrap();
+        // Loaded (and hashed) by a first request, then paged out as memory pressure would.
+        let first = client.get("/big.bin").dispatch().await;
+        assert_eq!(first.into_bytes().await.unwrap().len(), big.len());
+        let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
+        entry.watch().unwrap().page_out();
+        let small = client.get("/small.txt").dispatch().await;
+        assert_eq!(small.into_string().await.unwrap(), "small");
+        *mmap.cache().pager().delay.lock().unwrap() = Duration::from_millis(400);
+
+        let counters = mmap.cache().counters().clone();
+        let download = async {
+            let response = client.get("/big.bin").dispatch().await;
+            response.into_bytes().await.unwrap()
+        };
+        let meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let response = client.get("/small.txt").dispatch().await;
+            let body = response.into_string().await.unwrap();
+            (
+                body,
+                counters.fault_ins.load(Relaxed),
+                counters.fault_ins_running.load(Relaxed),
+            )
+        };
+        let (got, (small, done, running)) = tokio::join!(download, meanwhile);
+        assert_eq!(small, "small");
+        assert_eq!(done, 0, "the small GET waited for a fault-in to end");
+        assert_eq!(running, 1, "a fault-in was pending while it was answered");
+        assert!(got == big, "the download is the file");
+        assert!(mmap.cache().stats().fault_ins >= 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
