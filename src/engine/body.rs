@@ -313,16 +313,33 @@ impl SegmentBody {
             })
     }
 
-    /// How many bytes from the current position can be copied without a disk read:
-    /// `usize::MAX` outside the mapping; otherwise the resident run from here, after
+    /// How many bytes from the current position can be copied without a disk read
+    /// (looking no further than `want` bytes ahead): `usize::MAX` outside the
+    /// mapping; otherwise the resident run from here, after
     /// waiting (`Pending`) for a fault-in when the page here is missing. Starts the
     /// fault-in of the next window when the reader is half-way through the one it
     /// knows (see `engine::fault_in`). `Ready(0)` only when a fault-in found the
     /// mapping truncated (it is then poisoned, and the read fails).
-    fn poll_resident(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+    fn poll_resident(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
+        if self.watch.is_none() {
+            return Poll::Ready(usize::MAX);
+        }
         loop {
             let Some((at, seg_end)) = self.mapped_at() else {
-                return Poll::Ready(usize::MAX);
+                // A part header (or the end): free to copy, and so is what follows it
+                // as far as it is resident.
+                let Some(seg) = self.segments.get(self.idx) else {
+                    return Poll::Ready(usize::MAX);
+                };
+                let run = seg.len() - self.off;
+                if run == 0 {
+                    // An empty segment: step over it (the position does not move), so
+                    // that an empty run never reads as the end of the body.
+                    self.idx += 1;
+                    self.off = 0;
+                    continue;
+                }
+                return Poll::Ready(run + self.resident_after(want.saturating_sub(run)));
             };
             if let Some(fault) = &mut self.fault {
                 match fault.poll(cx) {
@@ -365,8 +382,41 @@ impl SegmentBody {
                 }
             }
             self.read_ahead(cx, at, seg_end);
-            return Poll::Ready(self.resident.1 - at);
+            let run = self.resident.1 - at;
+            if self.resident.1 < seg_end || run >= want {
+                return Poll::Ready(run);
+            }
+            return Poll::Ready(run + self.resident_after(want - run));
         }
+    }
+
+    /// How many bytes of the segments after the current one can be copied without a
+    /// disk read, looking no further than `want` bytes: part headers (not mapped)
+    /// always, mapped slices as far as they are resident now. No fault-in is started
+    /// here; the next read starts one where this run ends.
+    fn resident_after(&self, want: usize) -> usize {
+        let mut run = 0;
+        for seg in self.segments.iter().skip(self.idx + 1) {
+            if run >= want {
+                break;
+            }
+            let mapped = self
+                .watch
+                .as_ref()
+                .and_then(|w| Some((w, w.offset_of(seg.as_ptr())?)));
+            match mapped {
+                Some((watch, at)) if !seg.is_empty() => {
+                    let end = at + seg.len().min(want - run);
+                    let ready = watch.resident_until(at, end);
+                    run += ready - at;
+                    if ready < end {
+                        break;
+                    }
+                }
+                _ => run += seg.len(),
+            }
+        }
+        run
     }
 
     /// Once the reader at `at` is within half a window of the end of what it knows to
@@ -423,7 +473,7 @@ impl AsyncRead for SegmentBody {
         let this = self.get_mut();
         // Bytes from here on whose pages are in memory: copying them takes no disk
         // read on this worker.
-        let resident = ready!(this.poll_resident(cx));
+        let resident = ready!(this.poll_resident(cx, buf.remaining()));
         let (pos, mut limit) = (this.pos, resident);
         if let Some(pace) = &mut this.pace {
             let want = (buf.remaining() as u64).min(this.len - this.pos);

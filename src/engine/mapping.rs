@@ -289,10 +289,10 @@ impl MappingWatch {
                 )
             };
             if rc != 0 {
-                // Cannot tell (ENOMEM for an unmapped range cannot happen here; an old
-                // kernel or seccomp might refuse): report the range missing, which
-                // costs a fault-in on the blocking pool, never a stall on a worker.
-                return (first * page).max(from);
+                // Cannot tell (a range that is not a page-aligned mapping, which a
+                // watch over plain memory in tests is; or a sandbox refusing the call):
+                // copy as if resident, which is what every copy did before this test.
+                return to;
             }
             if let Some(i) = vec[..n].iter().position(|&v| v & 1 == 0) {
                 return ((first + i) * page).max(from);
@@ -371,20 +371,48 @@ impl MappingWatch {
         Ok(())
     }
 
-    /// Asks the kernel to page the whole mapping out (`MADV_PAGEOUT`, Linux 5.4), as
-    /// memory pressure would: for tests of the fault-in path.
+    /// Pages the whole mapping out of memory, as memory pressure would, for tests of
+    /// the fault-in path: drops this process's page-table entries for it
+    /// (`MADV_DONTNEED`, which for a shared file mapping keeps the file's data) and then
+    /// the file's clean pages from the page cache (`POSIX_FADV_DONTNEED` on `file`),
+    /// until `mincore` reports no page of it resident (a few tries: pages the kernel
+    /// is busy with are skipped by one pass). Panics if they stay.
     #[cfg(all(test, target_os = "linux"))]
-    pub(crate) fn page_out(&self) {
-        // SAFETY: the whole mapping, kept mapped by `self.whole`; `MADV_PAGEOUT` drops
-        // clean file pages from this process's page tables (and the page cache), and
-        // a later read faults them back in from the file: contents are unchanged.
-        unsafe {
-            libc::madvise(
-                self.whole.as_ptr() as *mut libc::c_void,
-                self.whole.len(),
-                libc::MADV_PAGEOUT,
-            )
-        };
+    pub(crate) fn page_out(&self, file: &std::path::Path) {
+        use std::os::fd::AsRawFd;
+        let f = File::open(file).unwrap();
+        f.sync_all().unwrap();
+        for _ in 0..50 {
+            // SAFETY: the whole mapping, kept mapped by `self.whole`. For a read-only
+            // shared file mapping `MADV_DONTNEED` only drops page-table entries: the
+            // next read faults the file's (unchanged) data back in.
+            unsafe {
+                libc::madvise(
+                    self.whole.as_ptr() as *mut libc::c_void,
+                    self.whole.len(),
+                    libc::MADV_DONTNEED,
+                )
+            };
+            // SAFETY: a plain system call on a descriptor we own; it only drops clean
+            // page-cache pages of the file.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            let len = self.whole.len();
+            let mut at = 0;
+            let mut resident = false;
+            while at < len {
+                let ready = self.resident_until(at, len);
+                if ready > at {
+                    resident = true;
+                    break;
+                }
+                at += PAGE_SIZE.load(Ordering::Relaxed);
+            }
+            if !resident {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the mapping's pages stayed resident");
     }
 }
 

@@ -676,7 +676,7 @@ mod fault_in_tests {
         let first = client.get("/big.bin").dispatch().await;
         assert_eq!(first.into_bytes().await.unwrap().len(), big.len());
         let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
-        entry.watch().unwrap().page_out();
+        entry.watch().unwrap().page_out(&dir.join("big.bin"));
         let small = client.get("/small.txt").dispatch().await;
         assert_eq!(small.into_string().await.unwrap(), "small");
         *mmap.cache().pager().delay.lock().unwrap() = Duration::from_millis(400);
