@@ -12,16 +12,19 @@ before each server starts. Then, per server:
 1. the hot 1 KiB file is warmed (three GETs);
 2. **first byte**: one GET of a fifth, cold, 300 MiB file on the otherwise idle server:
    the time to the first byte of the response and to the first byte of its body;
-3. **load**: four clients download the four cold 300 MiB files concurrently for
-   `--download-seconds` while a fifth GETs the hot 1 KiB file every 20 ms for
+3. **load**: four clients start downloading the four cold 300 MiB files at once.
+   When the first of them receives a byte (at once for a server that streams a cold
+   file; after it has read the files through for one that hashes first; at most
+   `--max-wait` s), a fifth client GETs the hot 1 KiB file every 20 ms for
    `--hot-seconds` on one keep-alive connection (a request goes out at the first
-   20 ms tick after the previous answer; one request in flight at most). Recorded:
-   the hot GETs' latencies (p50 / p99), how many were answered within the
-   `--hot-seconds`, the downloads' aggregate MB/s (10^6 bytes/s received over the
-   window, or until all four finished), their times to first byte, and the server's
-   CPU seconds (utime + stime, /proc/PID/stat) and disk reads (`read_bytes`,
-   /proc/PID/io) over the phase, with the cgroup's own count of bytes read and
-   its peak memory.
+   20 ms tick after the previous answer; one request in flight at most), and the
+   downloads are cut when it stops. Recorded: the hot GETs' latencies (p50 / p99),
+   how many were answered within the `--hot-seconds`, the downloads' times to first
+   byte, their aggregate MB/s (10^6 bytes/s, everything received from their start
+   to the cut, the wait for the first byte included; also from the first byte on),
+   and the server's CPU seconds (utime + stime, /proc/PID/stat) and disk reads
+   (`read_bytes`, /proc/PID/io) over the phase, with the cgroup's own count of
+   bytes read and its peak memory.
 
 Every client is in this script, on CPU 1, in one thread: a `selectors` loop reads
 the downloads and times the hot GETs, so the latencies do not include a wait for
@@ -373,31 +376,41 @@ class HotClient:
                 "statuses": self.statuses, "errors": self.errors[:5], "reconnects": self.reconnects}
 
 
-def load_phase(port, hot_seconds, download_seconds, interval, grace):
-    """Four downloads and the hot client, all bounded; returns their figures."""
+def load_phase(port, hot_seconds, max_wait, interval, grace):
+    """Four cold downloads start together. The hot client starts once the first of
+    them has received a byte (the downloads are under way; a server that makes them
+    all wait is measured while they flow, not while they wait), or after `max_wait`
+    seconds if none has, and runs for `hot_seconds`; the downloads are cut when it
+    stops. Everything is bounded. Returns their figures."""
     sel = selectors.DefaultSelector()
     t0 = time.monotonic()
     downloads = [Download(port, f"/{name}", t0) for name in COLD_FILES]
     for d in downloads:
         sel.register(d.sock, selectors.EVENT_READ, d)
-    hot_end, dl_end = t0 + hot_seconds, t0 + download_seconds
-    hot = HotClient(port, HOT, t0, interval, hot_end)
+    hot = dl_end = None
     open_downloads = len(downloads)
     while True:
         now = time.monotonic()
-        if open_downloads and now >= dl_end:
-            for d in downloads:
-                if d.done is None:
-                    sel.unregister(d.sock)
-                    d.sock.close()
-                    d.done = now
-            open_downloads = 0
-        hot_busy = hot.sent_at is not None and now < hot_end + grace
-        if not open_downloads and not hot_busy and hot.due(now) is None:
-            break
-        hot.tick(now, sel)
-        wake = [t for t in (hot.due(now), dl_end if open_downloads else None,
-                            hot_end + grace if hot.sent_at is not None else None) if t is not None]
+        flowing = any(d.first_byte is not None for d in downloads)
+        if hot is None and (flowing or not open_downloads or now >= t0 + max_wait):
+            hot = HotClient(port, HOT, now, interval, now + hot_seconds)
+            dl_end = now + hot_seconds
+        if hot is None:
+            wake = [t0 + max_wait]
+        else:
+            if open_downloads and now >= dl_end:
+                for d in downloads:
+                    if d.done is None:
+                        sel.unregister(d.sock)
+                        d.sock.close()
+                        d.done = now
+                open_downloads = 0
+            hot_busy = hot.sent_at is not None and now < hot.until + grace
+            if not open_downloads and not hot_busy and hot.due(now) is None:
+                break
+            hot.tick(now, sel)
+            wake = [t for t in (hot.due(now), dl_end if open_downloads else None,
+                                hot.until + grace if hot.sent_at is not None else None) if t is not None]
         for key, _ in sel.select(max(0.0, min(wake) - time.monotonic()) if wake else 0.05):
             now = time.monotonic()
             if isinstance(key.data, HotClient):
@@ -408,12 +421,13 @@ def load_phase(port, hot_seconds, download_seconds, interval, grace):
                 open_downloads -= 1
     now = time.monotonic()
     hot.close(sel)
-    finished = [d.done for d in downloads]
-    elapsed = min(max(finished), dl_end) - t0
+    end = min(max(d.done for d in downloads), dl_end)
     received = sum(d.received for d in downloads)
+    firsts = [d.first_byte for d in downloads if d.first_byte is not None]
     return {"hot": hot.result(now), "downloads": [d.result(dl_end) for d in downloads],
-            "download_mb_s": received / elapsed / 1e6, "download_elapsed_s": elapsed,
-            "download_received_bytes": received}
+            "hot_started_s": hot.t0 - t0, "download_elapsed_s": end - t0, "download_received_bytes": received,
+            "download_mb_s": received / (end - t0) / 1e6,
+            "download_mb_s_once_flowing": received / (end - min(firsts)) / 1e6 if firsts else 0.0}
 
 
 # ===== the scenario =====
@@ -430,7 +444,7 @@ def measure_cold(server, cgroup, args):
     cpu1, read1 = proc_counters(pid)
     http(server.port, HOT)  # warm again after the probe's reads
     cpu2, read2 = proc_counters(pid)
-    load = load_phase(server.port, args.hot_seconds, args.download_seconds, args.interval_ms / 1000,
+    load = load_phase(server.port, args.hot_seconds, args.max_wait, args.interval_ms / 1000,
                       args.grace)
     if server.proc.poll() is not None:
         raise SystemExit(f"error: {server.name} exited during the run (status {server.proc.returncode})")
@@ -444,9 +458,12 @@ def measure_cold(server, cgroup, args):
         "probe_cpu_s": cpu1 - cpu0, "probe_read_bytes": read1 - read0,
         "hot_p50_ms": load["hot"]["p50_ms"], "hot_p99_ms": load["hot"]["p99_ms"],
         "hot_answered_in_window": load["hot"]["answered_in_window"],
-        "download_mb_s": load["download_mb_s"],
-        "download_first_byte_ms": [None if d["first_byte_s"] is None else d["first_byte_s"] * 1000
-                                   for d in load["downloads"]],
+        "download_mb_s": load["download_mb_s"], "download_mb_s_once_flowing": load["download_mb_s_once_flowing"],
+        # The median over the four, a download without a byte counting as the window's
+        # length (a lower bound).
+        "downloads_first_byte_ms": statistics.median(
+            (d["first_byte_s"] if d["first_byte_s"] is not None else load["download_elapsed_s"]) * 1000
+            for d in load["downloads"]),
         "load_cpu_s": cpu3 - cpu2, "load_read_bytes": read3 - read2,
         "total_read_bytes": read3, **cgroup.stats(), "load": load,
     }
@@ -459,6 +476,7 @@ COLUMNS = [
     ("first byte of a cold 300 MiB GET", "first_byte_ms", "ms"),
     ("hot 1 KiB GET during the downloads, p50 / p99", ("hot_p50_ms", "hot_p99_ms"), "ms2"),
     ("small GETs answered in {hot_seconds:g} s", "hot_answered_in_window", "int"),
+    ("the 4 downloads' first byte (median)", "downloads_first_byte_ms", "ms"),
     ("downloads, MB/s", "download_mb_s", "f1"),
     ("server CPU s (downloads)", "load_cpu_s", "f2"),
     ("read_bytes MiB (first byte / downloads)", ("probe_read_bytes", "load_read_bytes"), "mib2"),
@@ -524,8 +542,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hot-seconds", type=float, default=8.0, help="how long the hot client runs")
     ap.add_argument("--interval-ms", type=float, default=20.0, help="the hot client's tick")
-    ap.add_argument("--download-seconds", type=float, default=12.0,
-                    help="the downloads' window (they start with the hot client)")
+    ap.add_argument("--max-wait", type=float, default=40.0,
+                    help="the longest the hot client waits for the downloads' first byte before it starts")
     ap.add_argument("--grace", type=float, default=5.0,
                     help="how long a hot GET in flight at the end is still waited for")
     ap.add_argument("--probe-timeout", type=float, default=30.0,
@@ -556,7 +574,7 @@ def main():
     st = os.stat(data)
     device = args.device or f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
     settings = {"hot_seconds": args.hot_seconds, "interval_ms": args.interval_ms,
-                "download_seconds": args.download_seconds, "rounds": args.rounds,
+                "max_wait_s": args.max_wait, "rounds": args.rounds,
                 "read_bps": args.read_bps, "read_iops": args.read_iops, "memory_limit": args.memory,
                 "device": device, "cold_files": len(COLD_FILES), "cold_file_bytes": COLD_SIZE,
                 "servers": "CPU 0, 1 worker, in the cgroups", "clients": "CPU 1, one Python thread"}
@@ -596,7 +614,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     keys = ["first_byte_ms", "first_body_byte_ms", "hot_p50_ms", "hot_p99_ms", "hot_answered_in_window",
-            "download_mb_s", "load_cpu_s", "probe_cpu_s", "probe_read_bytes", "load_read_bytes",
+            "downloads_first_byte_ms", "download_mb_s", "download_mb_s_once_flowing", "load_cpu_s", "probe_cpu_s", "probe_read_bytes", "load_read_bytes",
             "cgroup_read_bytes", "memory_max_usage_bytes"]
     summary = {t: {k: median_of(rs, k) for k in keys} for t, rs in rounds.items()}
     command = shlex.join(["python3", "benches/load/cold.py", *sys.argv[1:]])
