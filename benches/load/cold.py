@@ -190,27 +190,53 @@ def proc_counters(pid):
     return cpu, int(io["read_bytes"])
 
 
-def start_target(name, bins, data: Path, work: Path, cgroup: Cgroup):
-    """Starts one target on CPU 0 inside `cgroup` with cold caches; returns its Server."""
-    mmap_bin, peers_bin = bins
-    port = free_port()
-    env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1",
-           "ROCKET_PORT": str(port)}
-    drop_caches()
-    if name == "mmap":
-        argv = [str(mmap_bin), str(data), "--port", str(port)]
-    elif name == "fileserver":
-        argv = [str(peers_bin), "fileserver", str(data)]
-    elif name in ("nginx", "nginx_aio"):
-        prefix = work / name
-        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-        conf = prefix / "nginx.conf"
-        template = NGINX_AIO_CONF if name == "nginx_aio" else NGINX_CONF
-        conf.write_text(template.format(prefix=prefix, port=port, root=data))
-        argv, env = ["nginx", "-p", str(prefix), "-c", str(conf)], {}
-    else:
-        raise ValueError(name)
-    return Server(name, argv, env, port, cwd=work, preexec_fn=cgroup.enter)
+class Targets:
+    """Starts targets pinned to CPU 0, each in cgroups of its own, with caches dropped
+    just before; `stop_all` stops whatever is still running and removes its cgroups."""
+
+    def __init__(self, bins, data: Path, work: Path, device, args):
+        self.bins, self.data, self.work, self.device, self.args = bins, data, work, device, args
+        self.live = {}  # cgroup name -> (Server or None while starting, Cgroup)
+
+    def start(self, name):
+        """A started `name`, answering; returns (Server, Cgroup)."""
+        a = self.args
+        group = f"rocket-mmap-cold-{name}"
+        cgroup = Cgroup(group, self.device, a.read_bps, a.read_iops, a.memory)
+        self.live[group] = (None, cgroup)
+        mmap_bin, peers_bin = self.bins
+        port = free_port()
+        env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1",
+               "ROCKET_PORT": str(port)}
+        if name == "mmap":
+            argv = [str(mmap_bin), str(self.data), "--port", str(port)]
+        elif name == "fileserver":
+            argv = [str(peers_bin), "fileserver", str(self.data)]
+        elif name in ("nginx", "nginx_aio"):
+            prefix = self.work / name
+            (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+            conf = prefix / "nginx.conf"
+            template = NGINX_AIO_CONF if name == "nginx_aio" else NGINX_CONF
+            conf.write_text(template.format(prefix=prefix, port=port, root=self.data))
+            argv, env = ["nginx", "-p", str(prefix), "-c", str(conf)], {}
+        else:
+            raise ValueError(name)
+        drop_caches()
+        server = Server(name, argv, env, port, cwd=self.work, preexec_fn=cgroup.enter)
+        self.live[group] = (server, cgroup)
+        return server, cgroup
+
+    def stop(self, server, cgroup):
+        server.stop()
+        cgroup.remove()
+        self.live.pop(cgroup.blkio.name, None)
+
+    def stop_all(self):
+        for server, cgroup in list(self.live.values()):
+            if server is not None:
+                server.stop()
+            cgroup.remove()
+        self.live.clear()
 
 
 # ===== clients =====
@@ -432,8 +458,16 @@ def load_phase(port, hot_seconds, max_wait, interval, grace):
 
 # ===== the scenario =====
 
-def measure_cold(server, cgroup, args):
-    """The cold-library scenario against one started server."""
+def measure_cold(targets, name, args):
+    """The cold-library scenario against `name`, started for it."""
+    server, cgroup = targets.start(name)
+    try:
+        return cold_figures(server, cgroup, args)
+    finally:
+        targets.stop(server, cgroup)
+
+
+def cold_figures(server, cgroup, args):
     pid = server.proc.pid
     for _ in range(3):
         status = http(server.port, HOT)[0]
@@ -469,6 +503,8 @@ def measure_cold(server, cgroup, args):
     }
 
 
+# A scenario is a function (targets, target name, args) -> the figures of one round;
+# it starts (and may restart) the target through `targets`.
 SCENARIOS = {"cold": measure_cold}
 
 # What the table shows per target: (column, key in a round's figures, format).
@@ -586,36 +622,25 @@ def main():
     measure = SCENARIOS[args.scenario]
     rounds = {t: [] for t in args.targets}
     order_rng = random.Random(2026)
-    server = cgroup = None
+    targets = Targets(bins, data, work, device, args)
     try:
         for rnd in range(args.rounds):
             order = list(args.targets)
             order_rng.shuffle(order)
             for name in order:
-                cgroup = Cgroup(f"rocket-mmap-cold-{name}", device, args.read_bps, args.read_iops, args.memory)
-                server = start_target(name, bins, data, work, cgroup)
-                try:
-                    got = measure(server, cgroup, args)
-                finally:
-                    server.stop()
-                    server = None
-                    cgroup.remove()
-                    cgroup = None
+                got = measure(targets, name, args)
                 rounds[name].append(got)
                 log(f"round {rnd + 1}/{args.rounds} {name:<10} first byte {fmt_ms(got['first_byte_ms']):>9}  "
                     f"hot p50/p99 {got['hot_p50_ms'] or 0:7.1f} / {got['hot_p99_ms'] or 0:7.1f} ms  "
                     f"answered {got['hot_answered_in_window']:>3}  {got['download_mb_s']:5.1f} MB/s  "
                     f"cpu {got['load_cpu_s']:.2f} s  read {got['load_read_bytes'] / MIB:.0f} MiB")
     finally:
-        if server is not None:
-            server.stop()
-        if cgroup is not None:
-            cgroup.remove()
+        targets.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
     keys = ["first_byte_ms", "first_body_byte_ms", "hot_p50_ms", "hot_p99_ms", "hot_answered_in_window",
-            "downloads_first_byte_ms", "download_mb_s", "download_mb_s_once_flowing", "load_cpu_s", "probe_cpu_s", "probe_read_bytes", "load_read_bytes",
-            "cgroup_read_bytes", "memory_max_usage_bytes"]
+            "downloads_first_byte_ms", "download_mb_s", "download_mb_s_once_flowing", "load_cpu_s",
+            "probe_cpu_s", "probe_read_bytes", "load_read_bytes", "cgroup_read_bytes", "memory_max_usage_bytes"]
     summary = {t: {k: median_of(rs, k) for k in keys} for t, rs in rounds.items()}
     command = shlex.join(["python3", "benches/load/cold.py", *sys.argv[1:]])
     results = {

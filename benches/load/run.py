@@ -304,6 +304,7 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
                 raise SystemExit(f"error: {name} did not start on port {port}")
             time.sleep(0.1)
 
