@@ -18,8 +18,10 @@ before each server starts. Then, per server:
    `--max-wait` s), a fifth client GETs the hot 1 KiB file every 20 ms for
    `--hot-seconds` on one keep-alive connection (a request goes out at the first
    20 ms tick after the previous answer; one request in flight at most), and the
-   downloads are cut when it stops. Recorded: the hot GETs' latencies (p50 / p99),
-   how many were answered within the `--hot-seconds`, the downloads' times to first
+   downloads are cut when it stops. Recorded: the hot GETs' latencies (p50 / p99 /
+   max: with ~400 samples, p99 hides the worst four, and a one-second stall shows in
+   the max and in the count), how many were answered within the `--hot-seconds`
+   (at most 400 with the defaults), the downloads' times to first
    byte, their aggregate MB/s (10^6 bytes/s, everything received from their start
    to the cut, the wait for the first byte included; also from the first byte on),
    and the server's CPU seconds (utime + stime, /proc/PID/stat) and disk reads
@@ -37,9 +39,14 @@ each; a figure is the median over rounds):
 - `mmap`: the crate's binary (`--mmap-bin`, default target/release/rocket-mmap);
 - `fileserver`: Rocket's own `FileServer` (`--peers-bin`, the `peers` example;
   reads run on tokio's blocking pool);
-- `nginx_aio`: nginx with `aio threads` and `sendfile on` (the nginx documentation's
-  own example: reads and sendfile() run in a thread pool, the event loop never waits
-  for the disk);
+- `nginx_aio`: nginx with `aio threads` and `sendfile off`: every file read runs in
+  nginx's thread pool, the event loop never waits for the disk. The goals compare
+  against it;
+- `nginx_aio_sendfile`: nginx with `aio threads` and `sendfile on`, the example of
+  nginx's documentation for `aio threads`. Measured here (2026-12-04), it let a hot
+  GET wait ~1 s in every round (max 941-982 ms, 278-311 of 400 answered), where
+  `sendfile off` never passed 70 ms (392-399 answered) at the same MB/s, for ~6x
+  the CPU (it copies): the stronger peer for latency is `sendfile off`;
 - `nginx`: nginx as in the load comparison (`sendfile on`, no aio): sendfile() may
   block the only worker on a disk read.
 
@@ -79,12 +86,13 @@ COLD_SIZE = 300 * MIB
 COLD_FILES = [f"cold{i}.bin" for i in range(4)]
 PROBE_FILE = "probe.bin"  # the fifth cold file, for the first-byte measurement alone
 
-# nginx with aio threads: reads and sendfile() go to the default thread pool (32
-# threads); the rest as the load comparison's nginx.
+# nginx with aio threads: file reads (sendfile off) or sendfile() (on) go to the
+# default thread pool (32 threads); the rest as the load comparison's nginx.
 NGINX_AIO_CONF = NGINX_HTTP + """    server {{
         listen 127.0.0.1:{port};
         root {root};
         aio threads;
+        sendfile {sendfile};
         location / {{ }}
     }}
 }}
@@ -93,15 +101,16 @@ NGINX_AIO_CONF = NGINX_HTTP + """    server {{
 TARGETS = {
     "mmap": "rocket-mmap",
     "fileserver": "Rocket `FileServer` (tokio::fs)",
-    "nginx_aio": "nginx, `aio threads` (sendfile on)",
+    "nginx_aio": "nginx, `aio threads`, sendfile off",
+    "nginx_aio_sendfile": "nginx, `aio threads`, sendfile on",
     "nginx": "nginx, defaults (sendfile on, no aio)",
 }
 
 # Issue 21's targets, checked on the medians of one run: (metric, peer, bound).
 GOALS = [
     ("hot_p99_ms", "fileserver", "at most 1.5× Rocket FileServer's hot 1 KiB p99"),
-    ("download_mb_s", "nginx_aio", "at least 0.9× nginx aio threads' download MB/s"),
-    ("first_byte_ms", None, "the first byte of a cold 300 MiB file within 50 ms"),
+    ("download_mb_s", "nginx_aio", "at least 0.9× the download MB/s of nginx with aio threads (sendfile off)"),
+    ("first_body_byte_ms", None, "the first byte of a cold 300 MiB file within 50 ms"),
 ]
 
 
@@ -212,12 +221,13 @@ class Targets:
             argv = [str(mmap_bin), str(self.data), "--port", str(port)]
         elif name == "fileserver":
             argv = [str(peers_bin), "fileserver", str(self.data)]
-        elif name in ("nginx", "nginx_aio"):
+        elif name.startswith("nginx"):
             prefix = self.work / name
             (prefix / "tmp").mkdir(parents=True, exist_ok=True)
             conf = prefix / "nginx.conf"
-            template = NGINX_AIO_CONF if name == "nginx_aio" else NGINX_CONF
-            conf.write_text(template.format(prefix=prefix, port=port, root=self.data))
+            template = NGINX_CONF if name == "nginx" else NGINX_AIO_CONF
+            sendfile = "on" if name == "nginx_aio_sendfile" else "off"
+            conf.write_text(template.format(prefix=prefix, port=port, root=self.data, sendfile=sendfile))
             argv, env = ["nginx", "-p", str(prefix), "-c", str(conf)], {}
         else:
             raise ValueError(name)
@@ -490,7 +500,7 @@ def cold_figures(server, cgroup, args):
         "first_byte_ms": None if probe["first_byte_s"] is None else probe["first_byte_s"] * 1000,
         "first_body_byte_ms": None if probe["first_body_byte_s"] is None else probe["first_body_byte_s"] * 1000,
         "probe_cpu_s": cpu1 - cpu0, "probe_read_bytes": read1 - read0,
-        "hot_p50_ms": load["hot"]["p50_ms"], "hot_p99_ms": load["hot"]["p99_ms"],
+        "hot_p50_ms": load["hot"]["p50_ms"], "hot_p99_ms": load["hot"]["p99_ms"], "hot_max_ms": load["hot"]["max_ms"],
         "hot_answered_in_window": load["hot"]["answered_in_window"],
         "download_mb_s": load["download_mb_s"], "download_mb_s_once_flowing": load["download_mb_s_once_flowing"],
         # The median over the four, a download without a byte counting as the window's
@@ -509,8 +519,8 @@ SCENARIOS = {"cold": measure_cold}
 
 # What the table shows per target: (column, key in a round's figures, format).
 COLUMNS = [
-    ("first byte of a cold 300 MiB GET", "first_byte_ms", "ms"),
-    ("hot 1 KiB GET during the downloads, p50 / p99", ("hot_p50_ms", "hot_p99_ms"), "ms2"),
+    ("first body byte of a cold 300 MiB GET", "first_body_byte_ms", "ms"),
+    ("hot 1 KiB GET during the downloads, p50 / p99 / max", ("hot_p50_ms", "hot_p99_ms", "hot_max_ms"), "ms3"),
     ("small GETs answered in {hot_seconds:g} s", "hot_answered_in_window", "int"),
     ("the 4 downloads' first byte (median)", "downloads_first_byte_ms", "ms"),
     ("downloads, MB/s", "download_mb_s", "f1"),
@@ -538,9 +548,9 @@ def table(summary, settings):
         for _, key, kind in COLUMNS:
             if kind == "ms":
                 cells.append(fmt_ms(m[key]))
-            elif kind == "ms2":
-                a, b = (m[k] for k in key)
-                cells.append("none" if a is None else f"{a:.1f} / {b:.1f} ms")
+            elif kind == "ms3":
+                a, b, c = (m[k] for k in key)
+                cells.append("none" if a is None else f"{a:.1f} / {b:.1f} / {c:.0f} ms")
             elif kind == "int":
                 cells.append(f"{m[key]:.0f}")
             elif kind == "mib2":
@@ -598,7 +608,7 @@ def main():
     for c in ("blkio", "memory"):
         if not (CGROUP_ROOT / c / "cgroup.procs").exists():
             skip(f"cgroup v1 controller {c} is not mounted at {CGROUP_ROOT / c}")
-    for tool in ("taskset",) + (("nginx",) if {"nginx", "nginx_aio"} & set(args.targets) else ()):
+    for tool in ("taskset",) + (("nginx",) if any(t.startswith("nginx") for t in args.targets) else ()):
         need(tool)
     bins = (args.mmap_bin.resolve(), args.peers_bin.resolve())
     for name, b in (("mmap", bins[0]), ("fileserver", bins[1])):
@@ -630,15 +640,16 @@ def main():
             for name in order:
                 got = measure(targets, name, args)
                 rounds[name].append(got)
-                log(f"round {rnd + 1}/{args.rounds} {name:<10} first byte {fmt_ms(got['first_byte_ms']):>9}  "
-                    f"hot p50/p99 {got['hot_p50_ms'] or 0:7.1f} / {got['hot_p99_ms'] or 0:7.1f} ms  "
+                log(f"round {rnd + 1}/{args.rounds} {name:<18} first byte {fmt_ms(got['first_body_byte_ms']):>9}  "
+                    f"hot p50/p99/max {got['hot_p50_ms'] or 0:6.1f} / {got['hot_p99_ms'] or 0:6.1f} / "
+                    f"{got['hot_max_ms'] or 0:6.0f} ms  "
                     f"answered {got['hot_answered_in_window']:>3}  {got['download_mb_s']:5.1f} MB/s  "
                     f"cpu {got['load_cpu_s']:.2f} s  read {got['load_read_bytes'] / MIB:.0f} MiB")
     finally:
         targets.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
-    keys = ["first_byte_ms", "first_body_byte_ms", "hot_p50_ms", "hot_p99_ms", "hot_answered_in_window",
+    keys = ["first_byte_ms", "first_body_byte_ms", "hot_p50_ms", "hot_p99_ms", "hot_max_ms", "hot_answered_in_window",
             "downloads_first_byte_ms", "download_mb_s", "download_mb_s_once_flowing", "load_cpu_s",
             "probe_cpu_s", "probe_read_bytes", "load_read_bytes", "cgroup_read_bytes", "memory_max_usage_bytes"]
     summary = {t: {k: median_of(rs, k) for k in keys} for t, rs in rounds.items()}
