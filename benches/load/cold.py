@@ -43,10 +43,11 @@ each; a figure is the median over rounds):
   nginx's thread pool, the event loop never waits for the disk. The goals compare
   against it;
 - `nginx_aio_sendfile`: nginx with `aio threads` and `sendfile on`, the example of
-  nginx's documentation for `aio threads`. Measured here (2026-12-04), it let a hot
-  GET wait ~1 s in every round (max 941-982 ms, 278-311 of 400 answered), where
-  `sendfile off` never passed 70 ms (392-399 answered) at the same MB/s, for ~6x
-  the CPU (it copies): the stronger peer for latency is `sendfile off`;
+  nginx's documentation for `aio threads`. In every round of three runs here
+  (2026-12-04) it let a hot GET wait about a second (max 915-994 ms; 278-354 of 400
+  answered, p99 under 10 ms), where `sendfile off` never passed 70 ms (384-400
+  answered) at the same MB/s, for ~6x the CPU (it copies): the stronger peer for
+  latency is `sendfile off`;
 - `nginx`: nginx as in the load comparison (`sendfile on`, no aio): sendfile() may
   block the only worker on a disk read.
 
