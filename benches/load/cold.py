@@ -136,6 +136,16 @@ def make_data(d: Path):
                 left -= n
 
 
+def whole_disk(st_dev):
+    """MAJ:MIN of the disk holding a file system (blkio throttles whole disks, not
+    partitions)."""
+    dev = f"{os.major(st_dev)}:{os.minor(st_dev)}"
+    sys_dev = Path(f"/sys/dev/block/{dev}")
+    if (sys_dev / "partition").exists():
+        return (sys_dev.resolve().parent / "dev").read_text().strip()
+    return dev
+
+
 def drop_caches():
     os.sync()
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -157,7 +167,8 @@ class Cgroup:
             (self.memory / "memory.limit_in_bytes").write_text(f"{limit}\n")
         except OSError as e:
             self.remove()
-            raise SystemExit(f"error: cannot configure cgroup {name} (device {device}): {e}")
+            raise SystemExit(f"error: cannot configure cgroup {name} for device {device} (a whole "
+                             f"block device is needed; --device MAJ:MIN names one): {e}")
 
     def enter(self):
         """Moves the calling process into both groups (run in the server's child
@@ -582,11 +593,14 @@ def goals(summary):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
-    ap.add_argument("--mmap-bin", type=Path, default=target_dir / "rocket-mmap")
-    ap.add_argument("--peers-bin", type=Path, default=target_dir / "examples" / "peers")
-    ap.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(TARGETS))
+    ap.add_argument("--mmap-bin", type=Path, default=target_dir / "rocket-mmap",
+                    help="the crate's binary (default: $CARGO_TARGET_DIR or target, release)")
+    ap.add_argument("--peers-bin", type=Path, default=target_dir / "examples" / "peers",
+                    help="the peers example, for Rocket's FileServer")
+    ap.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(TARGETS),
+                    help="the servers to measure (default: all)")
     ap.add_argument("--scenario", choices=list(SCENARIOS), default="cold")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians over them")
     ap.add_argument("--hot-seconds", type=float, default=8.0, help="how long the hot client runs")
     ap.add_argument("--interval-ms", type=float, default=20.0, help="the hot client's tick")
     ap.add_argument("--max-wait", type=float, default=40.0,
@@ -601,7 +615,7 @@ def main():
     ap.add_argument("--device", help="MAJ:MIN of the disk to throttle (default: the data directory's)")
     ap.add_argument("--data", type=Path, help="directory for the test files (kept between runs; on the "
                     "throttled disk, not tmpfs)")
-    ap.add_argument("--out", type=Path, default=OUT / "cold_results.json")
+    ap.add_argument("--out", type=Path, default=OUT / "cold_results.json", help="the JSON results file")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -618,8 +632,7 @@ def main():
     data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-cold-data"
     data.mkdir(parents=True, exist_ok=True)
     make_data(data)
-    st = os.stat(data)
-    device = args.device or f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    device = args.device or whole_disk(os.stat(data).st_dev)
     settings = {"hot_seconds": args.hot_seconds, "interval_ms": args.interval_ms,
                 "max_wait_s": args.max_wait, "rounds": args.rounds,
                 "read_bps": args.read_bps, "read_iops": args.read_iops, "memory_limit": args.memory,
