@@ -315,11 +315,11 @@ impl SegmentBody {
 
     /// How many bytes from the current position can be copied without a disk read
     /// (looking no further than `want` bytes ahead): `usize::MAX` outside the
-    /// mapping; otherwise the resident run from here, after
-    /// waiting (`Pending`) for a fault-in when the page here is missing. Starts the
-    /// fault-in of the next window when the reader is half-way through the one it
-    /// knows (see `engine::fault_in`). `Ready(0)` only when a fault-in found the
-    /// mapping truncated (it is then poisoned, and the read fails).
+    /// mapping; otherwise the resident run from here, after waiting (`Pending`) for a
+    /// fault-in when the page here is missing. Starts the fault-in of the next window
+    /// while the reader copies the one it knows (see `engine::fault_in`). `Ready(0)`
+    /// only when a fault-in found the mapping truncated (it is then poisoned, and the
+    /// read fails).
     fn poll_resident(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
         if self.watch.is_none() {
             return Poll::Ready(usize::MAX);
@@ -419,11 +419,12 @@ impl SegmentBody {
         run
     }
 
-    /// Once the reader at `at` is within half a window of the end of what it knows to
-    /// be resident, tests the next window and starts faulting its missing part in.
+    /// Once the reader at `at` is within a window of the end of what it knows to be
+    /// resident, tests the next window and starts faulting its missing part in: a
+    /// sequential reader copies one window while the next one is read from disk.
     fn read_ahead(&mut self, cx: &mut Context<'_>, at: usize, seg_end: usize) {
         let from = self.resident.1;
-        if self.fault.is_some() || from >= seg_end || from - at > WINDOW / 2 {
+        if self.fault.is_some() || from >= seg_end || from - at > WINDOW {
             return;
         }
         let Some(watch) = &self.watch else {

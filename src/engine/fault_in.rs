@@ -32,9 +32,10 @@
 //!   `madvise(MADV_POPULATE_READ)` (Linux 5.14), which waits for the pages and maps
 //!   them ([`MappingWatch::populate`]). The body returns `Pending` until it completes.
 //!   A body has at most one fault-in in flight.
-//! * **Read ahead**: a body that has copied half of the window it knows resident checks
-//!   the next window and, when part of it is missing, starts its fault-in while it goes
-//!   on copying; a sequential download keeps one window in flight ahead of its reader.
+//! * **Read ahead**: a body that is within a window of the end of what it knows to be
+//!   resident checks the next window and, when part of it is missing, starts its
+//!   fault-in while it goes on copying; a sequential download keeps one window in
+//!   flight ahead of its reader.
 //!   `MADV_SEQUENTIAL` is not used: it applies to the shared mapping and would make the
 //!   kernel drop pages that other readers of the file still use.
 //! * **Bounded**: at most [`CacheConfig::max_fault_ins`](crate::CacheConfig) fault-ins
