@@ -287,9 +287,9 @@ impl SegmentBody {
         Some((at, at + rest.len()))
     }
 
-    /// Whether every mapped byte left to read is in memory now (one `mincore` per
-    /// segment): for a caller about to copy the rest on an async worker with
-    /// [`SegmentBody::read_into`].
+    /// Whether every mapped byte left to read is in memory now, with the page each
+    /// copy's truncation probe reads (one `mincore` per segment): for a caller about to
+    /// copy the rest on an async worker with [`SegmentBody::read_into`].
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn is_resident(&self) -> bool {
         let Some(watch) = &self.watch else {
@@ -306,7 +306,13 @@ impl SegmentBody {
                 };
                 match watch.offset_of(rest.as_ptr()) {
                     Some(at) if !rest.is_empty() => {
-                        watch.resident_until(at, at + rest.len()) == at + rest.len()
+                        let end = at + rest.len();
+                        copyable(
+                            watch,
+                            (at, watch.resident_until(at, watch.needed_through(end))),
+                            at,
+                            end,
+                        ) == rest.len()
                     }
                     _ => true,
                 }
@@ -316,14 +322,14 @@ impl SegmentBody {
     /// How many bytes from the current position can be copied without a disk read
     /// (looking no further than `want` bytes ahead): `usize::MAX` outside the
     /// mapping; otherwise the resident run from here, after waiting (`Pending`) for a
-    /// fault-in when the page here is missing. Starts the fault-in of the next window
-    /// while the reader copies the one it knows (see `engine::fault_in`). `Ready(0)`
-    /// only when a fault-in found the mapping truncated (it is then poisoned, and the
-    /// read fails).
+    /// fault-in when the page here (or the page its truncation probe reads) is
+    /// missing. Starts the fault-in of the next window while the reader copies the one
+    /// it knows (see `engine::fault_in`). `Ready(0)` only when a fault-in found the
+    /// mapping truncated (it is then poisoned, and the read fails).
     fn poll_resident(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
-        if self.watch.is_none() {
+        let Some(watch) = self.watch.clone() else {
             return Poll::Ready(usize::MAX);
-        }
+        };
         loop {
             let Some((at, seg_end)) = self.mapped_at() else {
                 // A part header (or the end): free to copy, and so is what follows it
@@ -360,20 +366,19 @@ impl SegmentBody {
                     Poll::Pending => {}
                 }
             }
-            let (start, end) = self.resident;
-            if !(start <= at && at < end) {
-                let to = seg_end.min(at.saturating_add(WINDOW));
-                let watch = self.watch.as_ref().expect("mapped_at found the watch");
+            if copyable(&watch, self.resident, at, seg_end) == 0 {
+                // Test one window from here, and the page its last copy's probe reads.
+                let to = watch.needed_through(seg_end.min(at.saturating_add(WINDOW)));
                 let ready = watch.resident_until(at, to);
-                if ready > at {
-                    self.resident = (at, ready);
-                } else if self.fault.is_some() {
-                    // At most one in flight: the read-ahead that is running wakes
-                    // this body when it ends (it was polled above).
-                    return Poll::Pending;
-                } else {
+                self.resident = (at, ready);
+                if copyable(&watch, self.resident, at, seg_end) == 0 {
+                    if self.fault.is_some() {
+                        // At most one in flight: the read-ahead that is running wakes
+                        // this body when it ends (it was polled above).
+                        return Poll::Pending;
+                    }
                     let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
-                    match pager.fault_in(watch, at, to) {
+                    match pager.fault_in(&watch, ready, to) {
                         Some(fault) => self.fault = Some(fault),
                         // No runtime to fault in on: copy (and fault) as before.
                         None => return Poll::Ready(usize::MAX),
@@ -381,9 +386,9 @@ impl SegmentBody {
                     continue;
                 }
             }
-            self.read_ahead(cx, at, seg_end);
-            let run = self.resident.1 - at;
-            if self.resident.1 < seg_end || run >= want {
+            self.read_ahead(cx, &watch, at, seg_end);
+            let run = copyable(&watch, self.resident, at, seg_end);
+            if at + run < seg_end || run >= want {
                 return Poll::Ready(run);
             }
             return Poll::Ready(run + self.resident_after(want - run));
@@ -407,9 +412,10 @@ impl SegmentBody {
             match mapped {
                 Some((watch, at)) if !seg.is_empty() => {
                     let end = at + seg.len().min(want - run);
-                    let ready = watch.resident_until(at, end);
-                    run += ready - at;
-                    if ready < end {
+                    let ready = watch.resident_until(at, watch.needed_through(end));
+                    let n = copyable(watch, (at, ready), at, end);
+                    run += n;
+                    if at + n < end {
                         break;
                     }
                 }
@@ -419,30 +425,31 @@ impl SegmentBody {
         run
     }
 
-    /// Once the reader at `at` is within a window of the end of what it knows to be
-    /// resident, tests the next window and starts faulting its missing part in: a
-    /// sequential reader copies one window while the next one is read from disk.
-    fn read_ahead(&mut self, cx: &mut Context<'_>, at: usize, seg_end: usize) {
+    /// Once the reader is within a window of the end of what it knows to be resident,
+    /// tests the next window and starts faulting its missing part in: a sequential
+    /// reader copies one window while the next one is read from disk.
+    fn read_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        watch: &Arc<MappingWatch>,
+        at: usize,
+        seg_end: usize,
+    ) {
         let from = self.resident.1;
-        if self.fault.is_some() || from >= seg_end || from - at > WINDOW {
+        let to = watch.needed_through(seg_end.min(from.saturating_add(WINDOW)));
+        if self.fault.is_some() || from >= to || from.saturating_sub(at) > WINDOW {
             return;
         }
-        let Some(watch) = &self.watch else {
-            return;
-        };
-        let to = seg_end.min(from.saturating_add(WINDOW));
         let ready = watch.resident_until(from, to);
         self.resident.1 = ready;
         if ready < to {
             let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
             if let Some(mut fault) = pager.fault_in(watch, ready, to) {
                 // Polled once so that its end wakes this body.
-                if let Poll::Ready(done) = fault.poll(cx) {
-                    if done.is_ok() {
-                        self.resident.1 = to;
-                    }
-                } else {
-                    self.fault = Some(fault);
+                match fault.poll(cx) {
+                    Poll::Ready(Ok(())) => self.resident.1 = to,
+                    Poll::Ready(Err(_)) => {}
+                    Poll::Pending => self.fault = Some(fault),
                 }
             }
         }
@@ -463,6 +470,24 @@ impl SegmentBody {
             self.idx += 1;
         }
     }
+}
+
+/// How many bytes from mapping offset `at` (up to `end`) can be copied when the pages
+/// of `known` (a range whose end is a page boundary or the mapping's end) are
+/// resident: the copy must also leave resident the page its truncation probe reads
+/// after it (`MappingWatch::verify_through`), so it stops a page short of a known
+/// range that ends before the mapping does.
+fn copyable(watch: &MappingWatch, known: (usize, usize), at: usize, end: usize) -> usize {
+    let (start, stop) = known;
+    if !(start <= at && at < stop) {
+        return 0;
+    }
+    let limit = if stop >= watch.mapped_len() {
+        stop
+    } else {
+        stop.saturating_sub(crate::engine::mapping::page_size())
+    };
+    limit.min(end).saturating_sub(at)
 }
 
 impl AsyncRead for SegmentBody {

@@ -259,7 +259,27 @@ impl MappingWatch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Truncated;
 
+/// The system's page size (4096 until the SIGBUS guard is installed and asks).
+pub(crate) fn page_size() -> usize {
+    PAGE_SIZE.load(Ordering::Relaxed)
+}
+
 impl MappingWatch {
+    /// The mapping's length in bytes.
+    pub(crate) fn mapped_len(&self) -> usize {
+        self.whole.len()
+    }
+
+    /// Where the pages a copy ending at mapping offset `end` needs resident end: its
+    /// own, and the next page, which [`MappingWatch::verify_through`] reads after it
+    /// (the mapping's end at most). A page boundary or the mapping's end.
+    pub(crate) fn needed_through(&self, end: usize) -> usize {
+        let page = page_size();
+        (end.div_ceil(page) * page)
+            .saturating_add(page)
+            .min(self.whole.len())
+    }
+
     /// How far the pages of `[from, to)` are resident, without touching them: the
     /// offset where the first page that `mincore` reports missing starts (`from`
     /// itself when the page holding `from` is missing), or `to` when every page is
