@@ -23,11 +23,17 @@
 //!   without our schema) is **moved aside** as `PATH.corrupt-<unix seconds>` (deleted
 //!   if it cannot be renamed) and a new store is created in its place;
 //!   [`TagStore::moved_aside`] says so, for a warning. Moving aside rather than
-//!   deleting never destroys a file someone put there by mistake.
+//!   deleting never destroys a file someone put there by mistake. redb 3 panics on
+//!   some damaged files (in the test that damages one byte at a time, about one in
+//!   five); every call into redb is behind `catch_unwind`, so such a file is handled
+//!   as corrupt (the panic's message still reaches stderr; with `panic = "abort"` in
+//!   the application's profile it would end the process instead).
 //! * **Versions**: the store holds its schema version. A store written by a newer
-//!   schema is refused with [`TagStoreError::NewerVersion`] and left untouched (an
-//!   older build must not silently wipe a newer one's work); one written by an older
-//!   schema is emptied and re-stamped (it is only a cache).
+//!   schema is refused with [`TagStoreError::NewerVersion`] and left untouched, not a
+//!   byte written (it is read through a read-only open first: an older build must not
+//!   wipe a newer one's work); one written by an older schema is emptied and
+//!   re-stamped (it is only a cache). A newer redb *file format* would be handled as
+//!   corrupt and moved aside (redb 3, 4 and 5 all write format 3).
 //! * **One writer per file**: a second [`TagStore::open`] of a path that is open —
 //!   in another process, or in this one — fails at once with
 //!   [`TagStoreError::Locked`]. Many servers may share a directory, each with its own
@@ -693,6 +699,9 @@ impl From<DatabaseError> for Failure {
 /// One attempt to open (or create) the store. On failure, the file still locked by
 /// this attempt, if it got that far (so that a corrupt file is replaced under the lock).
 fn attempt(path: &Path) -> Result<Database, (Failure, Option<File>)> {
+    if let Some(found) = newer_schema(path) {
+        return Err((Failure::Newer(found), None));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -718,6 +727,28 @@ fn attempt(path: &Path) -> Result<Database, (Failure, Option<File>)> {
     }))
     .unwrap_or_else(|_| Err(Failure::Corrupt("the store reader panicked on it".into())));
     opened.map_err(|f| (f, Some(guard)))
+}
+
+/// The schema version of an existing store, if it is higher than this build's. Read
+/// through a read-only open, before the store is opened for writing (which writes
+/// redb's header), so that a newer build's store is refused without a byte written.
+/// Anything else (no file, locked, unreadable) is left to the open that follows.
+fn newer_schema(path: &Path) -> Option<u64> {
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return None;
+    }
+    catch_unwind(|| {
+        let db = Builder::new()
+            .set_cache_size(1 << 20)
+            .open_read_only(path)
+            .ok()?;
+        let txn = db.begin_read().ok()?;
+        let meta = txn.open_table(META).ok()?;
+        let found = meta.get(SCHEMA_KEY).ok()??.value();
+        (found > SCHEMA_VERSION).then_some(found)
+    })
+    .ok()
+    .flatten()
 }
 
 /// Checks the schema version, stamping a new store and emptying an older one.
@@ -1254,7 +1285,12 @@ mod tests {
         });
         let newer = SCHEMA_VERSION + 1;
         set_schema(&d.store(), newer);
+        let before = std::fs::read(d.store()).unwrap();
         let e = TagStore::open(&d.store()).unwrap_err();
+        assert!(
+            std::fs::read(d.store()).unwrap() == before,
+            "the file was written to"
+        );
         match &e {
             TagStoreError::NewerVersion {
                 found, supported, ..
