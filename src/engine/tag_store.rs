@@ -266,6 +266,8 @@ struct Inner {
     written: Condvar,
     /// A write failed: nothing more is recorded.
     write_failed: AtomicBool,
+    /// The store is being dropped: a prune under way stops checking files.
+    stopping: AtomicBool,
     read_warned: AtomicBool,
     counters: [AtomicU64; 6],
 }
@@ -344,6 +346,7 @@ impl TagStore {
             wake: Condvar::new(),
             written: Condvar::new(),
             write_failed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             read_warned: AtomicBool::new(false),
             counters: Default::default(),
         });
@@ -496,8 +499,10 @@ impl TagStore {
 }
 
 impl Drop for TagStore {
-    /// Commits what is queued and stops the writer thread (one `fsync` at most).
+    /// Commits what is queued and stops the writer thread (one `fsync`; a prune under
+    /// way stops checking files).
     fn drop(&mut self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         self.inner.queue().closing = true;
         self.inner.wake.notify_one();
         if let Some(w) = self.writer.take() {
@@ -625,7 +630,9 @@ impl Inner {
         {
             let mut table = txn.open_table(TAGS)?;
             table.retain(|key, value| {
-                let live = Record::decode(value).is_some_and(|r| still_current(key, &r.path));
+                // Stopping: keep the rest unchecked, so that dropping the store is quick.
+                let live = self.stopping.load(Ordering::Relaxed)
+                    || Record::decode(value).is_some_and(|r| still_current(key, &r.path));
                 pruned += u64::from(!live);
                 live
             })?;
@@ -1244,6 +1251,46 @@ mod tests {
         drop(first);
         let again = TagStore::open(&d.store()).unwrap();
         assert!(again.moved_aside().is_none());
+    }
+
+    /// Across processes: util-linux's `flock` (Debian's essential util-linux) sees
+    /// the store's lock, and a store locked by another process is refused.
+    #[test]
+    fn another_process_sees_the_lock_and_is_seen() {
+        let d = TempDir::new("locked-process");
+        let flock = |args: &[&str]| {
+            std::process::Command::new("flock")
+                .args(["--nonblock", "--conflict-exit-code", "75"])
+                .arg(d.store())
+                .args(args)
+                .spawn()
+                .expect("flock (util-linux)")
+        };
+        let store = TagStore::open(&d.store()).unwrap();
+        assert_eq!(flock(&["true"]).wait().unwrap().code(), Some(75));
+        drop(store);
+        assert_eq!(flock(&["true"]).wait().unwrap().code(), Some(0));
+
+        // Blocking, so that it waits out our own probing opens below.
+        let mut holder = std::process::Command::new("flock")
+            .arg(d.store())
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let e = loop {
+            match TagStore::open(&d.store()) {
+                Err(e) => break e,
+                Ok(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20)); // flock has not started yet
+                }
+                Ok(_) => panic!("the other process's lock was never seen"),
+            }
+        };
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        assert!(matches!(e, TagStoreError::Locked { .. }), "{e:?}");
+        assert!(TagStore::open(&d.store()).is_ok());
     }
 
     fn set_schema(path: &Path, version: u64) {
