@@ -377,7 +377,9 @@ impl TagStore {
 
     /// The ETag and digests recorded for exactly this file version, if any. Never
     /// fails: a read error is counted ([`TagStoreStats::errors`]), logged once, and
-    /// answered `None`, as is an entry that does not decode. Sees records still queued.
+    /// answered `None`, as is an entry that does not decode. Sees records still queued;
+    /// one in the batch being committed at that moment may be missed (a rehash, never
+    /// a wrong answer). Costs a mutex and a read transaction (about 2 µs).
     pub fn lookup(&self, fp: &Fingerprint) -> Option<StoredTags> {
         if !cfg!(unix) {
             return None;
