@@ -1273,10 +1273,12 @@ mod tests {
         drop(store);
         assert_eq!(flock(&["true"]).wait().unwrap().code(), Some(0));
 
-        // Blocking, so that it waits out our own probing opens below.
-        let mut holder = std::process::Command::new("flock")
+        // The lock is taken (blocking, so that it waits out our own probing opens
+        // below) on a descriptor of the process that then becomes `sleep`: killing it
+        // releases the lock.
+        let mut holder = std::process::Command::new("sh")
+            .args(["-c", "exec 9<>\"$0\" && flock 9 && exec sleep 30"])
             .arg(d.store())
-            .args(["sleep", "30"])
             .spawn()
             .unwrap();
         let start = Instant::now();
