@@ -1273,28 +1273,32 @@ mod tests {
         drop(store);
         assert_eq!(flock(&["true"]).wait().unwrap().code(), Some(0));
 
-        // The lock is taken (blocking, so that it waits out our own probing opens
-        // below) on a descriptor of the process that then becomes `sleep`: killing it
-        // releases the lock.
+        // The lock is taken on a descriptor of `sh`, which says so once `flock` (its
+        // child, which shares the descriptor) has exited, and then becomes `sleep`:
+        // from that line on, the lock lives and dies with this one process.
         let mut holder = std::process::Command::new("sh")
-            .args(["-c", "exec 9<>\"$0\" && flock 9 && exec sleep 30"])
+            .args([
+                "-c",
+                "exec 9<>\"$0\" && flock 9 && echo locked && exec sleep 30",
+            ])
             .arg(d.store())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        let e = loop {
-            match TagStore::open(&d.store()) {
-                Err(e) => break e,
-                Ok(_) if start.elapsed() < Duration::from_secs(10) => {
-                    std::thread::sleep(Duration::from_millis(20)); // flock has not started yet
-                }
-                Ok(_) => panic!("the other process's lock was never seen"),
-            }
-        };
+        let mut line = String::new();
+        io::BufRead::read_line(
+            &mut io::BufReader::new(holder.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "locked\n");
+        let e = TagStore::open(&d.store()).unwrap_err();
+        assert!(matches!(e, TagStoreError::Locked { .. }), "{e:?}");
         holder.kill().unwrap();
         holder.wait().unwrap();
-        assert!(matches!(e, TagStoreError::Locked { .. }), "{e:?}");
-        assert!(TagStore::open(&d.store()).is_ok());
+        if let Err(e) = TagStore::open(&d.store()) {
+            panic!("after the holder's death: {e:?}");
+        }
     }
 
     fn set_schema(path: &Path, version: u64) {
