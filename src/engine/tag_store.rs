@@ -88,6 +88,7 @@ use redb::{
 };
 
 use crate::engine::digest::ReprDigest;
+use crate::engine::entry::Entry;
 use crate::engine::fingerprint::Fingerprint;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
@@ -467,6 +468,16 @@ impl TagStore {
         if len == 0 || len + 1 >= BATCH_MAX {
             self.inner.wake.notify_one();
         }
+    }
+
+    /// Records what `entry` knows of its version: its ETag and every digest computed
+    /// so far (see [`TagStore::record`] for the contract on `fp`).
+    pub(crate) fn record_entry(&self, fp: &Fingerprint, path: &Path, entry: &Entry) {
+        let digests: Vec<&ReprDigest> = DigestAlgorithm::ALL
+            .into_iter()
+            .filter_map(|a| entry.ready_digest(a))
+            .collect();
+        self.record(fp, path, entry.etag(), &digests);
     }
 
     /// Waits until every record queued before the call is committed (or dropped by a
@@ -1059,6 +1070,26 @@ mod tests {
             (stats.hits, stats.misses, stats.errors, stats.pruned),
             (1, 0, 0, 0)
         );
+    }
+
+    /// An entry's tag and the digests it has computed, as the load would record them.
+    #[cfg(feature = "digest")]
+    #[test]
+    fn an_entry_is_recorded_with_its_digests() {
+        let d = TempDir::new("entry");
+        let a = d.write("a.bin", b"entry content");
+        let entry = Entry::from_bytes(std::fs::read(&a).unwrap(), "application/octet-stream");
+        let sha = entry
+            .digest_blocking(DigestAlgorithm::Sha512)
+            .unwrap()
+            .clone();
+        let store = TagStore::open(&d.store()).unwrap();
+        store.record_entry(&fingerprint(&a), &a, &entry);
+        drop(store);
+        let store = TagStore::open(&d.store()).unwrap();
+        let got = store.lookup(&fingerprint(&a)).unwrap();
+        assert_eq!(got.etag, *entry.etag());
+        assert_eq!(got.digests, [sha]);
     }
 
     #[test]
