@@ -61,6 +61,13 @@ impl ReprDigest {
         }
     }
 
+    /// A digest computed earlier (kept in the tag store), from its algorithm and raw
+    /// bytes; `None` unless `bytes` has the algorithm's length.
+    #[cfg_attr(not(feature = "tag-store"), allow(dead_code))]
+    pub(crate) fn from_stored(algorithm: DigestAlgorithm, bytes: &[u8]) -> Option<ReprDigest> {
+        (bytes.len() == algorithm.output_len()).then(|| ReprDigest::new(algorithm, bytes.into()))
+    }
+
     /// The algorithm.
     pub fn algorithm(&self) -> DigestAlgorithm {
         self.algorithm
@@ -111,6 +118,13 @@ impl Digests {
     /// The digest, if it is computed.
     pub(crate) fn ready(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
         self.slots[algorithm.index()].value.get()
+    }
+
+    /// Fills the cell with a digest known from an earlier run of this file version (the
+    /// tag store), so that nothing is hashed for it; a cell already filled is kept.
+    #[allow(dead_code)] // Until the load restores stored digests (issue 21).
+    pub(crate) fn restore(&self, digest: ReprDigest) {
+        let _ = self.slots[digest.algorithm.index()].value.set(digest);
     }
 
     /// Counts every later computation in `counters` too (the cache's).

@@ -10,6 +10,7 @@
 //! | `load` | open, map, hash one file version, and make sure the tag covers one version |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
+//! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
@@ -36,4 +37,6 @@ pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
+#[cfg(feature = "tag-store")]
+pub(crate) mod tag_store;
 pub(crate) mod watch;

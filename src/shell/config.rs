@@ -21,6 +21,7 @@
 //! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
 //! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
 //! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
+//! | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
 //!
 //! ```toml
 //! [default.mmap]
@@ -33,6 +34,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -139,6 +141,10 @@ pub struct MmapConfig {
     pub limit_rate: SizeSetting,
     /// Bytes sent at full speed before `limit_rate` applies.
     pub limit_rate_after: SizeSetting,
+    /// Where the tag store keeps ETags and digests across restarts (feature
+    /// `tag-store`); `None` (the default): no store, every file version is hashed once
+    /// per run.
+    pub tag_store: Option<PathBuf>,
 }
 
 impl Default for MmapConfig {
@@ -162,6 +168,7 @@ impl Default for MmapConfig {
             digest_unsolicited: false,
             limit_rate: SizeSetting::Bytes(0),
             limit_rate_after: SizeSetting::Bytes(0),
+            tag_store: None,
         }
     }
 }
@@ -205,7 +212,8 @@ impl MmapConfig {
     /// # Errors
     /// [`ConfigError`] for zero bounds, a zero chunk size, an unknown `revalidate`, an
     /// unknown or repeated digest algorithm (or any without the `digest` feature), a
-    /// digest switch with no algorithm, or a size that does not parse.
+    /// digest switch with no algorithm, a size that does not parse, or a `tag_store`
+    /// in a build without the `tag-store` feature.
     pub fn split(&self) -> Result<(CacheConfig, ResponseOptions), ConfigError> {
         let revalidate = match &self.revalidate {
             RevalidateSetting::Millis(0) => Revalidate::Always,
@@ -234,6 +242,12 @@ impl MmapConfig {
         if digests.is_empty() && (self.digest_at_load || self.digest_unsolicited) {
             return Err(ConfigError(
                 "digest_at_load and digest_unsolicited need at least one algorithm in digests"
+                    .into(),
+            ));
+        }
+        if self.tag_store.is_some() && !cfg!(feature = "tag-store") {
+            return Err(ConfigError(
+                "tag_store: this build has no `tag-store` feature; remove the key or enable it"
                     .into(),
             ));
         }
@@ -523,6 +537,33 @@ mod tests {
                 let o = c.split().unwrap().1;
                 assert_eq!(o.rate_limit, RateLimit::new(512 << 10).after(1 << 20));
                 assert_eq!(o.digests, [DigestAlgorithm::Sha512]);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn tag_store_key_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.tag_store, None);
+            jail.create_file(
+                "Rocket.toml",
+                "[default.mmap]\ntag_store = \"/var/cache/rocket-mmap/tags.redb\"\n",
+            )?;
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(
+                c.tag_store.as_deref(),
+                Some(Path::new("/var/cache/rocket-mmap/tags.redb"))
+            );
+            assert_eq!(c.split().is_ok(), cfg!(feature = "tag-store"));
+            jail.set_env("ROCKET_MMAP_TAG_STORE", "state/tags.redb");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.tag_store.as_deref(), Some(Path::new("state/tags.redb")));
+            if !cfg!(feature = "tag-store") {
+                let e = c.split().unwrap_err().to_string();
+                assert!(e.contains("no `tag-store` feature"), "{e}");
             }
             Ok(())
         });
