@@ -1,10 +1,16 @@
-//! The mmap cache: files mapped once, hashed once, served as slices.
+//! The mmap cache: files mapped once, hashed once (after their first response),
+//! served as slices.
 //!
 //! * Entries live in a [`DashMap`] keyed by path. A hit costs one map lookup (no key
 //!   allocation) and, depending on [`Revalidate`], one `stat`.
 //! * **Single flight**: concurrent misses for one file version share one slot, whose
-//!   `OnceCell` runs a single load; mapping and hashing run on tokio's blocking pool,
-//!   never on the async worker threads.
+//!   `OnceCell` runs a single load; loading (open, `fstat`, map) runs on tokio's
+//!   blocking pool, never on the async worker threads.
+//! * **The first byte does not wait for the hash**: a load reads no content; the
+//!   entry is served at once, and its strong ETag is computed in the background, at
+//!   most [`CacheConfig::max_background_hashes`] files at a time (see `engine::tag`).
+//!   [`Cache::get_blocking`] (start-up warming) and [`CacheConfig::digests_at_load`]
+//!   still hash while loading.
 //! * **Change detection**: a lookup compares the file's [`Fingerprint`] (device, inode,
 //!   size, mtime and ctime in ns) with the entry's; a changed file gets a new entry,
 //!   and responses in flight keep the old mapping alive through their `Bytes`. Under
@@ -19,8 +25,9 @@
 //! * **Exactly one version per response**: unless the policy is [`Revalidate::Never`],
 //!   every mapping's watch carries the file's path and fingerprint, and a body checks
 //!   them (one `stat`) before it returns its last bytes; see
-//!   `MappingWatch::verify_unmodified`. A load whose fingerprint changed while the
-//!   file was hashed is retried, and a file changed less than [`SETTLE`](crate::engine::load::SETTLE) ago is hashed
+//!   `MappingWatch::verify_unmodified`. A tag whose file's fingerprint changed while
+//!   it was hashed is never published (the entry is poisoned and the file loaded
+//!   afresh), and a file changed less than [`SETTLE`](crate::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
 //! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
@@ -38,9 +45,10 @@ use tokio::sync::OnceCell;
 use crate::engine::entry::Entry;
 pub use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
-use crate::engine::load::{load_file, stat};
+use crate::engine::load::{load_file, stat, Hash};
 pub use crate::engine::stats::CacheStats;
 use crate::engine::stats::Counters;
+use crate::engine::tag::HashLimit;
 use crate::engine::watch::{Change, DirWatch, MAX_WATCHED_DIRS};
 use crate::semantics::digest::DigestAlgorithm;
 
@@ -81,6 +89,14 @@ pub struct CacheConfig {
     /// same blocking thread (default none: each is computed by the first request that
     /// asks for it; see [`Entry::digest`]).
     pub digests_at_load: Vec<DigestAlgorithm>,
+    /// How many files are hashed at once, at most, for their ETags (default 2). A
+    /// file is served as soon as it is mapped; its tag (CRC-64 of the whole content)
+    /// is computed in the background on tokio's blocking pool, and responses that
+    /// need it wait for it (see `engine::tag` and the README's "Validators"). The
+    /// bound keeps background hashing from taking the disk from downloads. 0: no
+    /// hashing in the background; a file is hashed only when a response needs its tag,
+    /// one at a time.
+    pub max_background_hashes: usize,
 }
 
 impl Default for CacheConfig {
@@ -90,6 +106,7 @@ impl Default for CacheConfig {
             max_bytes: 16 << 30,
             revalidate: Revalidate::Always,
             digests_at_load: Vec::new(),
+            max_background_hashes: 2,
         }
     }
 }
@@ -142,6 +159,8 @@ pub struct Cache {
     /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
     /// with every body made for this cache (see `crate::engine::stats`).
     counters: Arc<Counters>,
+    /// The bound on tag hashes running at once ([`CacheConfig::max_background_hashes`]).
+    hashes: HashLimit,
 }
 
 impl std::fmt::Debug for Cache {
@@ -187,6 +206,7 @@ impl Cache {
             .map(Arc::new);
         Cache {
             map,
+            hashes: HashLimit::new(config.max_background_hashes),
             config,
             watch,
             tree_epoch,
@@ -224,6 +244,12 @@ impl Cache {
         }
     }
 
+    /// The bound on tag hashes (tests hold its permits to keep hashes queued).
+    #[cfg(test)]
+    pub(crate) fn hash_limit(&self) -> &HashLimit {
+        &self.hashes
+    }
+
     /// The counters, for the bodies made for this cache.
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.counters
@@ -251,7 +277,10 @@ impl Cache {
     }
 
     /// The entry for the file at `path`: from the cache if it is current, otherwise
-    /// mapped and hashed on the blocking pool (once, however many callers wait).
+    /// mapped on the blocking pool (once, however many callers wait). A file's ETag is
+    /// computed after it is mapped, in the background ([`Entry::etag`] is `None` until
+    /// then; [`Entry::strong_etag`] waits for it), unless the file is small or
+    /// [`CacheConfig::digests_at_load`] asks for digests at load.
     ///
     /// Must be called within a tokio runtime.
     ///
@@ -267,6 +296,12 @@ impl Cache {
         let owned = path.to_path_buf();
         let origin = self.config.revalidate != Revalidate::Never;
         let digests = self.config.digests_at_load.clone();
+        let hash = if digests.is_empty() {
+            Hash::Later
+        } else {
+            Hash::AtLoad
+        };
+        let hashes = self.hashes.clone();
         let counters = self.counters.clone();
         let watch = self.watcher_for(&slot);
         let mut loaded_here = false;
@@ -277,7 +312,7 @@ impl Cache {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         LoadWatch::around(watch.as_ref(), &owned, || {
-                            timed_load(&counters, &owned, origin, &digests)
+                            timed_load(&counters, &owned, origin, hash, &digests, &hashes)
                         })
                     })
                     .await
@@ -295,12 +330,26 @@ impl Cache {
         Ok(entry)
     }
 
-    /// Like [`Cache::get`], but loads on the calling thread. For start-up warming and
-    /// other synchronous contexts; do not call it from an async worker thread.
+    /// Like [`Cache::get`], but loads on the calling thread, and hashes the file there
+    /// too (its ETag is known when this returns; a cached entry whose tag is pending
+    /// is hashed here). For start-up warming and other synchronous contexts; do not
+    /// call it from an async worker thread.
     ///
     /// # Errors
     /// As [`Cache::get`].
     pub fn get_blocking(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        for _ in 0..3 {
+            let entry = self.get_blocking_once(path)?;
+            // A tag that cannot be computed poisoned the entry: the next try loads anew.
+            if entry.etag_blocking().is_some() {
+                return Ok(entry);
+            }
+        }
+        Err(CacheError::Unstable)
+    }
+
+    /// [`Cache::get_blocking`] without the wait for a pending tag.
+    fn get_blocking_once(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
         let fingerprint = match self.fast_path(path)? {
             Ok(entry) => return Ok(entry),
             Err(fp) => fp,
@@ -312,7 +361,14 @@ impl Cache {
         let origin = self.config.revalidate != Revalidate::Never;
         let watch = self.watcher_for(&slot);
         let entry = LoadWatch::around(watch.as_ref(), path, || {
-            timed_load(&self.counters, path, origin, &self.config.digests_at_load)
+            timed_load(
+                &self.counters,
+                path,
+                origin,
+                Hash::AtLoad,
+                &self.config.digests_at_load,
+                &self.hashes,
+            )
         })?;
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
@@ -592,17 +648,21 @@ impl LoadWatch {
     }
 }
 
-/// Loads a file on the calling (blocking) thread and records how long it took.
+/// Loads a file on the calling (blocking) thread, records how long it took, and
+/// starts the hash of its tag if the load left it pending.
 fn timed_load(
     counters: &Arc<Counters>,
     path: &Path,
     origin: bool,
+    hash: Hash,
     digests: &[DigestAlgorithm],
+    hashes: &HashLimit,
 ) -> Result<Arc<Entry>, CacheError> {
     let started = Instant::now();
-    let entry = load_file(path, origin, digests)?;
+    let entry = load_file(path, origin, hash, digests, hashes)?;
     counters.load_time.observe(started.elapsed());
     entry.count_digests_in(counters);
+    entry.start_etag();
     Ok(Arc::new(entry))
 }
 
@@ -651,7 +711,7 @@ mod tests {
         let e2 = cache.get(&p).await.unwrap();
         assert!(Arc::ptr_eq(&e1, &e2));
         assert_eq!(e1.content().as_ref(), b"123456789");
-        assert_eq!(e1.etag_header(), "\"995dc9bbdf1939fa-9\"");
+        assert_eq!(e1.etag_header(), Some("\"995dc9bbdf1939fa-9\""));
         assert_eq!(e1.content_type(), "text/plain; charset=utf-8");
         assert!(e1.last_modified().is_some());
         assert_eq!(cache.stats().loads, 1);
@@ -855,7 +915,7 @@ mod tests {
         let e = cache.get(&p).await.unwrap();
         assert!(e.is_empty());
         assert!(e.watch().is_none());
-        assert_eq!(e.etag_header(), "\"0000000000000000-0\"");
+        assert_eq!(e.etag_header(), Some("\"0000000000000000-0\""));
     }
 
     #[tokio::test]
@@ -1218,7 +1278,7 @@ mod watch_tests {
     }
 
     fn tag(cache: &Cache, p: &Path) -> EntityTag {
-        cache.get_blocking(p).unwrap().etag().clone()
+        cache.get_blocking(p).unwrap().etag().cloned().unwrap()
     }
 
     /// Asks until the entry's tag is no longer `old`; how long that took.
@@ -1400,5 +1460,215 @@ mod watch_tests {
                 v[v.len() - 1]
             );
         }
+    }
+}
+
+/// The tags of file entries (`engine::tag`): served before their hash, hashed in the
+/// background, bounded, and never published for another version.
+#[cfg(test)]
+mod tag_tests {
+    use super::tests::TempDir;
+    use super::*;
+    use crate::engine::tag::HASH_AT_LOAD_MAX;
+    use crate::semantics::etag::EntityTag;
+    use std::os::unix::fs::FileExt;
+
+    /// Larger than [`HASH_AT_LOAD_MAX`]: not hashed while loaded.
+    const LARGE: usize = 1 << 20;
+
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    /// Holds every hash permit of `cache`: hashes queue until the guard is dropped.
+    async fn hold_hashes(cache: &Cache) -> tokio::sync::OwnedSemaphorePermit {
+        let n = cache.config().max_background_hashes.max(1) as u32;
+        cache
+            .hash_limit()
+            .permits()
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_file_is_served_before_its_hash_and_tagged_after() {
+        assert!(LARGE as u64 > HASH_AT_LOAD_MAX);
+        let d = TempDir::new("tag-later");
+        let bytes = content(LARGE, 1);
+        let p = d.write("f.bin", &bytes);
+        let cache = Cache::default();
+        let held = hold_hashes(&cache).await;
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(e.etag(), None, "served before its hash");
+        assert_eq!(e.etag_header(), None);
+        assert_eq!(e.content().as_ref(), &bytes[..], "the content is there");
+        assert!(Arc::ptr_eq(&e, &cache.get(&p).await.unwrap()), "a hit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(e.etag(), None, "queued behind the bound");
+        drop(held);
+        let want = EntityTag::from_content(&bytes);
+        assert_eq!(e.strong_etag().await, Some(&want));
+        assert_eq!(e.etag(), Some(&want));
+        assert_eq!(e.etag_header(), Some(want.to_string().as_str()));
+        assert!(!e.is_poisoned());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_background_hash_runs_without_anyone_waiting() {
+        let d = TempDir::new("tag-background");
+        let bytes = content(LARGE, 2);
+        let p = d.write("f.bin", &bytes);
+        let cache = Cache::default();
+        let e = cache.get(&p).await.unwrap();
+        let start = Instant::now();
+        while e.etag().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never hashed");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
+    }
+
+    #[tokio::test]
+    async fn small_files_are_hashed_while_loaded() {
+        let d = TempDir::new("tag-small");
+        let bytes = content(HASH_AT_LOAD_MAX as usize, 3);
+        let p = d.write("f.bin", &bytes);
+        let cache = Cache::default();
+        let _held = hold_hashes(&cache).await;
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_no_background_hashes_a_file_is_hashed_only_when_asked() {
+        let d = TempDir::new("tag-lazy");
+        let bytes = content(LARGE, 4);
+        let p = d.write("f.bin", &bytes);
+        let cache = Cache::new(CacheConfig {
+            max_background_hashes: 0,
+            ..CacheConfig::default()
+        });
+        let e = cache.get(&p).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(e.etag(), None, "nobody asked");
+        // Many waiters, one hash, one tag.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let e = e.clone();
+            tasks.push(tokio::spawn(async move { e.strong_etag().await.cloned() }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Some(EntityTag::from_content(&bytes)));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rewritten_before_its_hash_gets_no_tag_and_the_new_version_its_own() {
+        let d = TempDir::new("tag-rewrite");
+        let (v1, v2) = (content(LARGE, 5), content(LARGE, 6));
+        let p = d.write("f.bin", &v1);
+        let cache = Cache::default();
+        let held = hold_hashes(&cache).await;
+        let e1 = cache.get(&p).await.unwrap();
+        // In place: same inode, same size; the mapping shows v2 from now on.
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .write_all_at(&v2, 0)
+            .unwrap();
+        drop(held);
+        assert_eq!(e1.strong_etag().await, None, "no tag of v1 over v2's bytes");
+        assert_eq!(e1.etag(), None);
+        assert!(e1.etag_failed());
+        assert!(e1.is_poisoned(), "the cache maps the file afresh");
+        let e2 = cache.get(&p).await.unwrap();
+        assert!(!Arc::ptr_eq(&e1, &e2));
+        assert_eq!(e2.strong_etag().await, Some(&EntityTag::from_content(&v2)));
+    }
+
+    /// A writer alternates two versions in place while files are loaded and hashed:
+    /// every tag published is the tag of one whole version, never of a mix.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rewritten_while_hashed_never_gets_a_tag_of_mixed_content() {
+        let d = TempDir::new("tag-race");
+        let (v1, v2) = (content(4 * LARGE, 7), content(4 * LARGE, 8));
+        let good = [EntityTag::from_content(&v1), EntityTag::from_content(&v2)];
+        let p = d.write("f.bin", &v1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (p, stop) = (p.clone(), stop.clone());
+            let (v1, v2) = (v1.clone(), v2.clone());
+            std::thread::spawn(move || {
+                let f = std::fs::File::options().write(true).open(&p).unwrap();
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    // Half of each version at a time: mixed content exists on disk.
+                    let v = if i % 2 == 0 { &v2 } else { &v1 };
+                    let half = v.len() / 2;
+                    f.write_all_at(&v[..half], 0).unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                    f.write_all_at(&v[half..], half as u64).unwrap();
+                    std::thread::sleep(Duration::from_millis(3));
+                    i += 1;
+                }
+            })
+        };
+        let cache = Cache::default();
+        let (mut tagged, mut refused) = (0, 0);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            let Ok(e) = cache.get(&p).await else { continue };
+            match e.strong_etag().await {
+                Some(t) => {
+                    assert!(good.contains(t), "a tag of mixed content: {t}");
+                    tagged += 1;
+                }
+                None => {
+                    assert!(e.is_poisoned());
+                    refused += 1;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(refused > 0, "the writer never hit a hash ({tagged} tagged)");
+        // Once the writes stop, the file gets its tag.
+        let e = cache.get(&p).await.unwrap();
+        let t = e.strong_etag().await.cloned();
+        let t = match t {
+            Some(t) => t,
+            None => cache
+                .get(&p)
+                .await
+                .unwrap()
+                .strong_etag()
+                .await
+                .cloned()
+                .unwrap(),
+        };
+        assert!(good.contains(&t));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn get_blocking_hashes_an_entry_whose_hash_is_queued() {
+        let d = TempDir::new("tag-blocking");
+        let bytes = content(LARGE, 9);
+        let p = d.write("f.bin", &bytes);
+        let cache = Arc::new(Cache::default());
+        let _held = hold_hashes(&cache).await;
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(e.etag(), None);
+        let c = cache.clone();
+        let q = p.clone();
+        let warmed = tokio::task::spawn_blocking(move || c.get_blocking(&q).unwrap())
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&e, &warmed), "the same entry, hashed in place");
+        assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
     }
 }

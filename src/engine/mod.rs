@@ -7,7 +7,8 @@
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
-//! | `load` | open, map, hash one file version, and make sure the tag covers one version |
+//! | `load` | open, `fstat`, map one file version (no content read; warming hashes too) |
+//! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
@@ -34,4 +35,5 @@ pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
+pub(crate) mod tag;
 pub(crate) mod watch;
