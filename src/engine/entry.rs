@@ -220,6 +220,7 @@ impl Entry {
         Source {
             content: &self.content,
             watch: self.watch.as_ref(),
+            limit: self.tag.hash_limit(),
         }
     }
 

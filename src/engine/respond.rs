@@ -40,6 +40,12 @@ pub struct Reply {
 /// Decides the answer to `req` for `entry`, at time `now` (which decides whether
 /// Last-Modified is a strong validator for If-Range, and replaces a Last-Modified in
 /// the future), and lays out the body.
+///
+/// The decision uses the entry's tag as it is now ([`Entry::etag`]). A file entry
+/// whose background hash has not run has none: a request with `Range`, `If-Match`,
+/// `If-None-Match` or `If-Range` would then be decided as for a representation without
+/// a tag, so wait for it first ([`Entry::strong_etag`]), as the Rocket shell does
+/// (its validator policy); a plain GET or HEAD needs no tag.
 pub fn respond(
     entry: &Entry,
     req: &ServeRequest<'_>,

@@ -10,8 +10,9 @@
 //! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
 //!   most [`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)
 //!   files are hashed at once for the whole cache (a semaphore, [`HashLimit`]); the
-//!   others queue. With 0, no file is hashed unless a response needs its tag (those
-//!   hashes then run one at a time).
+//!   others queue. The digests of file entries (`engine::digest`) take their permits
+//!   from the same semaphore. With 0, no file is hashed unless a response needs its
+//!   tag (those hashes then run one at a time).
 //! * **Single flight.** One hash per entry, however many responses wait for it; a
 //!   response that stops waiting (client gone) does not cancel it.
 //! * **Only for entries still alive.** A queued hash holds no strong reference to its
@@ -91,6 +92,26 @@ impl HashLimit {
         }
     }
 
+    /// Runs `job` on the blocking pool of `handle`'s runtime once a permit is free
+    /// (detached: it runs even if no one waits for it any more).
+    pub(crate) fn spawn(
+        &self,
+        handle: &tokio::runtime::Handle,
+        job: impl FnOnce() + Send + 'static,
+    ) {
+        let permits = self.permits.clone();
+        drop(handle.spawn(async move {
+            let Ok(permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                job();
+                drop(permit);
+            })
+            .await;
+        }));
+    }
+
     /// The semaphore (tests hold its permits to keep hashes queued).
     #[cfg(test)]
     pub(crate) fn permits(&self) -> &Arc<Semaphore> {
@@ -109,7 +130,7 @@ pub(crate) struct PendingTag {
     pub(crate) content: Bytes,
     /// The SIGBUS guard's flag for the mapping.
     pub(crate) poison: Arc<AtomicBool>,
-    /// The cache's bound on hashes.
+    /// The cache's bound on hashes (kept by the cell for the entry's digests too).
     pub(crate) limit: HashLimit,
 }
 
@@ -125,6 +146,8 @@ pub(crate) struct TagCell {
     done: Notify,
     /// What the hash needs; taken by the one hash that runs.
     pending: Mutex<Option<PendingTag>>,
+    /// The cache's bound on hashes (file entries).
+    limit: Option<HashLimit>,
 }
 
 impl TagCell {
@@ -142,6 +165,7 @@ impl TagCell {
 
     fn empty(pending: Option<PendingTag>) -> TagCell {
         TagCell {
+            limit: pending.as_ref().map(|p| p.limit.clone()),
             value: OnceLock::new(),
             failed: AtomicBool::new(false),
             started: AtomicBool::new(false),
@@ -160,15 +184,10 @@ impl TagCell {
         self.failed.load(Ordering::Acquire)
     }
 
-    fn limit(&self) -> Option<HashLimit> {
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.as_ref().map(|p| p.limit.clone())
-    }
-
     /// Starts the hash in the background if the cache hashes in the background
     /// (see [`HashLimit::new`]).
     pub(crate) fn start_background(self: &Arc<Self>) {
-        if self.limit().is_some_and(|l| l.background) {
+        if self.limit.as_ref().is_some_and(|l| l.background) {
             self.start();
         }
     }
@@ -181,7 +200,7 @@ impl TagCell {
         {
             return;
         }
-        let Some(limit) = self.limit() else {
+        let Some(limit) = &self.limit else {
             return;
         };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -190,20 +209,18 @@ impl TagCell {
         };
         let cell: Weak<TagCell> = Arc::downgrade(self);
         // Detached: the tag is kept even if every waiter has gone.
-        drop(handle.spawn(async move {
-            let Ok(permit) = limit.permits.clone().acquire_owned().await else {
-                return;
-            };
+        limit.spawn(&handle, move || {
             // Evicted and no longer served while it queued: nothing to hash for.
-            let Some(cell) = cell.upgrade() else {
-                return;
-            };
-            let _ = tokio::task::spawn_blocking(move || {
+            if let Some(cell) = cell.upgrade() {
                 cell.run();
-                drop(permit);
-            })
-            .await;
-        }));
+            }
+        });
+    }
+
+    /// The cache's bound on hashes, for the digests of the same entry (`None` for
+    /// in-memory entries).
+    pub(crate) fn hash_limit(&self) -> Option<&HashLimit> {
+        self.limit.as_ref()
     }
 
     /// Waits for the tag, starting its hash if needed. `None` if the content changed
