@@ -342,7 +342,8 @@ async fn thirty_two_concurrent_first_requests_do_not_wait_and_hash_once() {
     let got = rocket::futures::future::join_all(reqs).await;
     let want = repr_sha256(&data);
     assert!(
-        got.iter().all(|r| r.is_none() || r.as_deref() == Some(want.as_str())),
+        got.iter()
+            .all(|r| r.is_none() || r.as_deref() == Some(want.as_str())),
         "{got:?}"
     );
     until_digest(&c, "/big.bin", &[WANT_SHA256], repr, &want).await;
@@ -441,7 +442,11 @@ async fn a_large_files_first_responses_carry_no_digest_and_a_later_one_does() {
         let g = get(&c, "/big.bin", &headers).await;
         assert_eq!(g.status, Status::Ok);
         assert_eq!(g.body, data);
-        assert_eq!((g.etag, g.repr, g.legacy), (None, None, None), "{headers:?}");
+        assert_eq!(
+            (g.etag, g.repr, g.legacy),
+            (None, None, None),
+            "{headers:?}"
+        );
     }
     let mmap = c.rocket().state::<Mmap>().unwrap();
     let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();

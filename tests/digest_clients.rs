@@ -170,7 +170,12 @@ fn aria2c_fails_a_download_whose_digest_is_wrong_negative_control() {
         ))
     });
     // The digest computed (in the background, after the first responses).
-    until_digest(&server.url("f.bin"), ARIA2_WANT_DIGEST, "digest", &wrong_value);
+    until_digest(
+        &server.url("f.bin"),
+        ARIA2_WANT_DIGEST,
+        "digest",
+        &wrong_value,
+    );
     let out = TempDir::new("digest-aria2-wrong-out");
     let (status, log) = aria2c(&server.url("f.bin"), out.path());
     assert!(
@@ -275,5 +280,10 @@ fn curl_gets_repr_digest_equal_to_sha256sum_on_200_206_multipart_and_head() {
     // None yet, or the new version's; never the old one.
     let got = header(&headers, "repr-digest");
     assert!(got.is_none() || got == Some(new_want.as_str()), "{got:?}");
-    until_digest(&url, "Want-Repr-Digest: sha-256=1", "repr-digest", &new_want);
+    until_digest(
+        &url,
+        "Want-Repr-Digest: sha-256=1",
+        "repr-digest",
+        &new_want,
+    );
 }

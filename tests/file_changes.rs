@@ -26,7 +26,11 @@ fn get_tagged(server: &Server, path: &str, want: &[u8]) -> common::HttpResponse 
     for _ in 0..500 {
         let r = server.get(path);
         assert_eq!(r.status, 200, "{:?}", r.headers);
-        assert_eq!(sha256_hex(&r.body), sha256_hex(want), "the expected version");
+        assert_eq!(
+            sha256_hex(&r.body),
+            sha256_hex(want),
+            "the expected version"
+        );
         if let Some(tag) = r.header("ETag") {
             assert_eq!(tag, etag_of(want), "that version's tag");
             return r;

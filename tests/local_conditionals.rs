@@ -361,10 +361,7 @@ async fn a_plain_get_of_an_unhashed_file_is_answered_at_once_without_etag() {
     let content = pattern(LARGE);
     t.file("f.bin", &content);
     let c = lazy_server(&t).await;
-    for r in [
-        get(&c, "/f.bin", &[]).await,
-        head(&c, "/f.bin", &[]).await,
-    ] {
+    for r in [get(&c, "/f.bin", &[]).await, head(&c, "/f.bin", &[]).await] {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("ETag"), None, "no tag yet: none sent (§8.8.3)");
         assert_eq!(r.content_length(), Some(LARGE));
@@ -424,8 +421,14 @@ async fn requests_that_need_the_tag_wait_for_it_on_a_fresh_entry() {
     let other = common::etag_of(&content[1..]);
     let weak_tag = weak(&tag);
     let c = lazy_server(&t).await;
-    let cases: [(&str, Vec<(&str, &str)>, u16, &[u8]); 8] = [
-        ("range", vec![("Range", "bytes=10-19")], 206, &content[10..20]),
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a [u8]);
+    let cases: [Case; 8] = [
+        (
+            "range",
+            vec![("Range", "bytes=10-19")],
+            206,
+            &content[10..20],
+        ),
         (
             "if-range with the tag",
             vec![("Range", "bytes=10-19"), ("If-Range", &tag)],
@@ -445,7 +448,12 @@ async fn requests_that_need_the_tag_wait_for_it_on_a_fresh_entry() {
             &content,
         ),
         ("if-none-match", vec![("If-None-Match", &tag)], 304, b""),
-        ("if-none-match other", vec![("If-None-Match", &other)], 200, &content),
+        (
+            "if-none-match other",
+            vec![("If-None-Match", &other)],
+            200,
+            &content,
+        ),
         ("if-match", vec![("If-Match", &tag)], 200, &content),
         ("if-match other", vec![("If-Match", &other)], 412, b""),
     ];

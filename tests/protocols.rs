@@ -344,7 +344,10 @@ async fn every_rule_is_the_same_over_http1_h2c_h2_and_http1_over_tls() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 206, "{proto:?}");
-        assert!(r.headers().contains_key("etag"), "{proto:?}: a 206 has the tag");
+        assert!(
+            r.headers().contains_key("etag"),
+            "{proto:?}: a 206 has the tag"
+        );
     }
     // One client (one connection, reused) per protocol: on HTTP/2 every row after the
     // first is another stream of the same connection.

@@ -323,7 +323,11 @@ fn pipelined_keep_alive_requests_are_answered_in_order() {
     assert_eq!(ok.content_length(), Some(len as u64));
     // The first response of a file over 64 KiB does not wait for its tag: none yet,
     // or the file's; the requests below need it, and wait for it.
-    assert!(ok.header("ETag").is_none_or(|t| t == etag), "{:?}", ok.headers);
+    assert!(
+        ok.header("ETag").is_none_or(|t| t == etag),
+        "{:?}",
+        ok.headers
+    );
     assert_eq!(sha256_hex(&ok.body), sha256_hex(&data));
 
     let not_modified = next("2 (304)");
@@ -338,7 +342,11 @@ fn pipelined_keep_alive_requests_are_answered_in_order() {
         Some(format!("bytes 100-199/{len}"))
     );
     assert_eq!(partial.body, &data[100..200]);
-    assert_eq!(partial.header("ETag"), Some(etag.as_str()), "a 206 has the tag");
+    assert_eq!(
+        partial.header("ETag"),
+        Some(etag.as_str()),
+        "a 206 has the tag"
+    );
 
     let unsat = next("4 (416)");
     assert_eq!(unsat.status, 416, "{:?}", unsat.headers);

@@ -141,7 +141,10 @@ async fn truncation_over(proto: Proto) {
     // The process lives and serves the new 1 MiB file, on the same client.
     let after = c.get(server.url("/big.bin")).send().await.unwrap();
     assert_eq!(after.status(), 200);
-    let tag = after.headers().get("etag").map(|t| t.to_str().unwrap().to_owned());
+    let tag = after
+        .headers()
+        .get("etag")
+        .map(|t| t.to_str().unwrap().to_owned());
     let body = after.bytes().await.unwrap();
     assert_eq!(sha256_hex(&body), sha256_hex(&data[..MIB]));
     // No tag, or the new version's (a plain GET does not wait for the hash); a range
@@ -154,7 +157,12 @@ async fn truncation_over(proto: Proto) {
 /// The tag of the file at `url`: a range request waits for it (a plain GET may come
 /// before the background hash, without one).
 async fn tag_of(c: &reqwest::Client, url: String) -> String {
-    let r = c.get(url).header("Range", "bytes=0-0").send().await.unwrap();
+    let r = c
+        .get(url)
+        .header("Range", "bytes=0-0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     r.headers()["etag"].to_str().unwrap().to_owned()
 }
@@ -209,7 +217,10 @@ async fn rewrite_over(proto: Proto) {
 
     let after = c.get(server.url("/media.bin")).send().await.unwrap();
     assert_eq!(after.status(), 200);
-    let tag = after.headers().get("etag").map(|t| t.to_str().unwrap().to_owned());
+    let tag = after
+        .headers()
+        .get("etag")
+        .map(|t| t.to_str().unwrap().to_owned());
     assert!(tag.is_none_or(|t| t == etag_of(&new)), "{proto:?}");
     assert_eq!(
         sha256_hex(&after.bytes().await.unwrap()),

@@ -1608,7 +1608,7 @@ mod tag_tests {
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     // Half of each version at a time: mixed content exists on disk.
-                    let v = if i % 2 == 0 { &v2 } else { &v1 };
+                    let v = if i.is_multiple_of(2) { &v2 } else { &v1 };
                     let half = v.len() / 2;
                     f.write_all_at(&v[..half], 0).unwrap();
                     std::thread::sleep(Duration::from_millis(1));
