@@ -89,13 +89,15 @@ pub struct CacheConfig {
     /// same blocking thread (default none: each is computed by the first request that
     /// asks for it; see [`Entry::digest`]).
     pub digests_at_load: Vec<DigestAlgorithm>,
-    /// How many files are hashed at once, at most, for their ETags (default 2). A
-    /// file is served as soon as it is mapped; its tag (CRC-64 of the whole content)
-    /// is computed in the background on tokio's blocking pool, and responses that
-    /// need it wait for it (see `engine::tag` and the README's "Validators"). The
-    /// bound keeps background hashing from taking the disk from downloads. 0: no
-    /// hashing in the background; a file is hashed only when a response needs its tag,
-    /// one at a time.
+    /// How many files are hashed at once, at most, in the background for their ETags
+    /// and digests (default 2). A file is served as soon as it is mapped; its tag
+    /// (CRC-64 of the whole content) is computed afterwards on tokio's blocking pool,
+    /// and the responses that need it wait for it (see `engine::tag`, and the README's
+    /// "Decisions"). The bound keeps background hashing from taking the disk from
+    /// downloads. A response waiting for a tag whose hash has not started yet does not
+    /// queue behind other files: such hashes have a lane of as many permits of their
+    /// own. 0: no hashing in the background; a file is hashed only when a response
+    /// needs its tag, one at a time.
     pub max_background_hashes: usize,
 }
 
@@ -1482,16 +1484,22 @@ mod tag_tests {
             .collect()
     }
 
-    /// Holds every hash permit of `cache`: hashes queue until the guard is dropped.
-    async fn hold_hashes(cache: &Cache) -> tokio::sync::OwnedSemaphorePermit {
+    /// Holds every hash permit of `cache`, in both lanes: hashes queue until the guard
+    /// is dropped.
+    async fn hold_hashes(cache: &Cache) -> Vec<tokio::sync::OwnedSemaphorePermit> {
         let n = cache.config().max_background_hashes.max(1) as u32;
-        cache
-            .hash_limit()
-            .permits()
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .unwrap()
+        let mut held = Vec::new();
+        for lane in cache.hash_limit().lanes() {
+            held.push(lane.clone().acquire_many_owned(n).await.unwrap());
+        }
+        held
+    }
+
+    /// Holds the background lane only.
+    async fn hold_background(cache: &Cache) -> tokio::sync::OwnedSemaphorePermit {
+        let n = cache.config().max_background_hashes.max(1) as u32;
+        let [background, _] = cache.hash_limit().lanes();
+        background.clone().acquire_many_owned(n).await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1669,6 +1677,27 @@ mod tag_tests {
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&e, &warmed), "the same entry, hashed in place");
+        assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
+    }
+
+    /// A response waiting for a tag does not queue behind the background hashes of
+    /// other files: with the background lane full, its hash runs in the awaited lane.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_awaited_tag_does_not_queue_behind_background_hashes() {
+        let d = TempDir::new("tag-lanes");
+        let bytes = content(LARGE, 12);
+        let p = d.write("f.bin", &bytes);
+        let cache = Cache::default();
+        let held = hold_background(&cache).await;
+        let e = cache.get(&p).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(e.etag(), None, "queued in the background lane");
+        let tag = tokio::time::timeout(Duration::from_secs(10), e.strong_etag())
+            .await
+            .expect("hashed past the full background lane");
+        assert_eq!(tag, Some(&EntityTag::from_content(&bytes)));
+        // The background job, when its turn comes, finds nothing left to hash.
+        drop(held);
         assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
     }
 }

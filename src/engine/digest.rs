@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 use crate::engine::mapping::MappingWatch;
 use crate::engine::stats::Counters;
-use crate::engine::tag::HashLimit;
+use crate::engine::tag::{HashLimit, Lane};
 use crate::semantics::digest::{digest_value, repr_digest_value, DigestAlgorithm};
 
 /// Whether this build can compute digests (the `digest` cargo feature).
@@ -153,7 +153,7 @@ impl Digests {
         match (tokio::runtime::Handle::try_current(), src.limit) {
             // Detached: the digest is kept even if every waiter has gone. A file's
             // waits for a permit of the cache's bound on hashes.
-            (Ok(handle), Some(limit)) => limit.spawn(&handle, job),
+            (Ok(handle), Some(limit)) => limit.spawn(Lane::Background, &handle, job),
             (Ok(handle), None) => drop(handle.spawn_blocking(job)),
             (Err(_), _) => job(),
         }

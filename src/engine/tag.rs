@@ -9,10 +9,13 @@
 //!
 //! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
 //!   most [`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)
-//!   files are hashed at once for the whole cache (a semaphore, [`HashLimit`]); the
-//!   others queue. The digests of file entries (`engine::digest`) take their permits
-//!   from the same semaphore. With 0, no file is hashed unless a response needs its
-//!   tag (those hashes then run one at a time).
+//!   files are hashed at once in the background for the whole cache (a semaphore,
+//!   [`HashLimit`]); the others queue. The digests of file entries (`engine::digest`)
+//!   take their permits from the same semaphore. A response that waits for a tag
+//!   whose hash has not started does not queue behind other files: its hash takes a
+//!   second lane of as many permits (so at most twice the bound hash at once). With 0,
+//!   no file is hashed unless a response needs its tag (those hashes then run one at a
+//!   time).
 //! * **Single flight.** One hash per entry, however many responses wait for it; a
 //!   response that stops waiting (client gone) does not cancel it.
 //! * **Only for entries still alive.** A queued hash holds no strong reference to its
@@ -74,32 +77,51 @@ impl Tag {
     }
 }
 
-/// How many files may be hashed at once for their tags (the whole cache shares one),
+/// How many files may be hashed at once (the whole cache shares one), in two lanes,
 /// and whether hashes start in the background when files are loaded.
+///
+/// * The **background** lane: tags hashed because files were loaded, and digests.
+/// * The **awaited** lane: the hash of a tag a response is waiting for, when it has
+///   not started in the background yet. So a request that needs a tag never queues
+///   behind the background hashes of other files (a crawler's plain GETs can load
+///   hundreds); whichever lane gets to an entry first hashes it, once.
 #[derive(Clone, Debug)]
 pub(crate) struct HashLimit {
     permits: Arc<Semaphore>,
+    awaited: Arc<Semaphore>,
     background: bool,
 }
 
+/// A lane of [`HashLimit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Background,
+    Awaited,
+}
+
 impl HashLimit {
-    /// At most `max` hashes at once, started in the background; with 0, none in the
-    /// background, and one at a time when a response needs a tag.
+    /// At most `max` hashes at once in each lane, started in the background; with 0,
+    /// none in the background, and one at a time when a response needs a tag.
     pub(crate) fn new(max: usize) -> HashLimit {
         HashLimit {
             permits: Arc::new(Semaphore::new(max.max(1))),
+            awaited: Arc::new(Semaphore::new(max.max(1))),
             background: max > 0,
         }
     }
 
-    /// Runs `job` on the blocking pool of `handle`'s runtime once a permit is free
-    /// (detached: it runs even if no one waits for it any more).
+    /// Runs `job` on the blocking pool of `handle`'s runtime once a permit of `lane` is
+    /// free (detached: it runs even if no one waits for it any more).
     pub(crate) fn spawn(
         &self,
+        lane: Lane,
         handle: &tokio::runtime::Handle,
         job: impl FnOnce() + Send + 'static,
     ) {
-        let permits = self.permits.clone();
+        let permits = match lane {
+            Lane::Background => self.permits.clone(),
+            Lane::Awaited => self.awaited.clone(),
+        };
         drop(handle.spawn(async move {
             let Ok(permit) = permits.acquire_owned().await else {
                 return;
@@ -112,10 +134,11 @@ impl HashLimit {
         }));
     }
 
-    /// The semaphore (tests hold its permits to keep hashes queued).
+    /// The semaphores of the background and the awaited lanes (tests hold their
+    /// permits to keep hashes queued).
     #[cfg(test)]
-    pub(crate) fn permits(&self) -> &Arc<Semaphore> {
-        &self.permits
+    pub(crate) fn lanes(&self) -> [&Arc<Semaphore>; 2] {
+        [&self.permits, &self.awaited]
     }
 }
 
@@ -140,8 +163,10 @@ pub(crate) struct TagCell {
     value: OnceLock<Tag>,
     /// The hash found the content changed: this entry never gets a tag.
     failed: AtomicBool,
-    /// A hash was started (queued or running).
+    /// A hash was queued in the background lane.
     started: AtomicBool,
+    /// A hash was queued in the awaited lane.
+    awaited: AtomicBool,
     /// Notified (all waiters) when the hash ends, with or without a tag.
     done: Notify,
     /// What the hash needs; taken by the one hash that runs.
@@ -169,6 +194,7 @@ impl TagCell {
             value: OnceLock::new(),
             failed: AtomicBool::new(false),
             started: AtomicBool::new(false),
+            awaited: AtomicBool::new(false),
             done: Notify::new(),
             pending: Mutex::new(pending),
         }
@@ -188,16 +214,20 @@ impl TagCell {
     /// (see [`HashLimit::new`]).
     pub(crate) fn start_background(self: &Arc<Self>) {
         if self.limit.as_ref().is_some_and(|l| l.background) {
-            self.start();
+            self.start(Lane::Background);
         }
     }
 
-    /// Queues the hash (at most once): it waits for a permit of the cache's
-    /// [`HashLimit`], then runs on the blocking pool. Outside a tokio runtime, hashes
-    /// on the calling thread.
-    pub(crate) fn start(self: &Arc<Self>) {
-        if self.value.get().is_some() || self.failed() || self.started.swap(true, Ordering::AcqRel)
-        {
+    /// Queues the hash in `lane` (at most once per lane): it waits for a permit of that
+    /// lane of the cache's [`HashLimit`], then runs on the blocking pool, unless the
+    /// other lane's got to it first. Outside a tokio runtime, hashes on the calling
+    /// thread.
+    pub(crate) fn start(self: &Arc<Self>, lane: Lane) {
+        let queued = match lane {
+            Lane::Background => &self.started,
+            Lane::Awaited => &self.awaited,
+        };
+        if self.value.get().is_some() || self.failed() || queued.swap(true, Ordering::AcqRel) {
             return;
         }
         let Some(limit) = &self.limit else {
@@ -209,7 +239,7 @@ impl TagCell {
         };
         let cell: Weak<TagCell> = Arc::downgrade(self);
         // Detached: the tag is kept even if every waiter has gone.
-        limit.spawn(&handle, move || {
+        limit.spawn(lane, &handle, move || {
             // Evicted and no longer served while it queued: nothing to hash for.
             if let Some(cell) = cell.upgrade() {
                 cell.run();
@@ -234,7 +264,12 @@ impl TagCell {
         // Registered before the checks below, so a hash ending in between still wakes us.
         notified.as_mut().enable();
         if self.value.get().is_none() && !self.failed() {
-            self.start();
+            // A response waits: past the background queue (see `HashLimit`). A hash
+            // already running keeps running; this lane's job then finds nothing to do.
+            let running = self.pending_taken();
+            if !running {
+                self.start(Lane::Awaited);
+            }
             notified.await;
         }
         self.value.get()
@@ -250,6 +285,12 @@ impl TagCell {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.value.get()
+    }
+
+    /// Whether a hash has taken the pending state (is running, or has run).
+    fn pending_taken(&self) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.is_none()
     }
 
     /// The hash, if no one ran it yet: publishes the tag, or poisons the mapping.
