@@ -3,11 +3,11 @@
 //!
 //! Headers, by status (RFC 9110 §15):
 //!
-//! * 200 and 206: `ETag` (see "Validators" below), `Last-Modified`, `Accept-Ranges: bytes`, `Content-Type` (the
-//!   file's; `multipart/byteranges; boundary=…` for several ranges, each part carrying
-//!   the file's), `Cache-Control` and `Content-Disposition` when configured, an exact
-//!   `Content-Length` (the body is sized: never chunked), and `Content-Range` for a
-//!   single range.
+//! * 200 and 206: `ETag` (see "Validators and digests" below), `Last-Modified`,
+//!   `Accept-Ranges: bytes`, `Content-Type` (the file's; `multipart/byteranges;
+//!   boundary=…` for several ranges, each part carrying the file's), `Cache-Control`
+//!   and `Content-Disposition` when configured, an exact `Content-Length` (the body is
+//!   sized: never chunked), and `Content-Range` for a single range.
 //! * 304: what a 200 would carry to let caches update (`ETag`, `Last-Modified`,
 //!   `Cache-Control`, `Vary`; §15.4.5), no body and no `Content-Length`.
 //! * 416: `Content-Range: bytes */LEN` (§15.5.17), `Accept-Ranges`, an empty body.
