@@ -272,7 +272,14 @@ fn curl_head_gives_exact_content_length_and_no_body() {
     let head = last_head(&String::from_utf8_lossy(&run.stdout));
     assert_eq!(head.status, 200);
     assert_eq!(head.content_length(), Some(data.len() as u64));
-    assert_eq!(head.header("ETag"), Some(etag_of(&data).as_str()));
+    // The first response of a file over 64 KiB does not wait for its tag: none yet,
+    // or the file's.
+    let etag = etag_of(&data);
+    assert!(
+        head.header("ETag").is_none_or(|t| t == etag),
+        "{:?}",
+        head.headers
+    );
     assert_eq!(head.header("Accept-Ranges"), Some("bytes"));
 
     // curl -I never reads a body; check on the wire that none is sent.

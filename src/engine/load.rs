@@ -146,7 +146,7 @@ fn load_once(
     let tag = match hashed {
         Some(etag) => {
             drop(file); // No descriptor is kept once the file is mapped and hashed.
-            TagCell::ready(etag)
+            TagCell::ready(etag).with_limit(limit)
         }
         // The tag's hash keeps the file open until it ran (see `engine::tag`).
         None => TagCell::pending(PendingTag {

@@ -183,6 +183,13 @@ impl TagCell {
         cell
     }
 
+    /// The cell of a file entry hashed already: its digests still take `limit`'s
+    /// permits.
+    pub(crate) fn with_limit(mut self, limit: &HashLimit) -> TagCell {
+        self.limit = Some(limit.clone());
+        self
+    }
+
     /// A tag to be computed from `pending`.
     pub(crate) fn pending(pending: PendingTag) -> TagCell {
         TagCell::empty(Some(pending))
