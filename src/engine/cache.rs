@@ -19,7 +19,8 @@
 //!   [`CacheConfig::max_bytes`] mapped bytes; past either, the least recently used
 //!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
 //!   larger than `max_bytes` on its own is served but not kept.
-//! * No file descriptor stays open once a file is mapped; empty files have no mapping.
+//! * No file descriptor stays open once a file is mapped and hashed (a file whose tag
+//!   is pending keeps its descriptor until its hash ran); empty files have no mapping.
 //! * A mapping the SIGBUS guard found truncated, or whose file a body found rewritten
 //!   ([`Entry::is_poisoned`]), is dropped and the file mapped afresh on the next lookup.
 //! * **Exactly one version per response**: unless the policy is [`Revalidate::Never`],
