@@ -434,6 +434,29 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn max_background_hashes_reaches_the_cache() {
+        assert_eq!(
+            MmapConfig::default()
+                .split()
+                .unwrap()
+                .0
+                .max_background_hashes,
+            2
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_MAX_BACKGROUND_HASHES", "0");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 0);
+            jail.create_file("Rocket.toml", "[default.mmap]\nmax_background_hashes = 5\n")?;
+            jail.clear_env();
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn digest_keys_are_checked() {
         let (cache, o) = MmapConfig::default().split().unwrap();
         assert!(cache.digests_at_load.is_empty());
