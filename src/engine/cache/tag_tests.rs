@@ -232,3 +232,35 @@ async fn an_awaited_tag_does_not_queue_behind_background_hashes() {
     drop(held);
     assert_eq!(e.etag(), Some(&EntityTag::from_content(&bytes)));
 }
+
+/// Truncated before its background hash: the hash reads pages past the new end (the
+/// SIGBUS guard maps zeros there and sets the poison flag), so no tag of zeros is
+/// published, the process lives, and the file as it is now gets its own tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_before_its_hash_gets_no_tag_of_zeros() {
+    let d = TempDir::new("tag-truncate");
+    let bytes = content(LARGE, 13);
+    let p = d.write("f.bin", &bytes);
+    let cache = Cache::new(CacheConfig {
+        // No end-of-body `stat`: only the guard and the hash's own checks can tell.
+        revalidate: Revalidate::Never,
+        ..CacheConfig::default()
+    });
+    let held = hold_hashes(&cache).await;
+    let e = cache.get(&p).await.unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    drop(held);
+    assert_eq!(e.strong_etag().await, None, "no tag over zeros");
+    assert!(e.is_poisoned());
+    let e2 = cache.get(&p).await.unwrap();
+    assert_eq!(e2.len(), 4096);
+    assert_eq!(
+        e2.strong_etag().await,
+        Some(&EntityTag::from_content(&bytes[..4096]))
+    );
+}
