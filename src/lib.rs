@@ -40,10 +40,10 @@ pub use engine::cache::{Cache, CacheConfig, CacheStats, Revalidate};
 pub use engine::digest::{ReprDigest, DIGESTS_AVAILABLE};
 pub use engine::entry::Entry;
 pub use engine::error::CacheError;
-pub use engine::load::SETTLE;
 pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
 pub use engine::stats::LoadTimes;
+pub use engine::tag::SETTLE;
 pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 

@@ -7,7 +7,8 @@
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
-//! | `load` | open, map, hash one file version, and make sure the tag covers one version |
+//! | `load` | open, `fstat`, map one file version (no content read; warming hashes too) |
+//! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
 //! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
@@ -39,4 +40,5 @@ pub(crate) mod respond;
 pub(crate) mod stats;
 #[cfg(feature = "tag-store")]
 pub(crate) mod tag_store;
+pub(crate) mod tag;
 pub(crate) mod watch;

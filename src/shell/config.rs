@@ -18,6 +18,7 @@
 //! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
 //! | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
 //! | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
+//! | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
 //! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
 //! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
 //! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
@@ -137,6 +138,8 @@ pub struct MmapConfig {
     pub digest_at_load: bool,
     /// Send `Repr-Digest` on every 200/206, asked or not.
     pub digest_unsolicited: bool,
+    /// Most files hashed at once for their ETags.
+    pub max_background_hashes: usize,
     /// Bytes per second per response; 0: no limit.
     pub limit_rate: SizeSetting,
     /// Bytes sent at full speed before `limit_rate` applies.
@@ -166,6 +169,7 @@ impl Default for MmapConfig {
                 .collect(),
             digest_at_load: false,
             digest_unsolicited: false,
+            max_background_hashes: cache.max_background_hashes,
             limit_rate: SizeSetting::Bytes(0),
             limit_rate_after: SizeSetting::Bytes(0),
             tag_store: None,
@@ -271,6 +275,7 @@ impl MmapConfig {
                 } else {
                     Vec::new()
                 },
+                max_background_hashes: self.max_background_hashes,
             },
             ResponseOptions {
                 limits: RangeLimits {
@@ -445,6 +450,29 @@ mod tests {
             assert_eq!(c.chunk_size, 1234);
             assert_eq!(c.max_parts, 7);
             assert_eq!(c.revalidate, RevalidateSetting::Word("never".into()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn max_background_hashes_reaches_the_cache() {
+        assert_eq!(
+            MmapConfig::default()
+                .split()
+                .unwrap()
+                .0
+                .max_background_hashes,
+            2
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_MAX_BACKGROUND_HASHES", "0");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 0);
+            jail.create_file("Rocket.toml", "[default.mmap]\nmax_background_hashes = 5\n")?;
+            jail.clear_env();
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 5);
             Ok(())
         });
     }

@@ -37,9 +37,15 @@
 //!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::semantics::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
-//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` waits for
-//!   the file's digest on its first request (hashed once per version, on the blocking
-//!   pool) and gets `Repr-Digest` / `Digest` (see [`crate::semantics::digest`]).
+//! * Validators: a file is served as soon as it is mapped; its strong ETag is hashed
+//!   in the background. A plain GET or HEAD does not wait for it (the first responses
+//!   may come without `ETag`); a request with `Range`, `If-Match`, `If-None-Match` or
+//!   `If-Range` waits for it (see [`MmapFile`]'s "Validators and digests"). If the file
+//!   changes while it is hashed, it is mapped afresh and the request tries again.
+//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` gets
+//!   `Repr-Digest` / `Digest` once the file's digest is computed (once per version, on
+//!   the blocking pool, started by the first request that asks); no response waits for
+//!   one (see [`crate::semantics::digest`]).
 //! * Rate limits: [`FileServer::limit_rate`] and [`FileServer::limit_rate_after`]
 //!   override the configured `limit_rate` / `limit_rate_after` for this server's files.
 
@@ -427,7 +433,7 @@ impl FileServer {
     ///
     /// Not taken for files with precompressed siblings, for directories, when the
     /// entry was never served through the ordinary path (its siblings are unknown), or
-    /// when a digest the request asks for is not computed yet.
+    /// when the request must wait for a tag not computed yet.
     fn answer_with_one_stat<'r>(
         &self,
         mmap: &Mmap,
@@ -445,11 +451,8 @@ impl FileServer {
             .routed_method()
             .prefetch();
         let options = mmap.options();
-        let prepared = file.prepare(req, options);
-        if !file.digests_ready(&prepared) {
-            // The ordinary path waits for the hash.
-            return None;
-        }
+        // The ordinary path waits for the tag.
+        let prepared = file.prepare(req, options).ok()?;
         let copied = file.copies_content(&prepared);
         let response = file.build(req, prepared, options);
         if mmap.cache().confirm(path, &peeked, copied) {
@@ -501,16 +504,46 @@ impl Handler for FileServer {
             Ok(file) if self.precompressed => Ok(self.negotiate(mmap, req, &path, file).await),
             other => other,
         };
-        match file {
-            Ok(file) => {
-                let file = file.routed_method();
-                let options = mmap.options();
-                let prepared = file.prepare(req, options);
-                file.await_digests(&prepared).await;
-                Outcome::Success(file.build(req, prepared, options))
+        let mut file = match file {
+            Ok(file) => file.routed_method(),
+            Err(e) => return self.fail(data, &path, e),
+        };
+        let options = mmap.options();
+        for _ in 0..TAG_ATTEMPTS {
+            if let Some(prepared) = file.prepare_awaiting(req, options).await {
+                return Outcome::Success(file.build(req, prepared, options));
             }
-            Err(e) => self.fail(data, &path, e),
+            // The file changed while its tag was hashed: the entry is poisoned, and the
+            // cache maps the file afresh.
+            file = match self.reopen(mmap, req, &path).await {
+                Ok(file) => file,
+                Err(e) => return self.fail(data, &path, e),
+            };
         }
+        self.fail(data, &path, CacheError::Unstable)
+    }
+}
+
+/// How many versions of a file a request tries to get a tag for, when each changed
+/// while it was hashed (as a load that hashed tried), before it answers 503.
+const TAG_ATTEMPTS: usize = 3;
+
+impl FileServer {
+    /// The file at `path` (a file, or a directory's index) through the cache again,
+    /// with the same negotiation as the first time.
+    async fn reopen(
+        &self,
+        mmap: &Mmap,
+        req: &Request<'_>,
+        path: &Path,
+    ) -> Result<MmapFile, CacheError> {
+        let file = self.open(mmap, path).await?;
+        let file = if self.precompressed {
+            self.negotiate(mmap, req, path, file).await
+        } else {
+            file
+        };
+        Ok(file.routed_method())
     }
 }
 
