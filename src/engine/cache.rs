@@ -93,9 +93,8 @@ pub struct CacheConfig {
     pub digests_at_load: Vec<DigestAlgorithm>,
     /// The most fault-ins (mapped pages a body found not in memory, read in on tokio's
     /// blocking pool before the body copies them) in flight at once for the whole
-    /// cache; more wait their turn (default
-    /// [`DEFAULT_MAX_FAULT_INS`](crate::engine::fault_in::DEFAULT_MAX_FAULT_INS), 32;
-    /// see `engine::fault_in`).
+    /// cache; more wait their turn (default 32, as many as nginx's default `aio
+    /// threads` pool has threads; see `engine::fault_in`).
     pub max_fault_ins: usize,
     /// How many files are hashed at once, at most, in the background for their ETags
     /// and digests (default 2). A file is served as soon as it is mapped; its tag
@@ -221,7 +220,14 @@ impl Cache {
         let pager = Arc::new(Pager::new(config.max_fault_ins, counters.clone()));
         Cache {
             map,
-            hashes: HashLimit::new(config.max_background_hashes),
+            hashes: HashLimit::new(config.max_background_hashes).giving_way_to({
+                let c = counters.clone();
+                move || {
+                    c.fault_ins_queued.load(Ordering::Relaxed)
+                        + c.fault_ins_running.load(Ordering::Relaxed)
+                        > 0
+                }
+            }),
             config,
             watch,
             tree_epoch,

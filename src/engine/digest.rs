@@ -178,7 +178,16 @@ impl Digests {
         let me = Arc::clone(self);
         let content = src.content.clone();
         let watch = src.watch.cloned();
-        let job = move || me.run(algorithm, &content, watch.as_deref());
+        let limit = src.limit.cloned();
+        let job = move || {
+            // Nobody waits for a digest started here: it gives way to downloads.
+            let give_way = || {
+                if let Some(l) = &limit {
+                    l.give_way(&AtomicBool::new(false));
+                }
+            };
+            me.run(algorithm, &content, watch.as_deref(), &give_way)
+        };
         match (tokio::runtime::Handle::try_current(), src.limit) {
             // Detached: the digest is kept even if every waiter has gone. A file's
             // waits for a permit of the cache's bound on hashes.
@@ -205,7 +214,7 @@ impl Digests {
             return None;
         }
         if src.content.len() <= INLINE_MAX && !slot.running.swap(true, Ordering::AcqRel) {
-            self.run(algorithm, src.content, src.watch.map(|w| &**w));
+            self.run(algorithm, src.content, src.watch.map(|w| &**w), &|| {});
             return slot.value.get();
         }
         let notified = slot.done.notified();
@@ -236,28 +245,43 @@ impl Digests {
         }
         let watch = src.watch.map(|w| &**w);
         if !slot.running.swap(true, Ordering::AcqRel) {
-            self.run(algorithm, src.content, watch);
+            self.run(algorithm, src.content, watch, &|| {});
         } else {
             self.counted();
-            if let Some(d) = compute(algorithm, src.content, watch) {
-                let _ = slot.value.set(d);
+            if let Some(d) = compute(algorithm, src.content, watch, &|| {}) {
+                self.publish(algorithm, d);
             }
         }
         slot.value.get()
     }
 
-    fn run(&self, algorithm: DigestAlgorithm, content: &Bytes, watch: Option<&MappingWatch>) {
+    /// Computes a digest (`between()` runs before each window of content: a
+    /// background computation gives way to downloads there), publishes it, and wakes
+    /// the waiters.
+    fn run(
+        &self,
+        algorithm: DigestAlgorithm,
+        content: &Bytes,
+        watch: Option<&MappingWatch>,
+        between: &dyn Fn(),
+    ) {
         let slot = &self.slots[algorithm.index()];
         self.counted();
-        if let Some(d) = compute(algorithm, content, watch) {
-            if slot.value.set(d).is_ok() {
-                if let (Some(f), Some(d)) = (self.computed.get(), slot.value.get()) {
-                    (f.0)(d);
-                }
-            }
+        if let Some(d) = compute(algorithm, content, watch, between) {
+            self.publish(algorithm, d);
         }
         slot.running.store(false, Ordering::Release);
         slot.done.notify_waiters();
+    }
+
+    /// Sets the digest (once) and tells the `on_computed` hook.
+    fn publish(&self, algorithm: DigestAlgorithm, digest: ReprDigest) {
+        let slot = &self.slots[algorithm.index()];
+        if slot.value.set(digest).is_ok() {
+            if let (Some(f), Some(d)) = (self.computed.get(), slot.value.get()) {
+                (f.0)(d);
+            }
+        }
     }
 }
 
@@ -267,11 +291,12 @@ fn compute(
     algorithm: DigestAlgorithm,
     content: &[u8],
     watch: Option<&MappingWatch>,
+    between: &dyn Fn(),
 ) -> Option<ReprDigest> {
     if watch.is_some_and(MappingWatch::is_poisoned) {
         return None;
     }
-    let bytes = hash(algorithm, content)?;
+    let bytes = hash(algorithm, content, between)?;
     if let Some(w) = watch {
         // A shrink inside the last page reads as zeros without a fault: the sentinel.
         w.verify_through(content.len());
@@ -286,16 +311,25 @@ fn compute(
     Some(ReprDigest::new(algorithm, bytes))
 }
 
+/// The digest of `content`, read `HASH_WINDOW` (`engine::tag`) at a time with `between()` before
+/// each window.
 #[cfg(feature = "digest")]
-fn hash(algorithm: DigestAlgorithm, content: &[u8]) -> Option<Box<[u8]>> {
-    use sha2::Digest as _;
+fn hash(algorithm: DigestAlgorithm, content: &[u8], between: &dyn Fn()) -> Option<Box<[u8]>> {
+    fn windows<D: sha2::Digest>(content: &[u8], between: &dyn Fn()) -> Box<[u8]> {
+        let mut d = D::new();
+        for window in content.chunks(crate::engine::tag::HASH_WINDOW) {
+            between();
+            d.update(window);
+        }
+        Box::from(d.finalize().as_slice())
+    }
     Some(match algorithm {
-        DigestAlgorithm::Sha256 => Box::from(sha2::Sha256::digest(content).as_slice()),
-        DigestAlgorithm::Sha512 => Box::from(sha2::Sha512::digest(content).as_slice()),
+        DigestAlgorithm::Sha256 => windows::<sha2::Sha256>(content, between),
+        DigestAlgorithm::Sha512 => windows::<sha2::Sha512>(content, between),
     })
 }
 
 #[cfg(not(feature = "digest"))]
-fn hash(_: DigestAlgorithm, _: &[u8]) -> Option<Box<[u8]>> {
+fn hash(_: DigestAlgorithm, _: &[u8], _: &dyn Fn()) -> Option<Box<[u8]>> {
     None
 }

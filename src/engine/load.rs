@@ -136,8 +136,9 @@ fn load_once(
     if let Some(r) = &recalled {
         hashed = Some(r.etag.clone());
     } else if hash == Hash::AtLoad || hash_at_load(&fingerprint) {
-        let Some((etag, settled)) = hash_one_version(&file, &fingerprint, &content, &poison)
-            .map_err(CacheError::from_io)?
+        let Some((etag, settled)) =
+            hash_one_version(&file, &fingerprint, &content, &poison, &|| {})
+                .map_err(CacheError::from_io)?
         else {
             return Ok(None);
         };

@@ -57,6 +57,13 @@ use crate::semantics::etag::EntityTag;
 /// background.)
 pub const HASH_AT_LOAD_MAX: u64 = 64 << 10;
 
+/// How much content a hash reads between two calls to [`HashLimit::give_way`].
+pub(crate) const HASH_WINDOW: usize = 2 << 20;
+
+/// How long a background hash sleeps before it looks again whether downloads still
+/// wait for the disk.
+const GIVE_WAY_PAUSE: Duration = Duration::from_millis(5);
+
 /// How long after its last change (ctime) a file is taken to be settled: a hash of a
 /// file changed more recently than this is made twice, the second time once this much
 /// time has passed since the change (at most this long a wait, paid once per version
@@ -94,6 +101,19 @@ pub(crate) struct HashLimit {
     background: bool,
     /// Where tags are remembered across restarts, and looked up before hashing.
     memory: Option<Arc<dyn Remember>>,
+    /// Whether bodies are waiting for the disk now (fault-ins queued or running):
+    /// background hashes give way to them (see [`HashLimit::give_way`]).
+    readers_waiting: Option<ReadersWaiting>,
+}
+
+/// The test [`HashLimit::give_way`] asks: whether bodies wait for the disk now.
+#[derive(Clone)]
+struct ReadersWaiting(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ReadersWaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadersWaiting")
+    }
 }
 
 /// What a cache remembers of file versions across restarts (the persistent tag store,
@@ -146,6 +166,30 @@ impl HashLimit {
             awaited: Arc::new(Semaphore::new(max.max(1))),
             background: max > 0,
             memory: None,
+            readers_waiting: None,
+        }
+    }
+
+    /// The same bound, whose background hashes give way while `readers_waiting()`
+    /// (the cache's fault-ins are queued or running).
+    pub(crate) fn giving_way_to(
+        mut self,
+        readers_waiting: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> HashLimit {
+        self.readers_waiting = Some(ReadersWaiting(Arc::new(readers_waiting)));
+        self
+    }
+
+    /// Called by a background hash between two windows of content: sleeps while bodies
+    /// wait for the disk and no response waits for this hash (`awaited`), so that
+    /// hashing never takes the disk from a download. A hash that a response waits for
+    /// goes on at once.
+    pub(crate) fn give_way(&self, awaited: &AtomicBool) {
+        let Some(readers_waiting) = &self.readers_waiting else {
+            return;
+        };
+        while !awaited.load(Ordering::Acquire) && (readers_waiting.0)() {
+            std::thread::sleep(GIVE_WAY_PAUSE);
         }
     }
 
@@ -220,6 +264,8 @@ pub(crate) struct TagCell {
     started: AtomicBool,
     /// A hash was queued in the awaited lane.
     awaited: AtomicBool,
+    /// A response waits for this tag: its hash no longer gives way to downloads.
+    waited_for: AtomicBool,
     /// Notified (all waiters) when the hash ends, with or without a tag.
     done: Notify,
     /// What the hash needs; taken by the one hash that runs.
@@ -255,6 +301,7 @@ impl TagCell {
             failed: AtomicBool::new(false),
             started: AtomicBool::new(false),
             awaited: AtomicBool::new(false),
+            waited_for: AtomicBool::new(false),
             done: Notify::new(),
             pending: Mutex::new(pending),
         }
@@ -325,7 +372,9 @@ impl TagCell {
         notified.as_mut().enable();
         if self.value.get().is_none() && !self.failed() {
             // A response waits: past the background queue (see `HashLimit`). A hash
-            // already running keeps running; this lane's job then finds nothing to do.
+            // already running keeps running, without giving way any more; this lane's
+            // job then finds nothing to do.
+            self.waited_for.store(true, Ordering::Release);
             let running = self.pending_taken();
             if !running {
                 self.start(Lane::Awaited);
@@ -339,6 +388,7 @@ impl TagCell {
     /// hash another thread is running. For start-up warming and synchronous callers,
     /// never on an async worker.
     pub(crate) fn compute_blocking(&self) -> Option<&Tag> {
+        self.waited_for.store(true, Ordering::Release);
         self.run();
         // Another thread took the pending state and is hashing: wait for it.
         while self.value.get().is_none() && !self.failed() {
@@ -362,7 +412,8 @@ impl TagCell {
         let Some(p) = taken else {
             return;
         };
-        match hash_one_version(&p.file, &p.fingerprint, &p.content, &p.poison) {
+        let give_way = || p.limit.give_way(&self.waited_for);
+        match hash_one_version(&p.file, &p.fingerprint, &p.content, &p.poison, &give_way) {
             Ok(Some((etag, settled))) => {
                 if let Some(memory) = p.limit.memory() {
                     memory.remember(&settled, &p.path, &etag, &[]);
@@ -391,8 +442,9 @@ pub(crate) fn hash_one_version(
     loaded: &Fingerprint,
     content: &[u8],
     poison: &AtomicBool,
+    between: &dyn Fn(),
 ) -> std::io::Result<Option<(EntityTag, Fingerprint)>> {
-    let etag = EntityTag::from_content(content);
+    let etag = content_tag(content, between);
     let unchanged = || -> std::io::Result<Option<Fingerprint>> {
         let now = Fingerprint::of(&file.metadata()?);
         let intact = !poison.load(Ordering::SeqCst) && same_content_version(&now, loaded);
@@ -413,11 +465,22 @@ pub(crate) fn hash_one_version(
         return Ok(Some((etag, still)));
     };
     std::thread::sleep(wait);
-    let again = EntityTag::from_content(content);
+    let again = content_tag(content, between);
     Ok(match unchanged()? {
         Some(after) if again == etag => Some((etag, after)),
         _ => None,
     })
+}
+
+/// [`EntityTag::from_content`], read [`HASH_WINDOW`] at a time with `between()` before
+/// each window (a background hash gives way to downloads there).
+fn content_tag(content: &[u8], between: &dyn Fn()) -> EntityTag {
+    let mut digest = crc64fast::Digest::new();
+    for window in content.chunks(HASH_WINDOW) {
+        between();
+        digest.write(window);
+    }
+    EntityTag::from_crc(digest.sum64(), content.len() as u64)
 }
 
 /// Whether two fingerprints of one open file describe the same content version: same
@@ -439,4 +502,60 @@ fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
 /// Whether a file is hashed while it is loaded (see [`HASH_AT_LOAD_MAX`]).
 pub(crate) fn hash_at_load(fingerprint: &Fingerprint) -> bool {
     fingerprint.size <= HASH_AT_LOAD_MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A background hash sleeps between windows while readers wait for the disk, and
+    /// goes on at once when a response starts waiting for its tag, or when the
+    /// readers are done.
+    #[test]
+    fn a_background_hash_gives_way_to_waiting_readers_unless_a_response_waits() {
+        let readers = Arc::new(AtomicBool::new(true));
+        let limit = HashLimit::new(2).giving_way_to({
+            let readers = readers.clone();
+            move || readers.load(Ordering::SeqCst)
+        });
+        for release in ["a response waits", "the readers are done"] {
+            readers.store(true, Ordering::SeqCst);
+            let awaited = Arc::new(AtomicBool::new(false));
+            let (tx, rx) = mpsc::channel();
+            let hasher = std::thread::spawn({
+                let (limit, awaited) = (limit.clone(), awaited.clone());
+                move || {
+                    limit.give_way(&awaited);
+                    tx.send(()).unwrap();
+                }
+            });
+            assert!(
+                rx.recv_timeout(Duration::from_millis(100)).is_err(),
+                "went on while readers waited"
+            );
+            match release {
+                "a response waits" => awaited.store(true, Ordering::SeqCst),
+                _ => readers.store(false, Ordering::SeqCst),
+            }
+            rx.recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("still waiting after {release}"));
+            hasher.join().unwrap();
+        }
+        // Nobody reading: no wait at all.
+        readers.store(false, Ordering::SeqCst);
+        limit.give_way(&AtomicBool::new(false));
+    }
+
+    /// The tag read window by window is the tag of the whole content.
+    #[test]
+    fn the_windowed_tag_is_the_content_tag() {
+        let content: Vec<u8> = (0..HASH_WINDOW * 2 + 12_345)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let windows = std::cell::Cell::new(0);
+        let tag = content_tag(&content, &|| windows.set(windows.get() + 1));
+        assert_eq!(tag, EntityTag::from_content(&content));
+        assert_eq!(windows.get(), 3);
+    }
 }
