@@ -1,5 +1,6 @@
 //! The binary, run as a user would: the embedded demo with no arguments, a directory
-//! with `--warm`, `ROCKET_*` variables, and clear errors.
+//! with `--warm`, `ROCKET_*` variables, clear errors, and the open-files limit it
+//! raises at start.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -156,4 +157,107 @@ fn bad_mmap_configuration_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("revalidate"), "{err}");
+}
+
+/// The soft and hard open-files limits of a running process, from `/proc/PID/limits`.
+#[cfg(target_os = "linux")]
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open files line in {limits}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// Starts the binary through `sh` after `ulimit ULIMIT_ARGS`, and waits (at most 30 s)
+/// until it printed its open-files line: the process (sh `exec`s it, so the pid is the
+/// binary's) and everything it printed, stdout and stderr.
+#[cfg(target_os = "linux")]
+fn start_under_ulimit(ulimit: &str, name: &str) -> (Running, String) {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let dir = temp_dir(name);
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .arg(&dir)
+        .args(["--port", "0", "--address", "127.0.0.1"])
+        .env("ROCKET_LOG_LEVEL", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let out = Arc::new(Mutex::new(String::new()));
+    let streams: [Box<dyn Read + Send>; 2] = [
+        Box::new(running.0.stdout.take().unwrap()),
+        Box::new(running.0.stderr.take().unwrap()),
+    ];
+    for stream in streams {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                out.lock().unwrap().push_str(&format!("{l}\n"));
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = out.lock().unwrap().clone();
+        // The warning (stderr) may come just after the line (stdout): wait a moment.
+        if text.contains("open files: ") {
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = std::fs::remove_dir_all(&dir);
+            return (running, out.lock().unwrap().clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no open-files line within 30 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
+    let (_, hard) = open_files_limits(std::process::id());
+    assert!(
+        hard > 256,
+        "this test needs a hard limit above 256, not {hard}"
+    );
+    let (server, out) = start_under_ulimit("-S -n 256", "nofile-raise");
+    // The limit the process runs under, as the kernel sees it.
+    assert_eq!(open_files_limits(server.0.id()), (hard, hard), "{out}");
+    let line = format!("open files: up to {hard} (soft limit raised from 256; hard limit {hard})");
+    assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    if hard >= 4096 {
+        assert!(!out.contains("warning"), "{out}");
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_low_hard_limit_is_kept_and_warned_about() {
+    // `ulimit -n` sets both limits: nothing to raise.
+    let (server, out) = start_under_ulimit("-n 300", "nofile-low");
+    assert_eq!(open_files_limits(server.0.id()), (300, 300), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l == "open files: up to 300 (hard limit 300)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: open files are limited to 300") && out.contains("LimitNOFILE="),
+        "{out}"
+    );
 }
