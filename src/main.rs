@@ -13,6 +13,10 @@
 //! descriptor, and a soft limit of 1024 (what many systems give services) is reached by
 //! 1024 idle clients. The limit is printed under the banner, with a warning below
 //! [`LOW_OPEN_FILES`].
+//!
+//! Signals ([`reopen_on_signals`]): `SIGUSR1` and `SIGHUP` reopen the access log at its
+//! path (for logrotate: rename, then signal; no line is lost or split); `SIGTERM` and
+//! Ctrl-C are Rocket's graceful shutdown.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -275,6 +279,46 @@ fn warm(mmap: &Mmap, dir: &Path) {
     );
 }
 
+/// Reopens the access log when `SIGUSR1` or `SIGHUP` arrives, on a task of its own,
+/// so that logrotate can rename the file and signal (`postrotate kill -USR1`) instead of
+/// `copytruncate`, which loses lines. The reopen goes through the log's queue (see
+/// [`rocket_mmap::AccessLogFlusher::reopen`]): lines before it end in the renamed file, lines after
+/// it in the new one.
+///
+/// `SIGUSR1` is nginx's signal for this. `SIGHUP` does the same rather than ending the
+/// process (its default): it is the signal many logrotate configurations send, and a
+/// server that dies of an operator's habit is the worse surprise. nginx's `HUP`
+/// reloads its configuration, which reopens its logs too; this binary reads its
+/// configuration once, so a reopen is all there is to do. Without an access log (or
+/// with `--access-log -`), the signals are noted on standard error and ignored.
+#[cfg(unix)]
+fn reopen_on_signals(log: Option<rocket_mmap::AccessLogFlusher>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = usr1.recv() => "SIGUSR1",
+                Some(()) = hup.recv() => "SIGHUP",
+                else => break,
+            };
+            let Some(log) = log.clone() else {
+                eprintln!("{name}: there is no access log to reopen");
+                continue;
+            };
+            let reopened =
+                tokio::task::spawn_blocking(move || log.reopen(Duration::from_secs(5))).await;
+            match reopened {
+                Ok(Ok(())) => println!("access log reopened ({name})"),
+                Ok(Err(e)) => eprintln!("warning: {name}: cannot reopen the access log: {e}"),
+                Err(e) => eprintln!("warning: {name}: cannot reopen the access log: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Whether the operator chose a log level (environment or Rocket.toml) rather than
 /// leaving Rocket's default.
 fn log_level_configured(figment: &rocket::figment::Figment) -> bool {
@@ -312,6 +356,10 @@ async fn main() -> ExitCode {
     }
     .map(|log| log.extended(args.access_log_extended));
     let flusher = access_log.as_ref().map(AccessLog::flusher);
+    #[cfg(unix)]
+    if let Err(e) = reopen_on_signals(flusher.clone()) {
+        eprintln!("warning: cannot listen for SIGUSR1/SIGHUP (access log reopening): {e}");
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         figment = figment
             .merge(("tls.certs", absolute(cert)))
