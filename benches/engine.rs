@@ -1,6 +1,8 @@
 //! Engine benches: the cache hit path, ETag (CRC-64) and digest (SHA-256, SHA-512)
-//! throughput beside a plain memcpy of the same bytes, and reading bodies out of the
-//! mapping through a chunk buffer.
+//! throughput beside a plain memcpy of the same bytes, reading bodies out of the
+//! mapping through a chunk buffer, and what the residency test (`mincore`, issue 21)
+//! costs a resident file: its body read through `AsyncRead` beside the same bytes
+//! from the heap, which take no test.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -94,5 +96,68 @@ fn body_reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cache_hit, etag_vs_memcpy, body_reads);
+/// A whole body read through `AsyncRead` (as Rocket reads it) in 64 KiB chunks,
+/// polled by hand: no runtime in the measurement.
+fn drain(mut body: SegmentBody, buf: &mut [u8]) -> usize {
+    use std::task::{Context, Poll, Waker};
+    use tokio::io::AsyncRead;
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut total = 0;
+    loop {
+        let mut rb = ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut body).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return total,
+            Poll::Ready(Ok(())) => total += rb.filled().len(),
+            other => panic!("a resident body must not wait or fail: {other:?}"),
+        }
+    }
+}
+
+fn resident_bodies(c: &mut Criterion) {
+    use rocket_mmap::semantics::precondition::Method;
+    use rocket_mmap::semantics::range::RangeLimits;
+    use rocket_mmap::serve::ServeRequest;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // "never": no end-of-body `stat`, so the two differ by the residency test (and the
+    // truncation probe) only.
+    let cache = Cache::new(CacheConfig {
+        revalidate: Revalidate::Never,
+        ..CacheConfig::default()
+    });
+    let mut buf = vec![0u8; 64 << 10];
+    let now = std::time::SystemTime::now();
+    let get = ServeRequest::new(Method::Get);
+    for (name, len) in [
+        ("1KiB", 1usize << 10),
+        ("64KiB", 64 << 10),
+        ("1MiB", 1 << 20),
+    ] {
+        let mapped = rt
+            .block_on(cache.get(&temp_file(&format!("resident-{name}.bin"), len)))
+            .unwrap();
+        let heap = Entry::from_bytes(mapped.content().to_vec(), "application/octet-stream");
+        let mut g = c.benchmark_group(format!("body/poll_read_{name}"));
+        g.throughput(Throughput::Bytes(len as u64));
+        for (who, entry) in [("mapped_resident", &*mapped), ("heap", &heap)] {
+            g.bench_function(who, |b| {
+                b.iter(|| {
+                    let reply = rocket_mmap::respond(entry, &get, &RangeLimits::default(), now);
+                    black_box(drain(reply.body, &mut buf))
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    cache_hit,
+    etag_vs_memcpy,
+    body_reads,
+    resident_bodies
+);
 criterion_main!(benches);

@@ -12,7 +12,7 @@
 //! | folder | layer | holds |
 //! |---|---|---|
 //! | [`semantics`] | RFC 9110, pure | ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, content types and codings, `Content-Disposition`, request paths, `Want-Repr-Digest` / `Want-Digest` negotiation, directory listings (feature `browse`). No file system, no mapping, no Rocket. |
-//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`] and its pace ([`RateLimit`]), [`respond`] (a decision turned into a body), and directory reading and the cache of listings (feature `browse`). No Rocket. |
+//! | `engine/` | the mmap engine | file fingerprints, mappings and the SIGBUS guard (the only `unsafe`), entries, loading and hashing, integrity digests (SHA-256 / SHA-512 once per entry), the bounded [`Cache`], its counters ([`CacheStats`]), the segment [`SegmentBody`] and its pace ([`RateLimit`]), [`respond`] (a decision turned into a body), directory reading and the cache of listings (feature `browse`), and the tag store that keeps ETags and digests across restarts (feature `tag-store`). No Rocket. |
 //! | `shell/` | Rocket (feature `rocket`) | [`ResponseOptions`], [`Mmap`] state, [`MmapConfig`] and its fairing, request-header reading, the [`MmapFile`] and [`StreamedFile`] responders, the [`FileServer`] handler and its listings, the [`AccessLog`] fairing, (feature `metrics`) the `Metrics` endpoint; with feature `tls`, [`check_tls`] (the certificate and key checked before launch). |
 //! | `main.rs`, `demo/` | the binary (feature `cli`) | the `rocket-mmap` command and its embedded demo. |
 //!
@@ -40,10 +40,10 @@ pub use engine::cache::{Cache, CacheConfig, CacheStats, Revalidate};
 pub use engine::digest::{ReprDigest, DIGESTS_AVAILABLE};
 pub use engine::entry::Entry;
 pub use engine::error::CacheError;
-pub use engine::load::SETTLE;
 pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
 pub use engine::stats::LoadTimes;
+pub use engine::tag::SETTLE;
 pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 

@@ -77,6 +77,13 @@ struct Args {
     /// Answer directories without an index file with 404 instead of a listing.
     #[arg(long, requires = "dir")]
     no_browse: bool,
+    /// Keep ETags and digests in this file (created if missing) across restarts, so
+    /// that a restart does not read unchanged files again to answer with their tags,
+    /// e.g. ~/.cache/rocket-mmap/tags.redb. Off by default: the store is state outside
+    /// DIR, one server at a time may write a given file, and benchmarks should not
+    /// depend on an earlier run. Overrides `tag_store` of the configuration.
+    #[arg(long, value_name = "PATH")]
+    tag_store: Option<PathBuf>,
 }
 
 fn size_arg(text: &str) -> Result<u64, String> {
@@ -391,6 +398,9 @@ async fn main() -> ExitCode {
     }
     if let Some(after) = args.limit_rate_after {
         config.limit_rate_after = SizeSetting::Bytes(after);
+    }
+    if let Some(path) = &args.tag_store {
+        config.tag_store = Some(absolute(path));
     }
     let mmap = match Mmap::from_config(&config) {
         Ok(m) => m,

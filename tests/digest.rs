@@ -99,6 +99,34 @@ async fn get(c: &Client, path: &str, headers: &[(&str, &str)]) -> Got {
     request(c, false, path, headers).await
 }
 
+/// GETs `path` until a response carries the digest `field` picks (its tag's hash and
+/// the digest's run in the background: no response waits for them), bounded; every
+/// digest seen must be `want`, and a response with a digest carries an ETag.
+async fn until_digest(
+    c: &Client,
+    path: &str,
+    headers: &[(&str, &str)],
+    field: fn(&Got) -> Option<&String>,
+    want: &str,
+) -> Got {
+    for _ in 0..400 {
+        let g = get(c, path, headers).await;
+        match field(&g) {
+            Some(d) => {
+                assert_eq!(d, want, "never another version's digest");
+                assert!(g.etag.is_some(), "a digest comes with the ETag");
+                return g;
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    panic!("no digest on {path} after 400 requests");
+}
+
+fn repr(g: &Got) -> Option<&String> {
+    g.repr.as_ref()
+}
+
 #[rocket::async_test]
 async fn statuses_200_206_multipart_and_head_carry_the_whole_representations_digest() {
     let dir = TempDir::new("digest-statuses");
@@ -107,6 +135,10 @@ async fn statuses_200_206_multipart_and_head_carry_the_whole_representations_dig
     let c = client(dir.path()).await;
     let want = repr_sha256(&data);
     let legacy = legacy_sha256(&data);
+    // Larger than what is hashed inline: computed in the background after the first
+    // responses, then sent by every status that carries a representation.
+    until_digest(&c, "/f.bin", &[WANT_SHA256, ARIA2], repr, &want).await;
+    until_digest(&c, "/f.bin", &[ARIA2], |g| g.legacy.as_ref(), &legacy).await;
     for (name, head, range) in [
         ("200", false, None),
         ("206", false, Some("bytes=100-199")),
@@ -274,44 +306,47 @@ async fn a_changed_file_gets_its_new_digest_never_the_old_one() {
     let v2 = pseudo_random(6, 200_000);
     let path = dir.write("f.bin", &v1);
     let c = client(dir.path()).await;
-    assert_eq!(
-        get(&c, "/f.bin", &[WANT_SHA256]).await.repr,
-        Some(repr_sha256(&v1))
-    );
-    // Replaced by rename (a new inode).
+    let g = until_digest(&c, "/f.bin", &[WANT_SHA256], repr, &repr_sha256(&v1)).await;
+    assert_eq!(g.body, v1);
+    // Replaced by rename (a new inode): never v1's digest again.
     let tmp = dir.write("f.tmp", &v2);
     std::fs::rename(tmp, &path).unwrap();
-    let g = get(&c, "/f.bin", &[WANT_SHA256]).await;
-    assert_eq!((g.body == v2, g.repr), (true, Some(repr_sha256(&v2))));
+    let g = until_digest(&c, "/f.bin", &[WANT_SHA256], repr, &repr_sha256(&v2)).await;
+    assert_eq!(g.body, v2);
     // Rewritten in place (same inode, same size): only the fingerprint tells.
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&path, &v1).unwrap();
-    let g = get(&c, "/f.bin", &[WANT_SHA256]).await;
-    assert_eq!((g.body == v1, g.repr), (true, Some(repr_sha256(&v1))));
+    let g = until_digest(&c, "/f.bin", &[WANT_SHA256], repr, &repr_sha256(&v1)).await;
+    assert_eq!(g.body, v1);
     assert_eq!(g.etag, Some(etag_of(&v1)));
 }
 
 #[rocket::async_test]
-async fn thirty_two_concurrent_first_requests_hash_once() {
+async fn thirty_two_concurrent_first_requests_do_not_wait_and_hash_once() {
     let dir = TempDir::new("digest-flight");
     let data = pseudo_random(7, 8 << 20);
     dir.write("big.bin", &data);
     let c = client(dir.path()).await;
+    let tag = etag_of(&data);
     let reqs = (0..32).map(|i| {
         let range = format!("bytes={}-{}", i * 1000, i * 1000 + 9);
-        let c = &c;
+        let (c, tag) = (&c, &tag);
         async move {
             let g = get(c, "/big.bin", &[WANT_SHA256, ("Range", range.as_str())]).await;
             assert_eq!(g.status, Status::PartialContent);
+            // A range waits for the strong tag, never for the digest.
+            assert_eq!(g.etag.as_ref(), Some(tag));
             g.repr
         }
     });
     let got = rocket::futures::future::join_all(reqs).await;
     let want = repr_sha256(&data);
     assert!(
-        got.iter().all(|r| r.as_deref() == Some(want.as_str())),
+        got.iter()
+            .all(|r| r.is_none() || r.as_deref() == Some(want.as_str())),
         "{got:?}"
     );
+    until_digest(&c, "/big.bin", &[WANT_SHA256], repr, &want).await;
     let mmap = c.rocket().state::<Mmap>().unwrap();
     let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
     assert_eq!(entry.digest_computations(), 1, "one hash for 32 requests");
@@ -383,4 +418,49 @@ async fn in_memory_entries_in_routes_get_digests_too() {
     assert_eq!(later, Some(repr_sha256(&big_data)));
     let blobs = c.rocket().state::<Blobs>().unwrap();
     assert_eq!(blobs.big.digest_computations(), 1);
+}
+
+/// The first byte never waits for a digest: the first responses to aria2's default
+/// `Want-Digest` and to `Want-Repr-Digest` on a large file (with no background hashing,
+/// so nothing has hashed it before) carry none, and no ETag either while the tag is
+/// unknown; a request that needs the tag waits for the tag only; a later response
+/// carries the digest.
+#[rocket::async_test]
+async fn a_large_files_first_responses_carry_no_digest_and_a_later_one_does() {
+    let dir = TempDir::new("digest-first-byte");
+    let data = pseudo_random(9, 3 << 20);
+    dir.write("big.bin", &data);
+    let lazy = Mmap::new(
+        CacheConfig {
+            max_background_hashes: 0,
+            ..CacheConfig::default()
+        },
+        ResponseOptions::default(),
+    );
+    let c = client_with(dir.path(), Some(lazy)).await;
+    for headers in [[ARIA2], [WANT_SHA256]] {
+        let g = get(&c, "/big.bin", &headers).await;
+        assert_eq!(g.status, Status::Ok);
+        assert_eq!(g.body, data);
+        assert_eq!(
+            (g.etag, g.repr, g.legacy),
+            (None, None, None),
+            "{headers:?}"
+        );
+    }
+    let mmap = c.rocket().state::<Mmap>().unwrap();
+    let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
+    assert_eq!(entry.digest_computations(), 0, "nothing hashed for them");
+    // A range waits for the tag (hashed now), not for the digest, which it starts.
+    let g = get(&c, "/big.bin", &[ARIA2, ("Range", "bytes=0-99")]).await;
+    assert_eq!(g.status, Status::PartialContent);
+    assert_eq!(g.etag, Some(etag_of(&data)));
+    assert_eq!(g.body, &data[..100]);
+    let legacy = legacy_sha256(&data);
+    if let Some(d) = &g.legacy {
+        assert_eq!(d, &legacy);
+    }
+    // Plain GETs now carry the tag, and the digest once it is computed.
+    until_digest(&c, "/big.bin", &[ARIA2], |g| g.legacy.as_ref(), &legacy).await;
+    assert_eq!(entry.digest_computations(), 1);
 }

@@ -1,10 +1,12 @@
 //! Integrity digests with real clients over real sockets (`#[ignore]`d: they need
 //! aria2c, curl and sha256sum; `.ci/run` runs them with `cargo test -- --ignored`).
 //!
-//! * aria2c (`-x4`, its default `Want-Digest`) downloads a 64 MiB file, adopts our
-//!   `Digest: SHA-256=…` and verifies the whole file with it; the negative control — the
-//!   same server with a test-only fairing that rewrites `Digest` to a wrong value —
-//!   makes aria2c fail the download, so the positive run really was a verification.
+//! * aria2c (`-x4`, its default `Want-Digest`) downloads a 64 MiB file at once (no
+//!   response waits for a digest), and, once the digest has been computed in the
+//!   background, downloads it again, adopts our `Digest: SHA-256=…` and verifies the
+//!   whole file with it; the negative control — the same server with a test-only
+//!   fairing that rewrites `Digest` to a wrong value — makes aria2c fail the download,
+//!   so the positive run really was a verification.
 //! * curl with `Want-Repr-Digest: sha-256=1` on 200, 206, multipart 206 and HEAD gets
 //!   `Repr-Digest` equal to `sha256sum` of the file, and the new one after the file
 //!   changes.
@@ -58,6 +60,34 @@ fn aria2c(url: &str, out: &Path) -> (std::process::ExitStatus, String) {
     (o.status, text)
 }
 
+/// Asks for the file at `url` (one byte of it, with `want_header`) until the response
+/// carries the digest field `field` — digests are computed in the background after the
+/// first responses, which no digest holds up — bounded; every value seen must be `want`.
+fn until_digest(url: &str, want_header: &str, field: &str, want: &str) {
+    for _ in 0..500 {
+        let o = Command::new("curl")
+            .args(["-sS", "--fail", "-o", "/dev/null", "-D", "-", "-r", "0-0"])
+            .args(["-H", want_header, url])
+            .output()
+            .expect("curl");
+        assert!(o.status.success(), "curl {url}");
+        let head = String::from_utf8_lossy(&o.stdout).to_string();
+        let got = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(field))
+            .map(|(_, v)| v.trim().to_owned());
+        if let Some(got) = got {
+            assert_eq!(got, want, "never another version's digest");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{url}: no {field} after 500 requests");
+}
+
+const ARIA2_WANT_DIGEST: &str = "Want-Digest: SHA-512;q=1, SHA-256;q=1, SHA;q=0.1";
+
 #[test]
 #[ignore = "needs aria2c and sha256sum"]
 fn aria2c_x4_verifies_the_whole_download_with_our_digest() {
@@ -66,6 +96,22 @@ fn aria2c_x4_verifies_the_whole_download_with_our_digest() {
     let server = Server::start("digest-aria2");
     let data = pseudo_random(21, 64 * MIB);
     let served = server.dir().write("f.bin", &data);
+    let want = format!("SHA-256={}", sha256sum_b64(&served));
+    // The first download starts at once: no response waits for the SHA-256 of the
+    // whole file. A digest it was given (if the hashes were quick) is ours and checked.
+    let out = TempDir::new("digest-aria2-first");
+    let (status, log) = aria2c(&server.url("f.bin"), out.path());
+    assert!(status.success(), "aria2c failed: {status}\n{log}");
+    assert_eq!(
+        sha256sum_b64(&out.join("f.bin")),
+        sha256sum_b64(&served),
+        "the download differs"
+    );
+    if log.contains("Valid hash found in Digest header field") {
+        assert!(log.contains("Verification finished successfully"), "{log}");
+    }
+    // Once computed, every response carries it: the next download verifies with it.
+    until_digest(&server.url("f.bin"), ARIA2_WANT_DIGEST, "digest", &want);
     let out = TempDir::new("digest-aria2-out");
     let (status, log) = aria2c(&server.url("f.bin"), out.path());
     assert!(status.success(), "aria2c failed: {status}\n{log}");
@@ -74,7 +120,6 @@ fn aria2c_x4_verifies_the_whole_download_with_our_digest() {
         sha256sum_b64(&served),
         "the download differs"
     );
-    let want = format!("SHA-256={}", sha256sum_b64(&served));
     assert!(
         log.to_ascii_lowercase()
             .contains(&format!("digest: {}", want.to_ascii_lowercase())),
@@ -107,6 +152,7 @@ fn aria2c_fails_a_download_whose_digest_is_wrong_negative_control() {
             base64::engine::general_purpose::STANDARD.encode(other)
         )
     };
+    let wrong_value = wrong.clone();
     let dir = TempDir::new("digest-aria2-wrong");
     let data = pseudo_random(22, 64 * MIB);
     dir.write("f.bin", &data);
@@ -123,6 +169,13 @@ fn aria2c_fails_a_download_whose_digest_is_wrong_negative_control() {
             },
         ))
     });
+    // The digest computed (in the background, after the first responses).
+    until_digest(
+        &server.url("f.bin"),
+        ARIA2_WANT_DIGEST,
+        "digest",
+        &wrong_value,
+    );
     let out = TempDir::new("digest-aria2-wrong-out");
     let (status, log) = aria2c(&server.url("f.bin"), out.path());
     assert!(
@@ -185,6 +238,8 @@ fn curl_gets_repr_digest_equal_to_sha256sum_on_200_206_multipart_and_head() {
     let path = server.dir().write("f.bin", &data);
     let want = format!("sha-256=:{}:", sha256sum_b64(&path));
     let url = server.url("f.bin");
+    // Computed in the background after the first responses (none waits for it).
+    until_digest(&url, "Want-Repr-Digest: sha-256=1", "repr-digest", &want);
     for (name, args, status) in [
         ("200", vec![], "200"),
         ("206", vec!["-r", "1000-1999"], "206"),
@@ -221,9 +276,14 @@ fn curl_gets_repr_digest_equal_to_sha256sum_on_200_206_multipart_and_head() {
     std::fs::rename(&tmp, &path).unwrap();
     let (_, headers, body) = curl(&url, &[]);
     assert_eq!(body, new);
-    assert_eq!(
-        header(&headers, "repr-digest"),
-        Some(format!("sha-256=:{}:", sha256sum_b64(&path)).as_str())
+    let new_want = format!("sha-256=:{}:", sha256sum_b64(&path));
+    // None yet, or the new version's; never the old one.
+    let got = header(&headers, "repr-digest");
+    assert!(got.is_none() || got == Some(new_want.as_str()), "{got:?}");
+    until_digest(
+        &url,
+        "Want-Repr-Digest: sha-256=1",
+        "repr-digest",
+        &new_want,
     );
-    assert_ne!(header(&headers, "repr-digest"), Some(want.as_str()));
 }

@@ -339,3 +339,182 @@ async fn failed_if_range_ignores_even_an_unsatisfiable_range() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, content);
 }
+
+// ---------------------------------------------------------------------------
+// Early responses: a file is served before its strong tag is hashed
+// ---------------------------------------------------------------------------
+
+/// Larger than what the cache hashes while loading (64 KiB).
+const LARGE: usize = 1 << 20;
+
+/// A file server over `t` that hashes no file in the background: a file's tag is
+/// computed only when a response needs it, so every entry is fresh (unhashed) until
+/// then, whatever the timing.
+async fn lazy_server(t: &Site) -> Client {
+    let fig = figment().merge(("mmap.max_background_hashes", 0));
+    client(rocket_with(fig).mount("/", FileServer::from(t.root()))).await
+}
+
+#[rocket::async_test]
+async fn a_plain_get_of_an_unhashed_file_is_answered_at_once_without_etag() {
+    let t = Site::new("early-plain");
+    let content = pattern(LARGE);
+    t.file("f.bin", &content);
+    let c = lazy_server(&t).await;
+    for r in [get(&c, "/f.bin", &[]).await, head(&c, "/f.bin", &[]).await] {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("ETag"), None, "no tag yet: none sent (§8.8.3)");
+        assert_eq!(r.content_length(), Some(LARGE));
+        assert!(r.header("Last-Modified").is_some(), "the date is sent");
+    }
+    assert_eq!(get(&c, "/f.bin", &[]).await.body, content);
+    // The dates work without the tag: a 304 carries what a 200 would (no ETag yet).
+    let lm = get(&c, "/f.bin", &[]).await.h("Last-Modified").to_owned();
+    let r = get(&c, "/f.bin", &[("If-Modified-Since", &lm)]).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("ETag"), None);
+    let r = get(&c, "/f.bin", &[("If-Unmodified-Since", &lm)]).await;
+    assert_eq!((r.status, r.header("ETag")), (200, None));
+    // A request that needs the tag waits for it; from then on every answer has it.
+    let tag = common::etag_of(&content);
+    let r = get(&c, "/f.bin", &[("Range", "bytes=0-9")]).await;
+    assert_eq!((r.status, r.etag()), (206, tag.as_str()));
+    assert_eq!(get(&c, "/f.bin", &[]).await.etag(), tag);
+    assert_eq!(head(&c, "/f.bin", &[]).await.etag(), tag);
+}
+
+#[rocket::async_test]
+async fn the_tag_hashed_in_the_background_appears_on_a_later_plain_get() {
+    let t = Site::new("early-background");
+    let content = pattern(4 * LARGE);
+    t.file("f.bin", &content);
+    let c = serve(&t.root()).await;
+    let tag = common::etag_of(&content);
+    let mut polls = 0;
+    loop {
+        let r = get(&c, "/f.bin", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), content.len());
+        match r.header("ETag") {
+            // Only ever the strong tag of this content.
+            Some(got) => {
+                assert_eq!(got, tag);
+                break;
+            }
+            None => {
+                polls += 1;
+                assert!(polls < 500, "no ETag after {polls} requests");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Each request that depends on the tag, sent first to a fresh entry: it waits for
+/// the hash and carries the strong tag; an If-Range with another version's tag never
+/// gets a 206.
+#[rocket::async_test]
+async fn requests_that_need_the_tag_wait_for_it_on_a_fresh_entry() {
+    let t = Site::new("early-await");
+    let content = pattern(LARGE);
+    let tag = common::etag_of(&content);
+    let other = common::etag_of(&content[1..]);
+    let weak_tag = weak(&tag);
+    let c = lazy_server(&t).await;
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a [u8]);
+    let cases: [Case; 8] = [
+        (
+            "range",
+            vec![("Range", "bytes=10-19")],
+            206,
+            &content[10..20],
+        ),
+        (
+            "if-range with the tag",
+            vec![("Range", "bytes=10-19"), ("If-Range", &tag)],
+            206,
+            &content[10..20],
+        ),
+        (
+            "if-range with another version's tag",
+            vec![("Range", "bytes=10-19"), ("If-Range", &other)],
+            200,
+            &content,
+        ),
+        (
+            "if-range with a weak tag",
+            vec![("Range", "bytes=10-19"), ("If-Range", &weak_tag)],
+            200,
+            &content,
+        ),
+        ("if-none-match", vec![("If-None-Match", &tag)], 304, b""),
+        (
+            "if-none-match other",
+            vec![("If-None-Match", &other)],
+            200,
+            &content,
+        ),
+        ("if-match", vec![("If-Match", &tag)], 200, &content),
+        ("if-match other", vec![("If-Match", &other)], 412, b""),
+    ];
+    for (i, (name, headers, status, body)) in cases.into_iter().enumerate() {
+        // A file of its own per case: each request is the first for its entry.
+        let path = format!("/f{i}.bin");
+        t.file(&path[1..], &content);
+        let r = get(&c, &path, &headers).await;
+        assert_eq!(r.status, status, "{name}");
+        assert_eq!(r.body, body, "{name}");
+        if status != 412 {
+            assert_eq!(r.etag(), tag, "{name}: the strong tag, waited for");
+        }
+    }
+    // Several ranges: a multipart 206, with the tag.
+    t.file("multi.bin", &content);
+    let r = get(&c, "/multi.bin", &[("Range", "bytes=0-0,500-500")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.etag(), tag);
+}
+
+/// The file is rewritten in place between its first (untagged) response and the
+/// request that needs its tag, under `revalidate = "never"` (the cache keeps serving
+/// the entry it mapped, whose pages now show the new bytes): the hash refuses that
+/// entry, the file server maps the file afresh, and the answer is the new version's,
+/// with the new version's tag — never the old tag, nor one over a mix.
+#[rocket::async_test]
+async fn a_file_rewritten_before_its_hash_is_answered_with_the_new_versions_tag() {
+    use std::os::unix::fs::FileExt;
+    let t = Site::new("early-rewrite");
+    let (v1, v2) = (pattern(LARGE), pattern(LARGE + 1)[1..].to_vec());
+    assert_ne!(v1, v2);
+    let path = t.file("f.bin", &v1);
+    let fig = figment()
+        .merge(("mmap.max_background_hashes", 0))
+        .merge(("mmap.revalidate", "never"));
+    let c = client(rocket_with(fig).mount("/", FileServer::from(t.root()))).await;
+    let r = get(&c, "/f.bin", &[]).await;
+    assert_eq!((r.status, r.header("ETag")), (200, None));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&v2, 0)
+        .unwrap();
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("Range", "bytes=0-99"), ("If-Range", &common::etag_of(&v1))],
+    )
+    .await;
+    // v1's tag no longer matches: the whole of v2, under v2's tag.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.etag(), common::etag_of(&v2));
+    assert_eq!(r.body, v2);
+    // The new entry is kept: a range of it with its tag is a 206.
+    let r = get(
+        &c,
+        "/f.bin",
+        &[("Range", "bytes=0-9"), ("If-Range", &common::etag_of(&v2))],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_slice()), (206, &v2[..10]));
+}

@@ -202,3 +202,34 @@ async fn user_route_with_state_mmap_serves_files_and_404s_missing_ones() {
     let r = get(&c, "/pick/adir", &[]).await;
     assert_eq!(r.status, 404);
 }
+
+/// A route's `MmapFile` follows the same validator policy as the file server: a plain
+/// GET of a file not hashed yet goes out at once without `ETag`; a request that needs
+/// the tag waits for it (the responder is synchronous: it waits without holding up
+/// the worker) and carries it.
+#[rocket::async_test]
+async fn user_route_waits_for_the_tag_only_when_the_request_needs_it() {
+    let t = Site::new("user-route-early");
+    // Larger than what is hashed while loading.
+    let content = pattern(1 << 20);
+    t.file("big.bin", &content);
+    t.file("other.bin", &content);
+    let fig = figment().merge(("mmap.max_background_hashes", 0));
+    let c = client(
+        rocket_with(fig)
+            .manage(Root(t.root()))
+            .mount("/", routes![pick]),
+    )
+    .await;
+    let r = get(&c, "/pick/big.bin", &[]).await;
+    assert_eq!((r.status, r.header("ETag")), (200, None));
+    assert_eq!(r.body, content);
+    let tag = common::etag_of(&content);
+    let r = get(&c, "/pick/big.bin", &[("Range", "bytes=5-9")]).await;
+    assert_eq!((r.status, r.etag()), (206, tag.as_str()));
+    assert_eq!(r.body, &content[5..10]);
+    assert_eq!(get(&c, "/pick/big.bin", &[]).await.etag(), tag);
+    // The first request for this entry needs the tag.
+    let r = get(&c, "/pick/other.bin", &[("If-None-Match", &tag)]).await;
+    assert_eq!((r.status, r.etag()), (304, tag.as_str()));
+}

@@ -272,7 +272,14 @@ fn curl_head_gives_exact_content_length_and_no_body() {
     let head = last_head(&String::from_utf8_lossy(&run.stdout));
     assert_eq!(head.status, 200);
     assert_eq!(head.content_length(), Some(data.len() as u64));
-    assert_eq!(head.header("ETag"), Some(etag_of(&data).as_str()));
+    // The first response of a file over 64 KiB does not wait for its tag: none yet,
+    // or the file's.
+    let etag = etag_of(&data);
+    assert!(
+        head.header("ETag").is_none_or(|t| t == etag),
+        "{:?}",
+        head.headers
+    );
     assert_eq!(head.header("Accept-Ranges"), Some("bytes"));
 
     // curl -I never reads a body; check on the wire that none is sent.
@@ -321,7 +328,13 @@ fn pipelined_keep_alive_requests_are_answered_in_order() {
     let ok = next("1 (200)");
     assert_eq!(ok.status, 200, "{:?}", ok.headers);
     assert_eq!(ok.content_length(), Some(len as u64));
-    assert_eq!(ok.header("ETag"), Some(etag.as_str()));
+    // The first response of a file over 64 KiB does not wait for its tag: none yet,
+    // or the file's; the requests below need it, and wait for it.
+    assert!(
+        ok.header("ETag").is_none_or(|t| t == etag),
+        "{:?}",
+        ok.headers
+    );
     assert_eq!(sha256_hex(&ok.body), sha256_hex(&data));
 
     let not_modified = next("2 (304)");
@@ -336,6 +349,11 @@ fn pipelined_keep_alive_requests_are_answered_in_order() {
         Some(format!("bytes 100-199/{len}"))
     );
     assert_eq!(partial.body, &data[100..200]);
+    assert_eq!(
+        partial.header("ETag"),
+        Some(etag.as_str()),
+        "a 206 has the tag"
+    );
 
     let unsat = next("4 (416)");
     assert_eq!(unsat.status, 416, "{:?}", unsat.headers);

@@ -438,10 +438,21 @@ fn replicas_with_content_etags_behind_nginx_slice_cache() {
         .map(|r| r.dir().path().to_path_buf())
         .collect();
 
-    // The replicas agree on the ETag and disagree on Last-Modified.
+    // The replicas agree on the ETag and disagree on Last-Modified. (A file's tag is
+    // hashed after its first responses, which a plain HEAD does not wait for: ask until
+    // it is there. A ranged request, as every slice is, waits for it.)
     let heads: Vec<HttpResponse> = replicas
         .iter()
-        .map(|r| r.request("HEAD", &format!("/{FILE}"), &[]))
+        .map(|r| {
+            for _ in 0..500 {
+                let h = r.request("HEAD", &format!("/{FILE}"), &[]);
+                if h.header("ETag").is_some() {
+                    return h;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("replica :{}: no ETag", r.port())
+        })
         .collect();
     for (r, h) in replicas.iter().zip(&heads) {
         println!(

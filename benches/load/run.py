@@ -283,12 +283,15 @@ def http(port, path, headers=None, method="GET", limit=1 << 16, tls=False):
 
 
 class Server:
-    def __init__(self, name, argv, env, port, cwd=None, probe="http"):
+    """A server started pinned to CPU 0 and waited for until it answers. `preexec_fn`
+    runs in the child before it becomes the server (cold.py puts it in its cgroups)."""
+
+    def __init__(self, name, argv, env, port, cwd=None, probe="http", preexec_fn=None):
         self.name, self.port = name, port
         full_env = dict(os.environ, **env)
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", *argv], env=full_env, cwd=cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec_fn,
         )
         deadline = time.time() + 30
         while True:
@@ -301,6 +304,7 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
                 raise SystemExit(f"error: {name} did not start on port {port}")
             time.sleep(0.1)
 

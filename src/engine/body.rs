@@ -21,6 +21,12 @@
 //! above runs on them unchanged.
 //! A body made for a cache's state may also carry a [`Meter`] (see `engine::stats`):
 //! it counts the body in flight, the bytes it hands out and how it ended.
+//!
+//! Read through [`AsyncRead`], a body never copies mapped bytes whose pages are not
+//! in memory: it tests their residency first and, when pages are missing, has them
+//! faulted in on tokio's blocking pool and returns `Pending` meanwhile, reading ahead
+//! of a sequential reader (see `engine::fault_in`). The synchronous
+//! [`SegmentBody::read_into`] does not: it is for blocking threads.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -31,6 +37,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::cache::Cache;
+use crate::engine::fault_in::{FaultIn, Pager, WINDOW};
 use crate::engine::mapping::MappingWatch;
 use crate::engine::pace::{Pace, RateLimit};
 use crate::engine::stats::{Cut, Meter};
@@ -49,7 +56,7 @@ impl std::fmt::Display for ContentChanged {
 impl std::error::Error for ContentChanged {}
 
 /// A sized `AsyncRead + AsyncSeek` over a list of `Bytes` segments.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SegmentBody {
     segments: Vec<Bytes>,
     len: u64,
@@ -65,6 +72,33 @@ pub struct SegmentBody {
     pace: Option<Box<Pace>>,
     /// The counters this body reports to, if any.
     meter: Option<Meter>,
+    /// Who faults missing pages in for this body: its cache's pager, or the global one.
+    pager: Option<Arc<Pager>>,
+    /// Mapping offsets `[start, end)` known to be resident (tested, or just faulted in).
+    resident: (usize, usize),
+    /// The fault-in in flight, if any (at most one per body).
+    fault: Option<FaultIn>,
+}
+
+impl Clone for SegmentBody {
+    /// An independent body at the same position; a fault-in in flight stays with the
+    /// original.
+    fn clone(&self) -> SegmentBody {
+        SegmentBody {
+            segments: self.segments.clone(),
+            len: self.len,
+            pos: self.pos,
+            idx: self.idx,
+            off: self.off,
+            watch: self.watch.clone(),
+            verify_origin: self.verify_origin,
+            pace: self.pace.clone(),
+            meter: self.meter.clone(),
+            pager: self.pager.clone(),
+            resident: self.resident,
+            fault: None,
+        }
+    }
 }
 
 impl SegmentBody {
@@ -81,6 +115,9 @@ impl SegmentBody {
             verify_origin: true,
             pace: None,
             meter: None,
+            pager: None,
+            resident: (0, 0),
+            fault: None,
         }
     }
 
@@ -121,6 +158,7 @@ impl SegmentBody {
             meter.set_paced();
         }
         self.meter = Some(meter);
+        self.pager = Some(cache.pager().clone());
         self
     }
 
@@ -150,6 +188,8 @@ impl SegmentBody {
     }
 
     /// Copies as much as fits into `dst` from the current position; returns the count.
+    /// Neither paced nor faulted in ahead: a page that is not in memory is read from
+    /// disk by the copy itself, so call it on a blocking thread, not an async worker.
     pub fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> io::Result<usize> {
         self.read_limited(dst, usize::MAX)
     }
@@ -237,6 +277,184 @@ impl SegmentBody {
         Ok(Bytes::from(out))
     }
 
+    /// The mapping offset of the current position and the end of its segment there,
+    /// if the current segment is a slice of the watched mapping.
+    fn mapped_at(&self) -> Option<(usize, usize)> {
+        let watch = self.watch.as_ref()?;
+        let seg = self.segments.get(self.idx)?;
+        let rest = seg.get(self.off..).filter(|r| !r.is_empty())?;
+        let at = watch.offset_of(rest.as_ptr())?;
+        Some((at, at + rest.len()))
+    }
+
+    /// Whether every mapped byte left to read is in memory now, with the page each
+    /// copy's truncation probe reads (one `mincore` per segment): for a caller about to
+    /// copy the rest on an async worker with [`SegmentBody::read_into`].
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn is_resident(&self) -> bool {
+        let Some(watch) = &self.watch else {
+            return true;
+        };
+        self.segments[self.idx.min(self.segments.len())..]
+            .iter()
+            .enumerate()
+            .all(|(i, seg)| {
+                let rest = if i == 0 {
+                    &seg[self.off.min(seg.len())..]
+                } else {
+                    &seg[..]
+                };
+                match watch.offset_of(rest.as_ptr()) {
+                    Some(at) if !rest.is_empty() => {
+                        let end = at + rest.len();
+                        copyable(
+                            watch,
+                            (at, watch.resident_until(at, watch.needed_through(end))),
+                            at,
+                            end,
+                        ) == rest.len()
+                    }
+                    _ => true,
+                }
+            })
+    }
+
+    /// How many bytes from the current position can be copied without a disk read
+    /// (looking no further than `want` bytes ahead): `usize::MAX` outside the
+    /// mapping; otherwise the resident run from here, after waiting (`Pending`) for a
+    /// fault-in when the page here (or the page its truncation probe reads) is
+    /// missing. Starts the fault-in of the next window while the reader copies the one
+    /// it knows (see `engine::fault_in`). `Ready(0)` only when a fault-in found the
+    /// mapping truncated (it is then poisoned, and the read fails).
+    fn poll_resident(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
+        let Some(watch) = self.watch.clone() else {
+            return Poll::Ready(usize::MAX);
+        };
+        loop {
+            let Some((at, seg_end)) = self.mapped_at() else {
+                // A part header (or the end): free to copy, and so is what follows it
+                // as far as it is resident.
+                let Some(seg) = self.segments.get(self.idx) else {
+                    return Poll::Ready(usize::MAX);
+                };
+                let run = seg.len() - self.off;
+                if run == 0 {
+                    // An empty segment: step over it (the position does not move), so
+                    // that an empty run never reads as the end of the body.
+                    self.idx += 1;
+                    self.off = 0;
+                    continue;
+                }
+                return Poll::Ready(run + self.resident_after(want.saturating_sub(run)));
+            };
+            if let Some(fault) = &mut self.fault {
+                match fault.poll(cx) {
+                    Poll::Ready(done) => {
+                        let (from, to) = (fault.from, fault.to);
+                        self.fault = None;
+                        if done.is_err() {
+                            return Poll::Ready(0);
+                        }
+                        // Just brought in: trusted without a second test.
+                        if from <= at && at < to {
+                            self.resident = (from, to);
+                        } else if self.resident.0 <= from && from <= self.resident.1 {
+                            self.resident.1 = self.resident.1.max(to);
+                        }
+                    }
+                    Poll::Pending if fault.covers(at) => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            if copyable(&watch, self.resident, at, seg_end) == 0 {
+                // Test one window from here, and the page its last copy's probe reads.
+                let to = watch.needed_through(seg_end.min(at.saturating_add(WINDOW)));
+                let ready = watch.resident_until(at, to);
+                self.resident = (at, ready);
+                if copyable(&watch, self.resident, at, seg_end) == 0 {
+                    if self.fault.is_some() {
+                        // At most one in flight: the read-ahead that is running wakes
+                        // this body when it ends (it was polled above).
+                        return Poll::Pending;
+                    }
+                    let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+                    match pager.fault_in(&watch, ready, to) {
+                        Some(fault) => self.fault = Some(fault),
+                        // No runtime to fault in on: copy (and fault) as before.
+                        None => return Poll::Ready(usize::MAX),
+                    }
+                    continue;
+                }
+            }
+            self.read_ahead(cx, &watch, at, seg_end);
+            let run = copyable(&watch, self.resident, at, seg_end);
+            if at + run < seg_end || run >= want {
+                return Poll::Ready(run);
+            }
+            return Poll::Ready(run + self.resident_after(want - run));
+        }
+    }
+
+    /// How many bytes of the segments after the current one can be copied without a
+    /// disk read, looking no further than `want` bytes: part headers (not mapped)
+    /// always, mapped slices as far as they are resident now. No fault-in is started
+    /// here; the next read starts one where this run ends.
+    fn resident_after(&self, want: usize) -> usize {
+        let mut run = 0;
+        for seg in self.segments.iter().skip(self.idx + 1) {
+            if run >= want {
+                break;
+            }
+            let mapped = self
+                .watch
+                .as_ref()
+                .and_then(|w| Some((w, w.offset_of(seg.as_ptr())?)));
+            match mapped {
+                Some((watch, at)) if !seg.is_empty() => {
+                    let end = at + seg.len().min(want - run);
+                    let ready = watch.resident_until(at, watch.needed_through(end));
+                    let n = copyable(watch, (at, ready), at, end);
+                    run += n;
+                    if at + n < end {
+                        break;
+                    }
+                }
+                _ => run += seg.len(),
+            }
+        }
+        run
+    }
+
+    /// Once the reader is within a window of the end of what it knows to be resident,
+    /// tests the next window and starts faulting its missing part in: a sequential
+    /// reader copies one window while the next one is read from disk.
+    fn read_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        watch: &Arc<MappingWatch>,
+        at: usize,
+        seg_end: usize,
+    ) {
+        let from = self.resident.1;
+        let to = watch.needed_through(seg_end.min(from.saturating_add(WINDOW)));
+        if self.fault.is_some() || from >= to || from.saturating_sub(at) > WINDOW {
+            return;
+        }
+        let ready = watch.resident_until(from, to);
+        self.resident.1 = ready;
+        if ready < to {
+            let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+            if let Some(mut fault) = pager.fault_in(watch, ready, to) {
+                // Polled once so that its end wakes this body.
+                match fault.poll(cx) {
+                    Poll::Ready(Ok(())) => self.resident.1 = to,
+                    Poll::Ready(Err(_)) => {}
+                    Poll::Pending => self.fault = Some(fault),
+                }
+            }
+        }
+    }
+
     fn seek_to(&mut self, pos: u64) {
         self.pos = pos.min(self.len);
         let mut left = self.pos;
@@ -254,6 +472,24 @@ impl SegmentBody {
     }
 }
 
+/// How many bytes from mapping offset `at` (up to `end`) can be copied when the pages
+/// of `known` (a range whose end is a page boundary or the mapping's end) are
+/// resident: the copy must also leave resident the page its truncation probe reads
+/// after it (`MappingWatch::verify_through`), so it stops a page short of a known
+/// range that ends before the mapping does.
+fn copyable(watch: &MappingWatch, known: (usize, usize), at: usize, end: usize) -> usize {
+    let (start, stop) = known;
+    if !(start <= at && at < stop) {
+        return 0;
+    }
+    let limit = if stop >= watch.mapped_len() {
+        stop
+    } else {
+        stop.saturating_sub(crate::engine::mapping::page_size())
+    };
+    limit.min(end).saturating_sub(at)
+}
+
 impl AsyncRead for SegmentBody {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -261,10 +497,13 @@ impl AsyncRead for SegmentBody {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let (pos, mut limit) = (this.pos, usize::MAX);
+        // Bytes from here on whose pages are in memory: copying them takes no disk
+        // read on this worker.
+        let resident = ready!(this.poll_resident(cx, buf.remaining()));
+        let (pos, mut limit) = (this.pos, resident);
         if let Some(pace) = &mut this.pace {
             let want = (buf.remaining() as u64).min(this.len - this.pos);
-            limit = ready!(pace.poll_allowance(cx, pos, want));
+            limit = limit.min(ready!(pace.poll_allowance(cx, pos, want)));
         }
         // The bytes `read_limited` put into `buf` before failing are not returned: the
         // caller (tokio-util's `poll_read_buf`, used by Rocket) only commits them on Ok.

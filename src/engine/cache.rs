@@ -1,10 +1,16 @@
-//! The mmap cache: files mapped once, hashed once, served as slices.
+//! The mmap cache: files mapped once, hashed once (after their first response),
+//! served as slices.
 //!
 //! * Entries live in a [`DashMap`] keyed by path. A hit costs one map lookup (no key
 //!   allocation) and, depending on [`Revalidate`], one `stat`.
 //! * **Single flight**: concurrent misses for one file version share one slot, whose
-//!   `OnceCell` runs a single load; mapping and hashing run on tokio's blocking pool,
-//!   never on the async worker threads.
+//!   `OnceCell` runs a single load; loading (open, `fstat`, map) runs on tokio's
+//!   blocking pool, never on the async worker threads.
+//! * **The first byte does not wait for the hash**: a load reads no content; the
+//!   entry is served at once, and its strong ETag is computed in the background, at
+//!   most [`CacheConfig::max_background_hashes`] files at a time (see `engine::tag`).
+//!   [`Cache::get_blocking`] (start-up warming) and [`CacheConfig::digests_at_load`]
+//!   still hash while loading.
 //! * **Change detection**: a lookup compares the file's [`Fingerprint`] (device, inode,
 //!   size, mtime and ctime in ns) with the entry's; a changed file gets a new entry,
 //!   and responses in flight keep the old mapping alive through their `Bytes`. Under
@@ -13,14 +19,16 @@
 //!   [`CacheConfig::max_bytes`] mapped bytes; past either, the least recently used
 //!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
 //!   larger than `max_bytes` on its own is served but not kept.
-//! * No file descriptor stays open once a file is mapped; empty files have no mapping.
+//! * No file descriptor stays open once a file is mapped and hashed (a file whose tag
+//!   is pending keeps its descriptor until its hash ran); empty files have no mapping.
 //! * A mapping the SIGBUS guard found truncated, or whose file a body found rewritten
 //!   ([`Entry::is_poisoned`]), is dropped and the file mapped afresh on the next lookup.
 //! * **Exactly one version per response**: unless the policy is [`Revalidate::Never`],
 //!   every mapping's watch carries the file's path and fingerprint, and a body checks
 //!   them (one `stat`) before it returns its last bytes; see
-//!   `MappingWatch::verify_unmodified`. A load whose fingerprint changed while the
-//!   file was hashed is retried, and a file changed less than [`SETTLE`](crate::engine::load::SETTLE) ago is hashed
+//!   `MappingWatch::verify_unmodified`. A tag whose file's fingerprint changed while
+//!   it was hashed is never published (the entry is poisoned and the file loaded
+//!   afresh), and a file changed less than [`SETTLE`](crate::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
 //! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
@@ -37,10 +45,12 @@ use tokio::sync::OnceCell;
 
 use crate::engine::entry::Entry;
 pub use crate::engine::error::CacheError;
+use crate::engine::fault_in::{Pager, DEFAULT_MAX_FAULT_INS};
 use crate::engine::fingerprint::Fingerprint;
-use crate::engine::load::{load_file, stat};
+use crate::engine::load::{load_file, stat, Hash};
 pub use crate::engine::stats::CacheStats;
 use crate::engine::stats::Counters;
+use crate::engine::tag::HashLimit;
 use crate::engine::watch::{Change, DirWatch, MAX_WATCHED_DIRS};
 use crate::semantics::digest::DigestAlgorithm;
 
@@ -81,6 +91,22 @@ pub struct CacheConfig {
     /// same blocking thread (default none: each is computed by the first request that
     /// asks for it; see [`Entry::digest`]).
     pub digests_at_load: Vec<DigestAlgorithm>,
+    /// The most fault-ins (mapped pages a body found not in memory, read in on tokio's
+    /// blocking pool before the body copies them) in flight at once for the whole
+    /// cache; more wait their turn (default
+    /// [`DEFAULT_MAX_FAULT_INS`](crate::engine::fault_in::DEFAULT_MAX_FAULT_INS), 32;
+    /// see `engine::fault_in`).
+    pub max_fault_ins: usize,
+    /// How many files are hashed at once, at most, in the background for their ETags
+    /// and digests (default 2). A file is served as soon as it is mapped; its tag
+    /// (CRC-64 of the whole content) is computed afterwards on tokio's blocking pool,
+    /// and the responses that need it wait for it (see `engine::tag`, and the README's
+    /// "Decisions"). The bound keeps background hashing from taking the disk from
+    /// downloads. A response waiting for a tag whose hash has not started yet does not
+    /// queue behind other files: such hashes have a lane of as many permits of their
+    /// own. 0: no hashing in the background; a file is hashed only when a response
+    /// needs its tag, one at a time.
+    pub max_background_hashes: usize,
 }
 
 impl Default for CacheConfig {
@@ -90,6 +116,8 @@ impl Default for CacheConfig {
             max_bytes: 16 << 30,
             revalidate: Revalidate::Always,
             digests_at_load: Vec::new(),
+            max_fault_ins: DEFAULT_MAX_FAULT_INS,
+            max_background_hashes: 2,
         }
     }
 }
@@ -142,6 +170,10 @@ pub struct Cache {
     /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
     /// with every body made for this cache (see `crate::engine::stats`).
     counters: Arc<Counters>,
+    /// Runs the fault-ins of this cache's bodies, at most `max_fault_ins` at once.
+    pager: Arc<Pager>,
+    /// The bound on tag hashes running at once ([`CacheConfig::max_background_hashes`]).
+    hashes: HashLimit,
 }
 
 impl std::fmt::Debug for Cache {
@@ -185,14 +217,18 @@ impl Cache {
             })
             .flatten()
             .map(Arc::new);
+        let counters = Arc::<Counters>::default();
+        let pager = Arc::new(Pager::new(config.max_fault_ins, counters.clone()));
         Cache {
             map,
+            hashes: HashLimit::new(config.max_background_hashes),
             config,
             watch,
             tree_epoch,
             epoch: Instant::now(),
             bytes: AtomicU64::new(0),
-            counters: Arc::default(),
+            counters,
+            pager,
         }
     }
 
@@ -224,7 +260,17 @@ impl Cache {
         }
     }
 
+    /// The bound on tag hashes (tests hold its permits to keep hashes queued).
+    #[cfg(test)]
+    pub(crate) fn hash_limit(&self) -> &HashLimit {
+        &self.hashes
+    }
+
     /// The counters, for the bodies made for this cache.
+    pub(crate) fn pager(&self) -> &Arc<Pager> {
+        &self.pager
+    }
+
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }
@@ -251,7 +297,10 @@ impl Cache {
     }
 
     /// The entry for the file at `path`: from the cache if it is current, otherwise
-    /// mapped and hashed on the blocking pool (once, however many callers wait).
+    /// mapped on the blocking pool (once, however many callers wait). A file's ETag is
+    /// computed after it is mapped, in the background ([`Entry::etag`] is `None` until
+    /// then; [`Entry::strong_etag`] waits for it), unless the file is small or
+    /// [`CacheConfig::digests_at_load`] asks for digests at load.
     ///
     /// Must be called within a tokio runtime.
     ///
@@ -267,6 +316,12 @@ impl Cache {
         let owned = path.to_path_buf();
         let origin = self.config.revalidate != Revalidate::Never;
         let digests = self.config.digests_at_load.clone();
+        let hash = if digests.is_empty() {
+            Hash::Later
+        } else {
+            Hash::AtLoad
+        };
+        let hashes = self.hashes.clone();
         let counters = self.counters.clone();
         let watch = self.watcher_for(&slot);
         let mut loaded_here = false;
@@ -277,7 +332,7 @@ impl Cache {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         LoadWatch::around(watch.as_ref(), &owned, || {
-                            timed_load(&counters, &owned, origin, &digests)
+                            timed_load(&counters, &owned, origin, hash, &digests, &hashes)
                         })
                     })
                     .await
@@ -295,12 +350,26 @@ impl Cache {
         Ok(entry)
     }
 
-    /// Like [`Cache::get`], but loads on the calling thread. For start-up warming and
-    /// other synchronous contexts; do not call it from an async worker thread.
+    /// Like [`Cache::get`], but loads on the calling thread, and hashes the file there
+    /// too (its ETag is known when this returns; a cached entry whose tag is pending
+    /// is hashed here). For start-up warming and other synchronous contexts; do not
+    /// call it from an async worker thread.
     ///
     /// # Errors
     /// As [`Cache::get`].
     pub fn get_blocking(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        for _ in 0..3 {
+            let entry = self.get_blocking_once(path)?;
+            // A tag that cannot be computed poisoned the entry: the next try loads anew.
+            if entry.etag_blocking().is_some() {
+                return Ok(entry);
+            }
+        }
+        Err(CacheError::Unstable)
+    }
+
+    /// [`Cache::get_blocking`] without the wait for a pending tag.
+    fn get_blocking_once(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
         let fingerprint = match self.fast_path(path)? {
             Ok(entry) => return Ok(entry),
             Err(fp) => fp,
@@ -312,7 +381,14 @@ impl Cache {
         let origin = self.config.revalidate != Revalidate::Never;
         let watch = self.watcher_for(&slot);
         let entry = LoadWatch::around(watch.as_ref(), path, || {
-            timed_load(&self.counters, path, origin, &self.config.digests_at_load)
+            timed_load(
+                &self.counters,
+                path,
+                origin,
+                Hash::AtLoad,
+                &self.config.digests_at_load,
+                &self.hashes,
+            )
         })?;
         // Another thread may have won; either way the slot holds one entry.
         let entry = match slot.cell.set(entry.clone()) {
@@ -592,17 +668,21 @@ impl LoadWatch {
     }
 }
 
-/// Loads a file on the calling (blocking) thread and records how long it took.
+/// Loads a file on the calling (blocking) thread, records how long it took, and
+/// starts the hash of its tag if the load left it pending.
 fn timed_load(
     counters: &Arc<Counters>,
     path: &Path,
     origin: bool,
+    hash: Hash,
     digests: &[DigestAlgorithm],
+    hashes: &HashLimit,
 ) -> Result<Arc<Entry>, CacheError> {
     let started = Instant::now();
-    let entry = load_file(path, origin, digests)?;
+    let entry = load_file(path, origin, hash, digests, hashes)?;
     counters.load_time.observe(started.elapsed());
     entry.count_digests_in(counters);
+    entry.start_etag();
     Ok(Arc::new(entry))
 }
 
@@ -651,7 +731,7 @@ mod tests {
         let e2 = cache.get(&p).await.unwrap();
         assert!(Arc::ptr_eq(&e1, &e2));
         assert_eq!(e1.content().as_ref(), b"123456789");
-        assert_eq!(e1.etag_header(), "\"995dc9bbdf1939fa-9\"");
+        assert_eq!(e1.etag_header(), Some("\"995dc9bbdf1939fa-9\""));
         assert_eq!(e1.content_type(), "text/plain; charset=utf-8");
         assert!(e1.last_modified().is_some());
         assert_eq!(cache.stats().loads, 1);
@@ -855,7 +935,7 @@ mod tests {
         let e = cache.get(&p).await.unwrap();
         assert!(e.is_empty());
         assert!(e.watch().is_none());
-        assert_eq!(e.etag_header(), "\"0000000000000000-0\"");
+        assert_eq!(e.etag_header(), Some("\"0000000000000000-0\""));
     }
 
     #[tokio::test]
@@ -1218,7 +1298,7 @@ mod watch_tests {
     }
 
     fn tag(cache: &Cache, p: &Path) -> EntityTag {
-        cache.get_blocking(p).unwrap().etag().clone()
+        cache.get_blocking(p).unwrap().etag().cloned().unwrap()
     }
 
     /// Asks until the entry's tag is no longer `old`; how long that took.
@@ -1402,3 +1482,6 @@ mod watch_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod tag_tests;

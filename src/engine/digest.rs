@@ -6,7 +6,9 @@
 //!   digest can never outlive the version it describes.
 //! * **Off the async workers**: hashing runs on tokio's blocking pool
 //!   (`spawn_blocking`). It is a detached task: a request that stops waiting (client
-//!   gone) does not waste it; the result is kept for the next request.
+//!   gone) does not waste it; the result is kept for the next request. A file entry's
+//!   digests wait for a permit of the cache's bound on hashes, which they share with
+//!   the ETags' hashes ([`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)).
 //! * **Single flight**: however many requests ask at once, one task hashes; the others
 //!   wait for its notification ([`Entry::digest_computations`](crate::Entry::digest_computations)
 //!   counts the hashes, for tests and monitoring).
@@ -33,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::engine::mapping::MappingWatch;
 use crate::engine::stats::Counters;
+use crate::engine::tag::{HashLimit, Lane};
 use crate::semantics::digest::{digest_value, repr_digest_value, DigestAlgorithm};
 
 /// Whether this build can compute digests (the `digest` cargo feature).
@@ -59,6 +62,13 @@ impl ReprDigest {
             algorithm,
             bytes,
         }
+    }
+
+    /// A digest computed earlier (kept in the tag store), from its algorithm and raw
+    /// bytes; `None` unless `bytes` has the algorithm's length.
+    #[cfg_attr(not(feature = "tag-store"), allow(dead_code))]
+    pub(crate) fn from_stored(algorithm: DigestAlgorithm, bytes: &[u8]) -> Option<ReprDigest> {
+        (bytes.len() == algorithm.output_len()).then(|| ReprDigest::new(algorithm, bytes.into()))
     }
 
     /// The algorithm.
@@ -105,12 +115,22 @@ struct Slot {
 pub(crate) struct Source<'a> {
     pub(crate) content: &'a Bytes,
     pub(crate) watch: Option<&'a Arc<MappingWatch>>,
+    /// The cache's bound on hashes running at once (file entries), shared with the
+    /// tags' hashes.
+    pub(crate) limit: Option<&'a HashLimit>,
 }
 
 impl Digests {
     /// The digest, if it is computed.
     pub(crate) fn ready(&self, algorithm: DigestAlgorithm) -> Option<&ReprDigest> {
         self.slots[algorithm.index()].value.get()
+    }
+
+    /// Fills the cell with a digest known from an earlier run of this file version (the
+    /// tag store), so that nothing is hashed for it; a cell already filled is kept.
+    #[allow(dead_code)] // Until the load restores stored digests (issue 21).
+    pub(crate) fn restore(&self, digest: ReprDigest) {
+        let _ = self.slots[digest.algorithm.index()].value.set(digest);
     }
 
     /// Counts every later computation in `counters` too (the cache's).
@@ -144,10 +164,12 @@ impl Digests {
         let content = src.content.clone();
         let watch = src.watch.cloned();
         let job = move || me.run(algorithm, &content, watch.as_deref());
-        match tokio::runtime::Handle::try_current() {
-            // Detached: the digest is kept even if every waiter has gone.
-            Ok(handle) => drop(handle.spawn_blocking(job)),
-            Err(_) => job(),
+        match (tokio::runtime::Handle::try_current(), src.limit) {
+            // Detached: the digest is kept even if every waiter has gone. A file's
+            // waits for a permit of the cache's bound on hashes.
+            (Ok(handle), Some(limit)) => limit.spawn(Lane::Background, &handle, job),
+            (Ok(handle), None) => drop(handle.spawn_blocking(job)),
+            (Err(_), _) => job(),
         }
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::engine::digest::{Digests, ReprDigest, Source};
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::mapping::MappingWatch;
+use crate::engine::tag::TagCell;
 use crate::semantics::date::HttpDate;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::encoding::Siblings;
@@ -20,12 +21,17 @@ use crate::semantics::etag::EntityTag;
 ///
 /// Cheap to share: the cache hands out `Arc<Entry>`, and every response body is a
 /// slice of [`Entry::content`].
+///
+/// The ETag is a once-set value: in-memory entries have it from the start; a file
+/// loaded by the cache is served before it is hashed, and gets its tag when its
+/// background hash ends ([`Entry::etag`] is `None` until then; [`Entry::strong_etag`]
+/// waits for it). The tag is published only if the hash proved it describes this
+/// entry's version; no tag ever describes another version.
 #[derive(Debug)]
 pub struct Entry {
     content: Bytes,
     watch: Option<Arc<MappingWatch>>,
-    etag: EntityTag,
-    etag_header: String,
+    tag: Arc<TagCell>,
     last_modified: Option<HttpDate>,
     last_modified_header: Option<String>,
     content_type: Cow<'static, str>,
@@ -45,7 +51,7 @@ impl Entry {
     ) -> Entry {
         let content = content.into();
         let etag = EntityTag::from_content(&content);
-        Entry::with_parts(content, etag, None, content_type.into(), None, None)
+        Entry::with_etag(content, etag, content_type)
     }
 
     /// An entry for a `'static` byte string (e.g. `include_bytes!`), without copying it.
@@ -59,12 +65,19 @@ impl Entry {
         etag: EntityTag,
         content_type: impl Into<Cow<'static, str>>,
     ) -> Entry {
-        Entry::with_parts(content.into(), etag, None, content_type.into(), None, None)
+        Entry::with_parts(
+            content.into(),
+            TagCell::ready(etag),
+            None,
+            content_type.into(),
+            None,
+            None,
+        )
     }
 
     pub(crate) fn with_parts(
         content: Bytes,
-        etag: EntityTag,
+        tag: TagCell,
         last_modified: Option<SystemTime>,
         content_type: Cow<'static, str>,
         watch: Option<Arc<MappingWatch>>,
@@ -72,12 +85,11 @@ impl Entry {
     ) -> Entry {
         let last_modified = last_modified.and_then(HttpDate::from_system_time);
         Entry {
-            etag_header: etag.to_string(),
             last_modified_header: last_modified.map(HttpDate::to_imf_fixdate),
             last_modified,
             content,
             watch,
-            etag,
+            tag: Arc::new(tag),
             content_type,
             fingerprint,
             canonical_path: None,
@@ -133,14 +145,44 @@ impl Entry {
         self.content.is_empty()
     }
 
-    /// The strong entity tag.
-    pub fn etag(&self) -> &EntityTag {
-        &self.etag
+    /// The strong entity tag, if it is known: always for in-memory entries; for a file,
+    /// once its hash has run (see [`Entry::strong_etag`]). Never waits.
+    pub fn etag(&self) -> Option<&EntityTag> {
+        self.tag.get().map(|t| &t.etag)
     }
 
-    /// The `ETag` field value, quotes included.
-    pub fn etag_header(&self) -> &str {
-        &self.etag_header
+    /// The `ETag` field value, quotes included, if the tag is known.
+    pub fn etag_header(&self) -> Option<&str> {
+        self.tag.get().map(|t| t.header.as_str())
+    }
+
+    /// The strong entity tag, waiting for the file's hash if it has not run yet (it
+    /// runs on tokio's blocking pool, once per entry, however many callers wait; a
+    /// caller that stops waiting does not cancel it). `None` if the file changed while
+    /// it was hashed: the entry is then poisoned, and the cache maps the file afresh.
+    /// Must be called within a tokio runtime.
+    pub async fn strong_etag(&self) -> Option<&EntityTag> {
+        self.tag.wait().await.map(|t| &t.etag)
+    }
+
+    /// [`Entry::strong_etag`] on the calling thread: hashes here unless the tag is
+    /// known (or waits for the hash another thread runs). For start-up warming and
+    /// other synchronous contexts; never on an async worker.
+    pub fn etag_blocking(&self) -> Option<&EntityTag> {
+        self.tag.compute_blocking().map(|t| &t.etag)
+    }
+
+    /// Starts the tag's hash in the background, if the cache that loaded the entry
+    /// hashes in the background
+    /// ([`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)).
+    pub(crate) fn start_etag(&self) {
+        self.tag.start_background();
+    }
+
+    /// Whether the entry will never have a tag: its file changed while it was hashed
+    /// (the entry is then poisoned too).
+    pub fn etag_failed(&self) -> bool {
+        self.tag.failed()
     }
 
     /// The Last-Modified date, if known.
@@ -178,6 +220,7 @@ impl Entry {
         Source {
             content: &self.content,
             watch: self.watch.as_ref(),
+            limit: self.tag.hash_limit(),
         }
     }
 
@@ -239,7 +282,7 @@ mod tests {
     #[test]
     fn blob_entry_has_content_etag() {
         let e = Entry::from_static(b"123456789", "text/plain");
-        assert_eq!(e.etag_header(), "\"995dc9bbdf1939fa-9\"");
+        assert_eq!(e.etag_header(), Some("\"995dc9bbdf1939fa-9\""));
         assert_eq!(e.len(), 9);
         assert!(e.last_modified().is_none());
         assert!(!e.is_poisoned());

@@ -445,7 +445,7 @@ mod tests {
             .collect();
         let mut tags = Vec::new();
         for t in tasks {
-            tags.push(t.await.unwrap().entry.etag().clone());
+            tags.push(t.await.unwrap().entry.etag().cloned());
         }
         assert_eq!(cache.builds(), 1);
         assert!(tags.windows(2).all(|w| w[0] == w[1]));

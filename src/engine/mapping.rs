@@ -254,6 +254,188 @@ impl MappingWatch {
     }
 }
 
+/// A fault-in found pages past the end of the file: the file was truncated under the
+/// mapping. The mapping's poison flag is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Truncated;
+
+/// The system's page size (4096 until the SIGBUS guard is installed and asks).
+pub(crate) fn page_size() -> usize {
+    PAGE_SIZE.load(Ordering::Relaxed)
+}
+
+impl MappingWatch {
+    /// The mapping's length in bytes.
+    pub(crate) fn mapped_len(&self) -> usize {
+        self.whole.len()
+    }
+
+    /// Where the pages a copy ending at mapping offset `end` needs resident end: its
+    /// own, and the next page, which [`MappingWatch::verify_through`] reads after it
+    /// (the mapping's end at most). A page boundary or the mapping's end.
+    pub(crate) fn needed_through(&self, end: usize) -> usize {
+        let page = page_size();
+        (end.div_ceil(page) * page)
+            .saturating_add(page)
+            .min(self.whole.len())
+    }
+
+    /// How far the pages of `[from, to)` are resident, without touching them: the
+    /// offset where the first page that `mincore` reports missing starts (`from`
+    /// itself when the page holding `from` is missing), or `to` when every page is
+    /// there. One system call per 2 MiB of range (see `engine::fault_in` for what
+    /// "resident" means to `mincore` and why that is enough).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn resident_until(&self, from: usize, to: usize) -> usize {
+        let to = to.min(self.whole.len());
+        if from >= to {
+            return to;
+        }
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let mut first = from / page; // page index
+        let last = (to - 1) / page; // inclusive
+        let mut vec = [0u8; 512];
+        while first <= last {
+            let n = (last - first + 1).min(vec.len());
+            // SAFETY: `first * page .. (first + n) * page` lies inside the mapping,
+            // which `self.whole` keeps mapped (its start is page-aligned, as every
+            // `mmap` result is, and the last page is partly inside it); `vec` has room
+            // for `n` entries. `mincore` only reports, it changes no memory of ours.
+            let rc = unsafe {
+                libc::mincore(
+                    self.whole.as_ptr().add(first * page) as *mut libc::c_void,
+                    n * page,
+                    vec.as_mut_ptr(),
+                )
+            };
+            if rc != 0 {
+                // Cannot tell (a range that is not a page-aligned mapping, which a
+                // watch over plain memory in tests is; or a sandbox refusing the call):
+                // copy as if resident, which is what every copy did before this test.
+                return to;
+            }
+            if let Some(i) = vec[..n].iter().position(|&v| v & 1 == 0) {
+                return ((first + i) * page).max(from);
+            }
+            first += n;
+        }
+        to
+    }
+
+    /// Brings the pages of `[from, to)` into memory, blocking the calling thread for
+    /// the disk reads: `madvise(MADV_WILLNEED)` first, so the kernel reads the range
+    /// ahead in large requests, then `madvise(MADV_POPULATE_READ)` (Linux 5.14), which
+    /// waits until every page is in and maps it here. Run on the blocking pool only.
+    ///
+    /// A page past the end of a file truncated since it was mapped makes
+    /// `MADV_POPULATE_READ` fail with `EFAULT` instead of raising SIGBUS: the poison
+    /// flag is set and [`Truncated`] returned. On a kernel without
+    /// `MADV_POPULATE_READ` (`EINVAL`), one byte per page is read instead; a truncated
+    /// page then faults into the SIGBUS guard, which poisons the mapping the same way.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn populate(&self, from: usize, to: usize) -> Result<(), Truncated> {
+        let to = to.min(self.whole.len());
+        if from >= to {
+            return Ok(());
+        }
+        let page = PAGE_SIZE.load(Ordering::Relaxed);
+        let start = from / page * page;
+        let len = to - start;
+        // SAFETY: `[start, start + len)` lies inside the mapping, which `self.whole`
+        // keeps mapped, and `start` is page-aligned. Both advices only read the file
+        // into the page cache and map its pages; neither changes the mapping's
+        // contents or drops pages (unlike `MADV_DONTNEED`).
+        let base = unsafe { self.whole.as_ptr().add(start) } as *mut libc::c_void;
+        // SAFETY: as above.
+        unsafe { libc::madvise(base, len, libc::MADV_WILLNEED) };
+        // SAFETY: as above.
+        let rc = unsafe { libc::madvise(base, len, libc::MADV_POPULATE_READ) };
+        if rc == 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EFAULT) => {
+                self.poison.store(true, Ordering::SeqCst);
+                Err(Truncated)
+            }
+            Some(libc::EINVAL) => {
+                let mut at = start;
+                while at < to {
+                    // SAFETY: `at` lies inside the mapping (see above). A read past the
+                    // end of a truncated file faults into the SIGBUS guard, which maps
+                    // a zero page there and sets the poison flag.
+                    unsafe { std::ptr::read_volatile(self.whole.as_ptr().add(at)) };
+                    at += page;
+                }
+                if self.is_poisoned() {
+                    Err(Truncated)
+                } else {
+                    Ok(())
+                }
+            }
+            // EINTR, EAGAIN, ENOMEM: not faulted in; the copy will fault as it would
+            // have without this, and the SIGBUS guard still covers truncation.
+            _ => Ok(()),
+        }
+    }
+
+    /// Elsewhere than Linux residency is not known: every page counts as resident.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn resident_until(&self, _from: usize, to: usize) -> usize {
+        to.min(self.whole.len())
+    }
+
+    /// Elsewhere than Linux nothing is faulted in ahead; copies fault as they go.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn populate(&self, _from: usize, _to: usize) -> Result<(), Truncated> {
+        Ok(())
+    }
+
+    /// Pages the whole mapping out of memory, as memory pressure would, for tests of
+    /// the fault-in path: drops this process's page-table entries for it
+    /// (`MADV_DONTNEED`, which for a shared file mapping keeps the file's data) and then
+    /// the file's clean pages from the page cache (`POSIX_FADV_DONTNEED` on `file`),
+    /// until `mincore` reports no page of it resident (a few tries: pages the kernel
+    /// is busy with are skipped by one pass). Panics if they stay.
+    #[cfg(all(test, target_os = "linux"))]
+    pub(crate) fn page_out(&self, file: &std::path::Path) {
+        use std::os::fd::AsRawFd;
+        let f = File::open(file).unwrap();
+        f.sync_all().unwrap();
+        for _ in 0..50 {
+            // SAFETY: the whole mapping, kept mapped by `self.whole`. For a read-only
+            // shared file mapping `MADV_DONTNEED` only drops page-table entries: the
+            // next read faults the file's (unchanged) data back in.
+            unsafe {
+                libc::madvise(
+                    self.whole.as_ptr() as *mut libc::c_void,
+                    self.whole.len(),
+                    libc::MADV_DONTNEED,
+                )
+            };
+            // SAFETY: a plain system call on a descriptor we own; it only drops clean
+            // page-cache pages of the file.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            let len = self.whole.len();
+            let mut at = 0;
+            let mut resident = false;
+            while at < len {
+                let ready = self.resident_until(at, len);
+                if ready > at {
+                    resident = true;
+                    break;
+                }
+                at += PAGE_SIZE.load(Ordering::Relaxed);
+            }
+            if !resident {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the mapping's pages stayed resident");
+    }
+}
+
 impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {
         &self.map

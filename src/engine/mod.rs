@@ -7,12 +7,15 @@
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
-//! | `load` | open, map, hash one file version, and make sure the tag covers one version |
+//! | `load` | open, `fstat`, map one file version (no content read; warming hashes too) |
+//! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
+//! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
+//! | `fault_in` | residency before a copy; missing pages faulted in on the blocking pool, bounded, read ahead |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `listing` | reading a directory for a listing, bounded, as the file server would serve it (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
@@ -23,6 +26,7 @@ pub(crate) mod cache;
 pub(crate) mod digest;
 pub(crate) mod entry;
 pub(crate) mod error;
+pub(crate) mod fault_in;
 pub(crate) mod fingerprint;
 #[cfg(feature = "browse")]
 pub(crate) mod listing;
@@ -34,4 +38,7 @@ pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
+#[cfg(feature = "tag-store")]
+pub(crate) mod tag_store;
+pub(crate) mod tag;
 pub(crate) mod watch;

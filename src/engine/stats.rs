@@ -65,6 +65,12 @@ macro_rules! counters {
             pub(crate) bodies_in_flight: AtomicU64,
             /// How long loads took.
             pub(crate) load_time: LoadTimeHistogram,
+            /// Fault-ins waiting for a permit (see `engine::fault_in`).
+            pub(crate) fault_ins_queued: AtomicU64,
+            /// Fault-ins running on the blocking pool.
+            pub(crate) fault_ins_running: AtomicU64,
+            /// How long fault-ins waited for a permit.
+            pub(crate) fault_in_wait: LoadTimeHistogram,
         }
 
         /// A snapshot of a [`Cache`](crate::Cache)'s state and counters (see
@@ -82,6 +88,13 @@ macro_rules! counters {
             pub watched_dirs: usize,
             /// How long loads (map and hash, on the blocking pool) took.
             pub load_time: LoadTimes,
+            /// Fault-ins of mapped pages waiting for one of the cache's
+            /// `max_fault_ins` permits now.
+            pub fault_ins_queued: u64,
+            /// Fault-ins running now (each on a blocking-pool thread, waiting for the disk).
+            pub fault_ins_running: u64,
+            /// How long fault-ins waited for a permit (the same buckets as `load_time`).
+            pub fault_in_wait: LoadTimes,
             $( $(#[doc = $doc])+ pub $field: u64, )+
         }
 
@@ -94,6 +107,9 @@ macro_rules! counters {
                     bodies_in_flight: self.bodies_in_flight.load(Relaxed),
                     watched_dirs: 0,
                     load_time: self.load_time.snapshot(),
+                    fault_ins_queued: self.fault_ins_queued.load(Relaxed),
+                    fault_ins_running: self.fault_ins_running.load(Relaxed),
+                    fault_in_wait: self.fault_in_wait.snapshot(),
                     $( $field: self.$field.load(Relaxed), )+
                 }
             }
@@ -139,6 +155,9 @@ counters! {
     digests_computed => "digests_computed", "Integrity digests computed over an entry's content.";
     /// Bodies sent under a rate limit (`limit_rate`), counted at their first read.
     paced_responses => "paced_responses", "Bodies sent under a rate limit (limit_rate).";
+    /// Windows of mapped pages that bodies found not resident and faulted in on the
+    /// blocking pool before copying them (see `engine::fault_in`).
+    fault_ins => "fault_ins", "Windows of mapped pages faulted in on the blocking pool before a body copied them.";
 }
 
 /// Upper bounds, in seconds, of the load-time histogram's buckets (the last bucket,

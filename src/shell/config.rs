@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `max_entries` | `1024` | most files kept mapped |
 //! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+//! | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
 //! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
 //! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
 //! | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
@@ -17,9 +18,11 @@
 //! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
 //! | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
 //! | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
+//! | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
 //! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
 //! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
 //! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
+//! | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
 //!
 //! ```toml
 //! [default.mmap]
@@ -32,6 +35,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -114,6 +118,8 @@ pub struct MmapConfig {
     pub max_entries: usize,
     /// Most mapped bytes kept.
     pub max_bytes: u64,
+    /// Most fault-ins in flight at once (see [`CacheConfig::max_fault_ins`]).
+    pub max_fault_ins: usize,
     /// When a cached file is compared with the disk.
     pub revalidate: RevalidateSetting,
     /// Most parts of a multipart/byteranges response.
@@ -132,10 +138,16 @@ pub struct MmapConfig {
     pub digest_at_load: bool,
     /// Send `Repr-Digest` on every 200/206, asked or not.
     pub digest_unsolicited: bool,
+    /// Most files hashed at once for their ETags.
+    pub max_background_hashes: usize,
     /// Bytes per second per response; 0: no limit.
     pub limit_rate: SizeSetting,
     /// Bytes sent at full speed before `limit_rate` applies.
     pub limit_rate_after: SizeSetting,
+    /// Where the tag store keeps ETags and digests across restarts (feature
+    /// `tag-store`); `None` (the default): no store, every file version is hashed once
+    /// per run.
+    pub tag_store: Option<PathBuf>,
 }
 
 impl Default for MmapConfig {
@@ -144,6 +156,7 @@ impl Default for MmapConfig {
         MmapConfig {
             max_entries: cache.max_entries,
             max_bytes: cache.max_bytes,
+            max_fault_ins: cache.max_fault_ins,
             revalidate: RevalidateSetting::Word("always".into()),
             max_parts: DEFAULT_MAX_PARTS,
             merge_gap: DEFAULT_MERGE_GAP,
@@ -156,8 +169,10 @@ impl Default for MmapConfig {
                 .collect(),
             digest_at_load: false,
             digest_unsolicited: false,
+            max_background_hashes: cache.max_background_hashes,
             limit_rate: SizeSetting::Bytes(0),
             limit_rate_after: SizeSetting::Bytes(0),
+            tag_store: None,
         }
     }
 }
@@ -201,7 +216,8 @@ impl MmapConfig {
     /// # Errors
     /// [`ConfigError`] for zero bounds, a zero chunk size, an unknown `revalidate`, an
     /// unknown or repeated digest algorithm (or any without the `digest` feature), a
-    /// digest switch with no algorithm, or a size that does not parse.
+    /// digest switch with no algorithm, a size that does not parse, or a `tag_store`
+    /// in a build without the `tag-store` feature.
     pub fn split(&self) -> Result<(CacheConfig, ResponseOptions), ConfigError> {
         let revalidate = match &self.revalidate {
             RevalidateSetting::Millis(0) => Revalidate::Always,
@@ -215,8 +231,10 @@ impl MmapConfig {
                 )))
             }
         };
-        if self.max_entries == 0 || self.max_bytes == 0 {
-            return Err(ConfigError("max_entries and max_bytes must be > 0".into()));
+        if self.max_entries == 0 || self.max_bytes == 0 || self.max_fault_ins == 0 {
+            return Err(ConfigError(
+                "max_entries, max_bytes and max_fault_ins must be > 0".into(),
+            ));
         }
         if self.max_parts == 0 {
             return Err(ConfigError("max_parts must be > 0".into()));
@@ -228,6 +246,12 @@ impl MmapConfig {
         if digests.is_empty() && (self.digest_at_load || self.digest_unsolicited) {
             return Err(ConfigError(
                 "digest_at_load and digest_unsolicited need at least one algorithm in digests"
+                    .into(),
+            ));
+        }
+        if self.tag_store.is_some() && !cfg!(feature = "tag-store") {
+            return Err(ConfigError(
+                "tag_store: this build has no `tag-store` feature; remove the key or enable it"
                     .into(),
             ));
         }
@@ -244,12 +268,14 @@ impl MmapConfig {
             CacheConfig {
                 max_entries: self.max_entries,
                 max_bytes: self.max_bytes,
+                max_fault_ins: self.max_fault_ins,
                 revalidate,
                 digests_at_load: if self.digest_at_load {
                     digests.clone()
                 } else {
                     Vec::new()
                 },
+                max_background_hashes: self.max_background_hashes,
             },
             ResponseOptions {
                 limits: RangeLimits {
@@ -429,6 +455,29 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn max_background_hashes_reaches_the_cache() {
+        assert_eq!(
+            MmapConfig::default()
+                .split()
+                .unwrap()
+                .0
+                .max_background_hashes,
+            2
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_MAX_BACKGROUND_HASHES", "0");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 0);
+            jail.create_file("Rocket.toml", "[default.mmap]\nmax_background_hashes = 5\n")?;
+            jail.clear_env();
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_background_hashes, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn digest_keys_are_checked() {
         let (cache, o) = MmapConfig::default().split().unwrap();
         assert!(cache.digests_at_load.is_empty());
@@ -516,6 +565,33 @@ mod tests {
                 let o = c.split().unwrap().1;
                 assert_eq!(o.rate_limit, RateLimit::new(512 << 10).after(1 << 20));
                 assert_eq!(o.digests, [DigestAlgorithm::Sha512]);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn tag_store_key_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.tag_store, None);
+            jail.create_file(
+                "Rocket.toml",
+                "[default.mmap]\ntag_store = \"/var/cache/rocket-mmap/tags.redb\"\n",
+            )?;
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(
+                c.tag_store.as_deref(),
+                Some(Path::new("/var/cache/rocket-mmap/tags.redb"))
+            );
+            assert_eq!(c.split().is_ok(), cfg!(feature = "tag-store"));
+            jail.set_env("ROCKET_MMAP_TAG_STORE", "state/tags.redb");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.tag_store.as_deref(), Some(Path::new("state/tags.redb")));
+            if !cfg!(feature = "tag-store") {
+                let e = c.split().unwrap_err().to_string();
+                assert!(e.contains("no `tag-store` feature"), "{e}");
             }
             Ok(())
         });

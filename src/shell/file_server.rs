@@ -37,9 +37,15 @@
 //!   ([`FileServer::precompressed`], on by default; negotiation in [`crate::semantics::encoding`]).
 //! * A missing file forwards with 404 (so lower-ranked routes may answer);
 //!   permission errors give 403, files that keep changing 503.
-//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` waits for
-//!   the file's digest on its first request (hashed once per version, on the blocking
-//!   pool) and gets `Repr-Digest` / `Digest` (see [`crate::semantics::digest`]).
+//! * Validators: a file is served as soon as it is mapped; its strong ETag is hashed
+//!   in the background. A plain GET or HEAD does not wait for it (the first responses
+//!   may come without `ETag`); a request with `Range`, `If-Match`, `If-None-Match` or
+//!   `If-Range` waits for it (see [`MmapFile`]'s "Validators and digests"). If the file
+//!   changes while it is hashed, it is mapped afresh and the request tries again.
+//! * Integrity digests: a request with `Want-Repr-Digest` or `Want-Digest` gets
+//!   `Repr-Digest` / `Digest` once the file's digest is computed (once per version, on
+//!   the blocking pool, started by the first request that asks); no response waits for
+//!   one (see [`crate::semantics::digest`]).
 //! * Rate limits: [`FileServer::limit_rate`] and [`FileServer::limit_rate_after`]
 //!   override the configured `limit_rate` / `limit_rate_after` for this server's files.
 
@@ -427,7 +433,7 @@ impl FileServer {
     ///
     /// Not taken for files with precompressed siblings, for directories, when the
     /// entry was never served through the ordinary path (its siblings are unknown), or
-    /// when a digest the request asks for is not computed yet.
+    /// when the request must wait for a tag not computed yet.
     fn answer_with_one_stat<'r>(
         &self,
         mmap: &Mmap,
@@ -445,11 +451,8 @@ impl FileServer {
             .routed_method()
             .prefetch();
         let options = mmap.options();
-        let prepared = file.prepare(req, options);
-        if !file.digests_ready(&prepared) {
-            // The ordinary path waits for the hash.
-            return None;
-        }
+        // The ordinary path waits for the tag.
+        let prepared = file.prepare(req, options).ok()?;
         let copied = file.copies_content(&prepared);
         let response = file.build(req, prepared, options);
         if mmap.cache().confirm(path, &peeked, copied) {
@@ -501,16 +504,46 @@ impl Handler for FileServer {
             Ok(file) if self.precompressed => Ok(self.negotiate(mmap, req, &path, file).await),
             other => other,
         };
-        match file {
-            Ok(file) => {
-                let file = file.routed_method();
-                let options = mmap.options();
-                let prepared = file.prepare(req, options);
-                file.await_digests(&prepared).await;
-                Outcome::Success(file.build(req, prepared, options))
+        let mut file = match file {
+            Ok(file) => file.routed_method(),
+            Err(e) => return self.fail(data, &path, e),
+        };
+        let options = mmap.options();
+        for _ in 0..TAG_ATTEMPTS {
+            if let Some(prepared) = file.prepare_awaiting(req, options).await {
+                return Outcome::Success(file.build(req, prepared, options));
             }
-            Err(e) => self.fail(data, &path, e),
+            // The file changed while its tag was hashed: the entry is poisoned, and the
+            // cache maps the file afresh.
+            file = match self.reopen(mmap, req, &path).await {
+                Ok(file) => file,
+                Err(e) => return self.fail(data, &path, e),
+            };
         }
+        self.fail(data, &path, CacheError::Unstable)
+    }
+}
+
+/// How many versions of a file a request tries to get a tag for, when each changed
+/// while it was hashed (as a load that hashed tried), before it answers 503.
+const TAG_ATTEMPTS: usize = 3;
+
+impl FileServer {
+    /// The file at `path` (a file, or a directory's index) through the cache again,
+    /// with the same negotiation as the first time.
+    async fn reopen(
+        &self,
+        mmap: &Mmap,
+        req: &Request<'_>,
+        path: &Path,
+    ) -> Result<MmapFile, CacheError> {
+        let file = self.open(mmap, path).await?;
+        let file = if self.precompressed {
+            self.negotiate(mmap, req, path, file).await
+        } else {
+            file
+        };
+        Ok(file.routed_method())
     }
 }
 
@@ -639,5 +672,69 @@ mod tests {
             assert_eq!(within(c, root), want, "{c:?} within {root:?}");
             assert_eq!(within(c, root), c.starts_with(root), "{c:?} vs {root:?}");
         }
+    }
+}
+
+/// Issue 21: a download whose pages are not in memory never holds up the worker that
+/// serves it. Real Rocket dispatch on one thread: the paged-out body waits for a
+/// deliberately slow fault-in while a small GET on the same thread is answered.
+#[cfg(all(test, target_os = "linux"))]
+mod fault_in_tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use rocket::local::asynchronous::Client;
+
+    use super::FileServer;
+    use crate::shell::state::Mmap;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_fault_in_does_not_hold_up_a_small_get_on_the_only_worker() {
+        let dir =
+            std::env::temp_dir().join(format!("rocket-mmap-slow-fault-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 253) as u8).collect();
+        std::fs::write(dir.join("big.bin"), &big).unwrap();
+        std::fs::File::open(dir.join("big.bin"))
+            .unwrap()
+            .sync_all()
+            .unwrap();
+        std::fs::write(dir.join("small.txt"), b"small").unwrap();
+        let rocket = rocket::build()
+            .manage(Mmap::default())
+            .mount("/", FileServer::from(&dir));
+        let client = Client::tracked(rocket).await.unwrap();
+        let mmap = client.rocket().state::<Mmap>().unwrap();
+        // Loaded (and hashed) by a first request, then paged out as memory pressure would.
+        let first = client.get("/big.bin").dispatch().await;
+        assert_eq!(first.into_bytes().await.unwrap().len(), big.len());
+        let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
+        entry.watch().unwrap().page_out(&dir.join("big.bin"));
+        let small = client.get("/small.txt").dispatch().await;
+        assert_eq!(small.into_string().await.unwrap(), "small");
+        *mmap.cache().pager().delay.lock().unwrap() = Duration::from_millis(400);
+
+        let counters = mmap.cache().counters().clone();
+        let download = async {
+            let response = client.get("/big.bin").dispatch().await;
+            response.into_bytes().await.unwrap()
+        };
+        let meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let response = client.get("/small.txt").dispatch().await;
+            let body = response.into_string().await.unwrap();
+            (
+                body,
+                counters.fault_ins.load(Relaxed),
+                counters.fault_ins_running.load(Relaxed),
+            )
+        };
+        let (got, (small, done, running)) = tokio::join!(download, meanwhile);
+        assert_eq!(small, "small");
+        assert_eq!(done, 0, "the small GET waited for a fault-in to end");
+        assert_eq!(running, 1, "a fault-in was pending while it was answered");
+        assert!(got == big, "the download is the file");
+        assert!(mmap.cache().stats().fault_ins >= 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

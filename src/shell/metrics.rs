@@ -59,6 +59,9 @@
 //! | `cache_entries`, `cache_mapped_bytes` | gauge | entries and mapped bytes now cached |
 //! | `cache_watched_directories` | gauge | directories inotify watches under `revalidate = "watch"` (0 without a watcher) |
 //! | `cache_load_duration_seconds` | histogram | time to map and hash one file version |
+//! | `fault_ins_total` | counter | windows of mapped pages faulted in on the blocking pool before a body copied them |
+//! | `fault_ins_queued`, `fault_ins_running` | gauge | fault-ins waiting for a `max_fault_ins` permit / running now |
+//! | `fault_in_wait_seconds` | histogram | how long fault-ins waited for a permit |
 //! | `access_log_lines_total`, `access_log_lines_dropped_total` | counter | access log lines written / dropped because the writer fell behind (with [`crate::AccessLog`]) |
 //!
 //! On Linux, Prometheus' standard process metrics come first, unprefixed, as the Go and
@@ -335,32 +338,50 @@ impl Collector for Scrape {
                 "Directories watched by inotify under revalidate = \"watch\" (0 without a watcher).",
                 self.stats.watched_dirs as u64,
             ),
+            (
+                "fault_ins_queued",
+                "Fault-ins of mapped pages waiting for a max_fault_ins permit.",
+                self.stats.fault_ins_queued,
+            ),
+            (
+                "fault_ins_running",
+                "Fault-ins of mapped pages running on the blocking pool.",
+                self.stats.fault_ins_running,
+            ),
         ];
         for (name, help, value) in gauges {
             encoder
                 .encode_descriptor(name, help, None, MetricType::Gauge)?
                 .encode_gauge(&value)?;
         }
-        let load = &self.stats.load_time;
-        let buckets: Vec<(f64, u64)> = LOAD_TIME_BUCKETS
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(load.buckets)
-            .collect();
-        encoder
-            .encode_descriptor(
+        let histograms = [
+            (
                 "cache_load_duration",
                 "Time to map and hash one file version.",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?
-            .encode_histogram::<NoLabelSet>(
-                load.sum_nanos as f64 / 1e9,
-                load.count,
-                &buckets,
-                None,
-            )?;
+                &self.stats.load_time,
+            ),
+            (
+                "fault_in_wait",
+                "Time fault-ins of mapped pages waited for a max_fault_ins permit.",
+                &self.stats.fault_in_wait,
+            ),
+        ];
+        for (name, help, times) in histograms {
+            let buckets: Vec<(f64, u64)> = LOAD_TIME_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(times.buckets)
+                .collect();
+            encoder
+                .encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?
+                .encode_histogram::<NoLabelSet>(
+                    times.sum_nanos as f64 / 1e9,
+                    times.count,
+                    &buckets,
+                    None,
+                )?;
+        }
         if let Some((written, dropped)) = self.access_log {
             counter(
                 &mut encoder.encode_descriptor(
@@ -416,6 +437,10 @@ mod tests {
         stats.load_time.buckets[16] = 1;
         stats.load_time.count = 3;
         stats.load_time.sum_nanos = 20_000_200_000;
+        stats.fault_ins = 4;
+        stats.fault_ins_queued = 1;
+        stats.fault_in_wait.buckets[3] = 4;
+        stats.fault_in_wait.count = 4;
         let scrape = Scrape {
             stats,
             statuses: vec![(200, 7), (404, 1)],
@@ -437,6 +462,12 @@ mod tests {
             "rocket_mmap_cache_entries 3",
             "rocket_mmap_cache_mapped_bytes 4096",
             "rocket_mmap_cache_watched_directories 0",
+            "rocket_mmap_fault_ins_total 4",
+            "rocket_mmap_fault_ins_queued 1",
+            "rocket_mmap_fault_ins_running 0",
+            "rocket_mmap_fault_in_wait_seconds_bucket{le=\"0.0005\"} 0",
+            "rocket_mmap_fault_in_wait_seconds_bucket{le=\"0.001\"} 4",
+            "rocket_mmap_fault_in_wait_seconds_count 4",
             "# TYPE rocket_mmap_cache_load_duration_seconds histogram",
             "rocket_mmap_cache_load_duration_seconds_bucket{le=\"0.0001\"} 2",
             "rocket_mmap_cache_load_duration_seconds_bucket{le=\"10\"} 2",

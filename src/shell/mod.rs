@@ -13,6 +13,7 @@
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
 //! | `tls` | [`check_tls`](crate::check_tls) (feature `tls`): the certificate and key checked before launch |
 //! | `access_log` | [`AccessLog`](crate::AccessLog): the combined log format, bytes measured at the body, written off the workers |
+//! | `tag_store` | opening the tag store at ignition: each failure one warning, the server serving on (feature `tag-store`) |
 //! | `metrics` | `Metrics` (feature `metrics`): responses by status and the engine's counters in the Prometheus text format |
 
 pub(crate) mod access_log;
@@ -27,5 +28,7 @@ pub(crate) mod request;
 pub(crate) mod responder;
 pub(crate) mod state;
 pub(crate) mod streamed;
+#[cfg(feature = "tag-store")]
+pub(crate) mod tag_store;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

@@ -88,6 +88,23 @@ impl<'r> RequestHeaders<'r> {
         )
     }
 
+    /// The method the client sent.
+    pub(crate) fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Whether the request has a `Range` field.
+    pub(crate) fn has_range(&self) -> bool {
+        self.range.is_some()
+    }
+
+    /// Whether the request has a condition on entity tags: `If-Match`,
+    /// `If-None-Match` or `If-Range` (an `If-Range` date is compared with the tag's
+    /// version too: §13.1.5 allows a date only as a strong validator).
+    pub(crate) fn has_tag_conditional(&self) -> bool {
+        self.if_match.is_some() || self.if_none_match.is_some() || self.if_range.is_some()
+    }
+
     pub(crate) fn serve_request(&self) -> ServeRequest<'_> {
         ServeRequest {
             method: Some(self.method),

@@ -3,11 +3,11 @@
 //!
 //! Headers, by status (RFC 9110 §15):
 //!
-//! * 200 and 206: `ETag`, `Last-Modified`, `Accept-Ranges: bytes`, `Content-Type` (the
-//!   file's; `multipart/byteranges; boundary=…` for several ranges, each part carrying
-//!   the file's), `Cache-Control` and `Content-Disposition` when configured, an exact
-//!   `Content-Length` (the body is sized: never chunked), and `Content-Range` for a
-//!   single range.
+//! * 200 and 206: `ETag` (see "Validators and digests" below), `Last-Modified`,
+//!   `Accept-Ranges: bytes`, `Content-Type` (the file's; `multipart/byteranges;
+//!   boundary=…` for several ranges, each part carrying the file's), `Cache-Control`
+//!   and `Content-Disposition` when configured, an exact `Content-Length` (the body is
+//!   sized: never chunked), and `Content-Range` for a single range.
 //! * 304: what a 200 would carry to let caches update (`ETag`, `Last-Modified`,
 //!   `Cache-Control`, `Vary`; §15.4.5), no body and no `Content-Length`.
 //! * 416: `Content-Range: bytes */LEN` (§15.5.17), `Accept-Ranges`, an empty body.
@@ -20,13 +20,40 @@
 //!   that update a cache, and the client's copy, matched by the strong ETag, already
 //!   has the bytes the digest would describe.
 //!
-//! A digest is computed once per entry ([`Entry::digest`]). [`crate::FileServer`] waits
-//! for it (hashing on the blocking pool) before it answers the first request that asks;
-//! an `MmapFile` returned by your own route cannot wait (Rocket's responders are
-//! synchronous): a digest not yet known is computed inline when the content is at most
-//! 256 KiB (under ~0.2 ms), otherwise in the background and sent from the next
-//! response on. Set `digest_at_load = true` for such routes to have every digest from
-//! the first response.
+//! ## Validators and digests: one policy, decided once per request
+//!
+//! A file's strong ETag is computed after the file is first served, in the background
+//! (see [`crate::CacheConfig::max_background_hashes`]). Every file response — the file
+//! server's fast path and its ordinary path, an `MmapFile` returned from your own
+//! route, a listing — goes through [`ValidatorPolicy`], decided once per request from
+//! its method and headers:
+//!
+//! * [`ValidatorPolicy::IfReady`] for a GET or HEAD with none of `Range`, `If-Match`,
+//!   `If-None-Match` and `If-Range`: the answer goes out at once. If the tag is not
+//!   known yet, the response carries **no `ETag`** (RFC 9110 §8.8.3 makes it a SHOULD)
+//!   and no digest; `Last-Modified` is sent as always, and `If-Modified-Since` /
+//!   `If-Unmodified-Since`, which compare dates, are answered as always.
+//! * [`ValidatorPolicy::Await`] for everything else: the response waits for the
+//!   strong tag. So every 206 (single or multipart) carries the strong tag, which lets
+//!   a client or a slicing cache check that parts belong together, `If-Range` is
+//!   compared strongly (§13.1.5: a tag of another version never gets a 206), and
+//!   `If-Match` / `If-None-Match` compare against the real tag. A tag that cannot be
+//!   computed because the file changed while it was hashed is never sent: the file
+//!   server maps the file afresh and tries again (503 after three tries, as a load that
+//!   kept changing); a route's `MmapFile` answers 503.
+//!
+//! No tag is ever sent that could describe another version: an entry's tag is set
+//! once, and only after its hash proved the file unchanged (see `engine::tag`).
+//!
+//! A digest is computed once per entry ([`Entry::digest`]) and sent only with the
+//! `ETag`. No response ever waits for one: a response sends the digests already
+//! computed, and starts the missing ones in the background (on tokio's blocking pool)
+//! for the responses after it — except that content of at most 256 KiB (under ~0.2 ms)
+//! is hashed inline, and only when the response carries the tag. So a client that asks
+//! for a digest of a large file by default (aria2 sends `Want-Digest`) gets its first
+//! byte at once, and the digest from a later response on. Set `digest_at_load = true`
+//! to have every digest (and the tag) from the first response, at the price of hashing
+//! while loading.
 //!
 //! Rate limits ([`MmapFile::limit_rate`], `limit_rate` in the configuration) pace the
 //! bodies of 200 and 206; the other statuses have no body to pace.
@@ -54,6 +81,7 @@ use crate::engine::respond::{respond_typed, Reply};
 use crate::semantics::decide::Status;
 use crate::semantics::digest::DigestChoice;
 use crate::semantics::disposition::{content_disposition, DispositionType};
+use crate::semantics::precondition::Method;
 use crate::shell::options::ResponseOptions;
 use crate::shell::request::RequestHeaders;
 use crate::shell::state::Mmap;
@@ -105,10 +133,46 @@ pub struct MmapFile {
 /// when no one computed it before (SHA-512 of 256 KiB: ~0.4 ms here).
 const INLINE_DIGEST_MAX: u64 = 256 << 10;
 
-/// A response decided but not yet built: the reply and the digest fields it carries.
+/// Whether a response waits for its entry's strong ETag. Decided once per request, by
+/// [`ValidatorPolicy::for_request`], and nowhere else; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValidatorPolicy {
+    /// Wait for the strong tag before answering: requests whose answer depends on it
+    /// (`Range`, `If-Match`, `If-None-Match`, `If-Range`), and methods other than GET
+    /// and HEAD.
+    Await,
+    /// Answer now: with `ETag` (and digests) if the tag is known, without both if not.
+    IfReady,
+}
+
+impl ValidatorPolicy {
+    /// `IfReady` for a GET or HEAD with none of `Range`, `If-Match`, `If-None-Match`
+    /// and `If-Range`; `Await` otherwise. The dates (`If-Modified-Since`,
+    /// `If-Unmodified-Since`) need no tag.
+    pub(crate) fn for_request(headers: &RequestHeaders<'_>) -> ValidatorPolicy {
+        let plain = matches!(headers.method(), Method::Get | Method::Head)
+            && !headers.has_range()
+            && !headers.has_tag_conditional();
+        if plain {
+            ValidatorPolicy::IfReady
+        } else {
+            ValidatorPolicy::Await
+        }
+    }
+}
+
+/// The policy is [`ValidatorPolicy::Await`] and the entry's tag is not computed yet:
+/// wait for it ([`Entry::strong_etag`]) and prepare again.
+#[derive(Debug)]
+pub(crate) struct TagPending;
+
+/// A response decided but not yet built: the reply, whether it carries the ETag, and
+/// the digest fields it carries (none without the ETag).
 pub(crate) struct Prepared {
     reply: Reply,
     digests: DigestChoice,
+    /// The entry's tag was known when the answer was decided: it is sent.
+    etag: bool,
 }
 
 /// The largest body the file server copies out of the mapping while it builds the
@@ -232,14 +296,65 @@ impl MmapFile {
 
     /// Builds the response for `req` with `options`. The body reports to the counters
     /// of the [`Mmap`] state Rocket manages (bytes sent, bodies in flight, cuts).
+    ///
+    /// A request that needs the file's strong ETag (see the module docs) waits for its
+    /// hash here, without holding up the async worker (`block_in_place` on Rocket's
+    /// multi-threaded runtime; on a current-thread runtime the hash runs on the calling
+    /// thread). If the file changed while it was hashed, the answer is a 503.
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
-        let prepared = self.prepare(req, options);
-        self.build(req, prepared, options)
+        match self.prepare_in_place(req, options) {
+            Some(prepared) => self.build(req, prepared, options),
+            None => Response::build()
+                .status(RocketStatus::ServiceUnavailable)
+                .finalize(),
+        }
     }
 
-    /// Decides the answer to `req`: status, body, and which digests it carries.
-    pub(crate) fn prepare(&self, req: &Request<'_>, options: &ResponseOptions) -> Prepared {
+    /// [`MmapFile::prepare`], waiting on this thread for a tag the policy needs;
+    /// `None` if it cannot be computed (the file changed while it was hashed).
+    fn prepare_in_place(&self, req: &Request<'_>, options: &ResponseOptions) -> Option<Prepared> {
+        match self.prepare(req, options) {
+            Ok(prepared) => Some(prepared),
+            Err(TagPending) => {
+                wait_in_place(&self.entry)?;
+                self.prepare(req, options).ok()
+            }
+        }
+    }
+
+    /// [`MmapFile::prepare`], waiting for a tag the policy needs (hashed on the
+    /// blocking pool, once per entry). `None` if it cannot be computed: the file changed
+    /// while it was hashed, and the entry is poisoned (open the file again).
+    pub(crate) async fn prepare_awaiting(
+        &self,
+        req: &Request<'_>,
+        options: &ResponseOptions,
+    ) -> Option<Prepared> {
+        loop {
+            match self.prepare(req, options) {
+                Ok(prepared) => return Some(prepared),
+                Err(TagPending) => {
+                    self.entry.strong_etag().await?;
+                }
+            }
+        }
+    }
+
+    /// Decides the answer to `req`: status, body, whether it carries the ETag, and
+    /// which digests it carries. [`TagPending`] if the request's
+    /// [`ValidatorPolicy`] is `Await` and the tag is not computed yet.
+    pub(crate) fn prepare(
+        &self,
+        req: &Request<'_>,
+        options: &ResponseOptions,
+    ) -> Result<Prepared, TagPending> {
         let headers = RequestHeaders::read(req, self.routed_method);
+        let policy = ValidatorPolicy::for_request(&headers);
+        // Read once: the decision, the `ETag` header and the digests all follow it.
+        let etag = self.entry.etag().is_some();
+        if policy == ValidatorPolicy::Await && !etag {
+            return Err(TagPending);
+        }
         let sreq = headers.serve_request();
         let reply = respond_typed(
             &self.entry,
@@ -248,29 +363,18 @@ impl MmapFile {
             &options.limits,
             SystemTime::now(),
         );
+        // A response without the ETag sends no digest either.
         let digests = match reply.status {
-            Status::Ok | Status::PartialContent if !options.digests.is_empty() => {
+            Status::Ok | Status::PartialContent if etag && !options.digests.is_empty() => {
                 headers.digest_choice(&options.digests, options.digest_unsolicited)
             }
             _ => DigestChoice::default(),
         };
-        Prepared { reply, digests }
-    }
-
-    /// Waits for the digests `prepared` needs (hashing on the blocking pool, once per
-    /// entry), so that [`MmapFile::build`] finds them.
-    pub(crate) async fn await_digests(&self, prepared: &Prepared) {
-        for a in prepared.digests.algorithms() {
-            self.entry.digest(a).await;
-        }
-    }
-
-    /// Whether every digest `prepared` needs is already computed.
-    pub(crate) fn digests_ready(&self, prepared: &Prepared) -> bool {
-        prepared
-            .digests
-            .algorithms()
-            .all(|a| self.entry.ready_digest(a).is_some())
+        Ok(Prepared {
+            reply,
+            digests,
+            etag,
+        })
     }
 
     fn content_type_value(&self) -> &Cow<'static, str> {
@@ -304,7 +408,11 @@ impl MmapFile {
         prepared: Prepared,
         options: &ResponseOptions,
     ) -> Response<'r> {
-        let Prepared { reply, digests } = prepared;
+        let Prepared {
+            reply,
+            digests,
+            etag,
+        } = prepared;
         let entry = &*self.entry;
         let cache = Mmap::of(req.rocket()).cache();
         if !reply.parts.is_empty() {
@@ -321,7 +429,8 @@ impl MmapFile {
                 .cache_control
                 .as_deref()
                 .or_else(|| options.cache_control_for(self.path.as_deref()));
-            validator_headers(&mut b, Some(entry.etag_header()), lm, cc, self.vary);
+            let etag = entry.etag_header().filter(|_| etag);
+            validator_headers(&mut b, etag, lm, cc, self.vary);
         }
         match reply.status {
             Status::Ok | Status::PartialContent => {
@@ -346,7 +455,9 @@ impl MmapFile {
                 }
                 let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
-                let body = if self.copies_out(len) {
+                // Copied here, on the worker, only when its pages are in memory;
+                // otherwise streamed, and faulted in off the worker (`engine::fault_in`).
+                let body = if self.copies_out(len) && body.is_resident() {
                     // A failed copy poisons the entry: the caller's check then
                     // discards this response.
                     body.copy_out()
@@ -376,7 +487,8 @@ impl MmapFile {
 
     /// `Repr-Digest` and `Digest` with the digests that are known; an unknown one is
     /// computed inline for small content, otherwise started in the background for the
-    /// next response (see the module docs).
+    /// next response (see the module docs). Called only for a response that carries
+    /// the ETag.
     fn digest_headers(&self, b: &mut rocket::response::Builder<'_>, digests: DigestChoice) {
         let entry = &*self.entry;
         let value = |a| {
@@ -400,9 +512,28 @@ impl MmapFile {
 }
 
 impl<'r> Responder<'r, 'static> for MmapFile {
+    /// See [`MmapFile::to_response`]; a file that changed while its tag was hashed is
+    /// answered 503 through Rocket's catchers.
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let mmap = Mmap::of(req.rocket());
-        Ok(self.to_response(req, mmap.options()))
+        let options = Mmap::of(req.rocket()).options();
+        match self.prepare_in_place(req, options) {
+            Some(prepared) => Ok(self.build(req, prepared, options)),
+            None => Err(RocketStatus::ServiceUnavailable),
+        }
+    }
+}
+
+/// Waits for `entry`'s strong tag from synchronous code on an async worker (Rocket's
+/// responders): on a multi-threaded runtime, the worker hands its other tasks over
+/// (`block_in_place`) and waits for the background hash; elsewhere, hashes on this
+/// thread. `None` if the file changed while it was hashed.
+fn wait_in_place(entry: &Entry) -> Option<&crate::semantics::etag::EntityTag> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(entry.strong_etag()))
+        }
+        _ => entry.etag_blocking(),
     }
 }
 

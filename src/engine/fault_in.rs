@@ -1,0 +1,404 @@
+//! Faulting mapped pages in off the async workers.
+//!
+//! A body copies its bytes out of the mapping on an async worker thread. When a page
+//! it copies is not in memory, the copy takes a *major* page fault: the worker stops
+//! for a disk read, and every task queued on that worker waits with it (the I/O stall
+//! of "Are You Sure You Want to Use MMAP in Your DBMS?", CIDR 2022, and the reason
+//! nginx has `aio threads`). On a library larger than memory that is most copies.
+//!
+//! So a body never copies a window of the mapping before it knows that the window's
+//! pages are resident (`SegmentBody`'s `poll_read`, in `engine::body`):
+//!
+//! * **The residency test is `mincore`** on the part of the mapping the body is about
+//!   to copy ([`MappingWatch::resident_until`]), one system call per [`WINDOW`] of
+//!   content at most, and one per response for small ones. A resident window is copied
+//!   at once; a missing page sends the window to a *fault-in*.
+//!   Chosen over the alternatives by what each costs and tells:
+//!   - `preadv2(RWF_NOWAIT)` tells as much, but only by copying (the design keeps the
+//!     body's bytes as slices of the mapping, to be handed to the kernel by a later
+//!     zero-copy path), and it needs a descriptor the cache does not keep open.
+//!   - A per-entry hint ("this file was resident a moment ago") costs nothing but is
+//!     wrong exactly when it matters: under memory pressure pages leave at any time.
+//!   - `mincore` costs one system call (under a microsecond here for a 2 MiB window,
+//!     measured in the README's benchmark section) and reads no page. Since Linux 5.2
+//!     it reports the page cache only for files the process could open for writing
+//!     (root, or the file's owner); otherwise it reports the pages mapped in *this*
+//!     process. A page in the page cache but not yet mapped here then reads as missing
+//!     and costs a fault-in that finds it at once (a minor fault on a blocking thread),
+//!     never a stall on a worker. A page this process has mapped is reported resident,
+//!     so a hot file pays the one check and nothing else.
+//! * **The fault-in** runs on tokio's blocking pool: `madvise(MADV_WILLNEED)` over the
+//!   window, so the kernel reads it ahead in large requests, then
+//!   `madvise(MADV_POPULATE_READ)` (Linux 5.14), which waits for the pages and maps
+//!   them ([`MappingWatch::populate`]). The body returns `Pending` until it completes.
+//!   A body has at most one fault-in in flight.
+//! * **Read ahead**: a body that is within a window of the end of what it knows to be
+//!   resident checks the next window and, when part of it is missing, starts its
+//!   fault-in while it goes on copying; a sequential download keeps one window in
+//!   flight ahead of its reader.
+//!   `MADV_SEQUENTIAL` is not used: it applies to the shared mapping and would make the
+//!   kernel drop pages that other readers of the file still use.
+//! * **Bounded**: at most [`CacheConfig::max_fault_ins`](crate::CacheConfig) fault-ins
+//!   run at once for a whole cache (a semaphore); the others wait, counted as queued.
+//!   Done, queued and running fault-ins and the time they waited are in the cache's
+//!   counters (`engine::stats`) and the metrics.
+//! * **Truncation**: `MADV_POPULATE_READ` over pages past a new end of file fails with
+//!   `EFAULT` instead of raising SIGBUS: the mapping is poisoned and the body is cut
+//!   exactly as a copy that met the SIGBUS guard would be.
+//!
+//! Pages can still leave memory between a fault-in and the copy (memory pressure
+//! within microseconds); the copy then faults on the worker, as every copy did before.
+//! The window is large enough that this is rare and small enough that a few downloads'
+//! windows fit in any memory limit worth serving from.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::engine::mapping::{MappingWatch, Truncated};
+use crate::engine::stats::Counters;
+
+/// The fault-in window: how much of the mapping one residency check covers, one
+/// fault-in brings in, and a sequential reader keeps faulted in ahead of itself.
+/// 2 MiB: at 64 MB/s one window is ~30 ms of disk time, which keeps one download's
+/// reads large whatever the device's own readahead (`read_ahead_kb`: 128 KiB by
+/// default, more on some virtual disks) while bounding what a fault-in pins down to a
+/// few windows per download. Chosen by the cold-library benchmark
+/// (README, "Serving libraries larger than memory").
+pub const WINDOW: usize = 2 << 20;
+
+/// The default bound on fault-ins in flight for one cache
+/// ([`CacheConfig::max_fault_ins`](crate::CacheConfig)): as many as nginx's default
+/// `aio threads` pool has threads. Each one is a blocking-pool thread waiting for the
+/// disk, so the bound is on the disk's queue, not on CPU.
+pub const DEFAULT_MAX_FAULT_INS: usize = 32;
+
+/// Runs fault-ins for the bodies of one cache, at most `limit` at once.
+#[derive(Debug)]
+pub(crate) struct Pager {
+    permits: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    /// A test's hold on every fault-in: it sleeps this long first (on the blocking
+    /// thread), so that a test can act while one is pending.
+    #[cfg(test)]
+    pub(crate) delay: std::sync::Mutex<std::time::Duration>,
+}
+
+impl Pager {
+    /// A pager allowing `limit` fault-ins at once (at least one), counting in `counters`.
+    pub(crate) fn new(limit: usize, counters: Arc<Counters>) -> Pager {
+        Pager {
+            permits: Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))),
+            counters,
+            #[cfg(test)]
+            delay: std::sync::Mutex::new(std::time::Duration::ZERO),
+        }
+    }
+
+    /// The pager of bodies that belong to no cache (built by hand, not through
+    /// `SegmentBody::counted_in`): the default bound, uncounted.
+    pub(crate) fn global() -> &'static Arc<Pager> {
+        static GLOBAL: OnceLock<Arc<Pager>> = OnceLock::new();
+        GLOBAL.get_or_init(|| Arc::new(Pager::new(DEFAULT_MAX_FAULT_INS, Arc::default())))
+    }
+
+    /// Starts faulting in `[from, to)` of `watch`'s mapping: waits for a permit, then
+    /// runs [`MappingWatch::populate`] on the blocking pool. `None` outside a tokio
+    /// runtime (the copy then faults on the calling thread, as it would have anyway).
+    pub(crate) fn fault_in(
+        self: &Arc<Pager>,
+        watch: &Arc<MappingWatch>,
+        from: usize,
+        to: usize,
+    ) -> Option<FaultIn> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (pager, watch) = (Arc::clone(self), Arc::clone(watch));
+        let work = async move {
+            let queued = Queued::new(&pager.counters);
+            let Ok(permit) = Arc::clone(&pager.permits).acquire_owned().await else {
+                return Ok(()); // Never closed; if it were, copy as before.
+            };
+            drop(queued);
+            let counters = Arc::clone(&pager.counters);
+            let job = runtime.spawn_blocking(move || {
+                let _permit = permit;
+                counters.fault_ins_running.fetch_add(1, Relaxed);
+                #[cfg(test)]
+                {
+                    let delay = *pager.delay.lock().unwrap();
+                    std::thread::sleep(delay);
+                }
+                let done = watch.populate(from, to);
+                counters.fault_ins_running.fetch_sub(1, Relaxed);
+                counters.fault_ins.fetch_add(1, Relaxed);
+                done
+            });
+            // A refused or panicked job faulted nothing in: the copy faults as before,
+            // and the SIGBUS guard still covers truncation.
+            job.await.unwrap_or(Ok(()))
+        };
+        Some(FaultIn {
+            from,
+            to,
+            work: Box::pin(work),
+        })
+    }
+}
+
+/// Counts a fault-in as queued until it gets its permit (or is dropped waiting), and
+/// records how long it waited.
+struct Queued {
+    counters: Arc<Counters>,
+    since: Instant,
+}
+
+impl Queued {
+    fn new(counters: &Arc<Counters>) -> Queued {
+        counters.fault_ins_queued.fetch_add(1, Relaxed);
+        Queued {
+            counters: Arc::clone(counters),
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.counters.fault_ins_queued.fetch_sub(1, Relaxed);
+        self.counters.fault_in_wait.observe(self.since.elapsed());
+    }
+}
+
+/// One fault-in of `[from, to)` of a mapping, in flight. Dropping it before its job
+/// started gives its place in the queue up; a job already running finishes on its
+/// blocking thread (the pages it brings in serve the next reader).
+pub(crate) struct FaultIn {
+    /// The mapping offsets it covers.
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    work: Pin<Box<dyn Future<Output = Result<(), Truncated>> + Send + Sync>>,
+}
+
+impl FaultIn {
+    /// Whether it covers mapping offset `at`.
+    pub(crate) fn covers(&self, at: usize) -> bool {
+        self.from <= at && at < self.to
+    }
+
+    /// Polls it: `Ready(Err(Truncated))` if it found the file truncated (the mapping
+    /// is then poisoned).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Truncated>> {
+        self.work.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for FaultIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultIn")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    use super::WINDOW;
+    use crate::engine::body::{ContentChanged, SegmentBody};
+    use crate::engine::cache::Cache;
+    use crate::engine::entry::Entry;
+
+    const LEN: usize = 4 * WINDOW;
+
+    /// A file of `LEN` patterned bytes in a directory of its own, removed on drop.
+    struct File(PathBuf);
+
+    impl File {
+        fn new(name: &str) -> File {
+            let dir = std::env::temp_dir().join(format!(
+                "rocket-mmap-fault-in-{name}-{}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("f");
+            std::fs::write(&path, pattern(LEN)).unwrap();
+            // Clean pages only can be paged out.
+            std::fs::File::open(&path).unwrap().sync_all().unwrap();
+            File(path)
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 + 1).collect()
+    }
+
+    /// The file's entry, with its pages paged out as memory pressure would.
+    async fn cold_entry(cache: &Cache, file: &File) -> std::sync::Arc<Entry> {
+        let entry = cache.get(&file.0).await.unwrap();
+        entry.watch().unwrap().page_out(&file.0);
+        entry
+    }
+
+    fn body_of(cache: &Cache, entry: &Entry) -> SegmentBody {
+        SegmentBody::single(entry.content().clone())
+            .with_watch(entry.watch().cloned())
+            .counted_in(cache)
+    }
+
+    /// The only worker is never blocked by a disk read: while a paged-out body waits for
+    /// a (deliberately slow) fault-in, another task on the same single-threaded runtime
+    /// reads an in-memory body and finishes; only then does the first fault-in end.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_paged_out_mapping_is_faulted_back_in_off_the_only_worker() {
+        let file = File::new("worker");
+        let cache = Cache::default();
+        let entry = cold_entry(&cache, &file).await;
+        *cache.pager().delay.lock().unwrap() = Duration::from_millis(300);
+        let cold = tokio::spawn({
+            let mut body = body_of(&cache, &entry);
+            async move {
+                let mut out = Vec::new();
+                body.read_to_end(&mut out).await.map(|_| out)
+            }
+        });
+        let started = Instant::now();
+        let hot = tokio::spawn(async {
+            let mut out = Vec::new();
+            SegmentBody::single(Bytes::from_static(b"hot"))
+                .read_to_end(&mut out)
+                .await
+                .unwrap();
+            out
+        });
+        assert_eq!(hot.await.unwrap(), b"hot");
+        let counters = cache.counters();
+        assert_eq!(
+            counters.fault_ins.load(Relaxed),
+            0,
+            "the hot body waited for a fault-in"
+        );
+        assert!(started.elapsed() < Duration::from_millis(300));
+        let out = cold.await.unwrap().unwrap();
+        assert!(out == pattern(LEN), "the faulted-in bytes are the file's");
+        let stats = cache.stats();
+        // The kernel's own readahead may have brought later windows in with the first.
+        assert!(stats.fault_ins >= 1, "faulted in: {stats:?}");
+        assert_eq!((stats.fault_ins_queued, stats.fault_ins_running), (0, 0));
+        assert_eq!(stats.fault_in_wait.count, stats.fault_ins);
+        assert_eq!(stats.bodies_completed, 1);
+    }
+
+    /// A multipart-like body (part headers, empty segments and slices far apart) over
+    /// a paged-out mapping: every slice is faulted in before it is copied, and the body
+    /// is exactly its segments.
+    #[tokio::test(flavor = "current_thread")]
+    async fn parts_of_a_paged_out_mapping_are_each_faulted_in() {
+        let file = File::new("parts");
+        let cache = Cache::default();
+        let entry = cold_entry(&cache, &file).await;
+        let content = entry.content();
+        let segments = vec![
+            Bytes::from_static(b"--head 1--"),
+            content.slice(100..WINDOW + 100),
+            Bytes::new(),
+            Bytes::from_static(b"--head 2--"),
+            content.slice(3 * WINDOW + 7..3 * WINDOW + 9_000),
+        ];
+        // From the pattern, not the segments: reading those would fault them in.
+        let whole = pattern(LEN);
+        let expected = [
+            &b"--head 1--"[..],
+            &whole[100..WINDOW + 100],
+            b"--head 2--",
+            &whole[3 * WINDOW + 7..3 * WINDOW + 9_000],
+        ]
+        .concat();
+        let mut body = SegmentBody::new(segments)
+            .with_watch(entry.watch().cloned())
+            .counted_in(&cache);
+        let mut out = Vec::new();
+        body.read_to_end(&mut out).await.unwrap();
+        assert!(out == expected);
+        // The first slice at least; the kernel's readahead (the disk's read_ahead_kb,
+        // 8 MiB on this machine's) may have brought the second in with it.
+        assert!(cache.stats().fault_ins >= 1, "{:?}", cache.stats());
+    }
+
+    /// A resident mapping is copied at once: no fault-in, one residency test per
+    /// window.
+    #[tokio::test]
+    async fn a_resident_mapping_needs_no_fault_in() {
+        let file = File::new("resident");
+        let cache = Cache::default();
+        let entry = cache.get(&file.0).await.unwrap();
+        let mut out = Vec::new();
+        body_of(&cache, &entry).read_to_end(&mut out).await.unwrap();
+        assert!(out == pattern(LEN));
+        assert!(body_of(&cache, &entry).is_resident());
+        assert_eq!(cache.stats().fault_ins, 0);
+    }
+
+    /// Truncation while a fault-in is pending: the fault-in meets the new end of file
+    /// (an error, not SIGBUS), the body is cut after a prefix of correct bytes, and the
+    /// cache maps the new, shorter file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn truncation_while_a_fault_in_is_pending_cuts_the_body() {
+        let file = File::new("truncate");
+        let cache = Cache::default();
+        let entry = cold_entry(&cache, &file).await;
+        *cache.pager().delay.lock().unwrap() = Duration::from_millis(300);
+        let mut body = body_of(&cache, &entry);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = vec![0u8; 64 << 10];
+            loop {
+                match body.read(&mut chunk).await {
+                    Ok(0) => return (got, None),
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    Err(e) => return (got, Some(e)),
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cache.counters().fault_ins_running.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "no fault-in started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file.0)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let (got, err) = reader.await.unwrap();
+        let err = err.expect("the body was cut");
+        assert!(err.get_ref().unwrap().is::<ContentChanged>());
+        assert!(got.len() < LEN);
+        assert!(
+            got == pattern(LEN)[..got.len()],
+            "a prefix of correct bytes"
+        );
+        assert!(entry.is_poisoned());
+        assert_eq!(cache.stats().cut_truncated, 1);
+        let again = cache.get(&file.0).await.unwrap();
+        assert_eq!(again.len(), 4096);
+    }
+}

@@ -1,0 +1,386 @@
+//! The strong ETag of a file entry: the CRC-64 of its whole content, computed once per
+//! version, **after** the entry is already being served.
+//!
+//! Loading a file is open, `fstat`, map, fingerprint: no byte of content is read
+//! (small files excepted: see [`HASH_AT_LOAD_MAX`]). The entry is
+//! served at once; its tag is a once-set value ([`TagCell`]) that the shell reads
+//! under a validator policy (a response that does not need the tag goes out without
+//! `ETag`; one that needs it waits for it: see `shell::responder::ValidatorPolicy`).
+//!
+//! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
+//!   most [`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)
+//!   files are hashed at once in the background for the whole cache (a semaphore,
+//!   [`HashLimit`]); the others queue. The digests of file entries (`engine::digest`)
+//!   take their permits from the same semaphore. A response that waits for a tag
+//!   whose hash has not started does not queue behind other files: its hash takes a
+//!   second lane of as many permits (so at most twice the bound hash at once). With 0,
+//!   no file is hashed unless a response needs its tag (those hashes then run one at a
+//!   time).
+//! * **Single flight.** One hash per entry, however many responses wait for it; a
+//!   response that stops waiting (client gone) does not cancel it.
+//! * **Only for entries still alive.** A queued hash holds no strong reference to its
+//!   entry: an entry evicted (and no longer served) before its turn is never hashed.
+//! * **No tag may ever describe another version.** The same checks a load made
+//!   before the tag was published when loads hashed: the SIGBUS guard's poison flag,
+//!   the file's fingerprint (`fstat` of the file opened at load, kept open until the
+//!   hash ran) unchanged by the hash, and, for a file changed less than [`SETTLE`]
+//!   ago, a second hash once the change has settled, which must agree with the first.
+//!   If any check fails, the tag is never published and the entry is poisoned, so the
+//!   cache maps the file afresh: the new version gets its own hash.
+//! * **A file descriptor** stays open only while an entry's tag is pending (from the
+//!   load to the end of its hash), so that the check above is the same `fstat` of the
+//!   same open file a load made.
+//!
+//! In-memory entries ([`Entry::from_bytes`](crate::Entry::from_bytes) and friends) are
+//! hashed when they are made, as before: their bytes are in memory.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::engine::fingerprint::Fingerprint;
+use crate::semantics::etag::EntityTag;
+
+/// Files of at most this many bytes are hashed while they are loaded, on the same
+/// blocking thread, with the same checks: their first response carries the tag.
+/// Reading them is one small read the body makes anyway (the hash leaves the pages in
+/// the page cache), and hashing 64 KiB takes microseconds, so their first byte does
+/// not wait for the disk longer than it would anyway. (A small file changed within
+/// [`SETTLE`] is hashed twice, the second time once the change has settled: its first
+/// response waits up to [`SETTLE`], as every load did before hashing moved to the
+/// background.)
+pub const HASH_AT_LOAD_MAX: u64 = 64 << 10;
+
+/// How long after its last change (ctime) a file is taken to be settled: a hash of a
+/// file changed more recently than this is made twice, the second time once this much
+/// time has passed since the change (at most this long a wait, paid once per version
+/// of a file, by its hash).
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// The tag and its `ETag` field value, made once.
+#[derive(Debug)]
+pub(crate) struct Tag {
+    pub(crate) etag: EntityTag,
+    pub(crate) header: String,
+}
+
+impl Tag {
+    fn new(etag: EntityTag) -> Tag {
+        Tag {
+            header: etag.to_string(),
+            etag,
+        }
+    }
+}
+
+/// How many files may be hashed at once (the whole cache shares one), in two lanes,
+/// and whether hashes start in the background when files are loaded.
+///
+/// * The **background** lane: tags hashed because files were loaded, and digests.
+/// * The **awaited** lane: the hash of a tag a response is waiting for, when it has
+///   not started in the background yet. So a request that needs a tag never queues
+///   behind the background hashes of other files (a crawler's plain GETs can load
+///   hundreds); whichever lane gets to an entry first hashes it, once.
+#[derive(Clone, Debug)]
+pub(crate) struct HashLimit {
+    permits: Arc<Semaphore>,
+    awaited: Arc<Semaphore>,
+    background: bool,
+}
+
+/// A lane of [`HashLimit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Background,
+    Awaited,
+}
+
+impl HashLimit {
+    /// At most `max` hashes at once in each lane, started in the background; with 0,
+    /// none in the background, and one at a time when a response needs a tag.
+    pub(crate) fn new(max: usize) -> HashLimit {
+        HashLimit {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+            awaited: Arc::new(Semaphore::new(max.max(1))),
+            background: max > 0,
+        }
+    }
+
+    /// Runs `job` on the blocking pool of `handle`'s runtime once a permit of `lane` is
+    /// free (detached: it runs even if no one waits for it any more).
+    pub(crate) fn spawn(
+        &self,
+        lane: Lane,
+        handle: &tokio::runtime::Handle,
+        job: impl FnOnce() + Send + 'static,
+    ) {
+        let permits = match lane {
+            Lane::Background => self.permits.clone(),
+            Lane::Awaited => self.awaited.clone(),
+        };
+        drop(handle.spawn(async move {
+            let Ok(permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                job();
+                drop(permit);
+            })
+            .await;
+        }));
+    }
+
+    /// The semaphores of the background and the awaited lanes (tests hold their
+    /// permits to keep hashes queued).
+    #[cfg(test)]
+    pub(crate) fn lanes(&self) -> [&Arc<Semaphore>; 2] {
+        [&self.permits, &self.awaited]
+    }
+}
+
+/// What the hash of one file version needs, kept from its load until it ran.
+#[derive(Debug)]
+pub(crate) struct PendingTag {
+    /// The file opened by the load (`fstat` before and after hashing).
+    pub(crate) file: File,
+    /// Its fingerprint at the load.
+    pub(crate) fingerprint: Fingerprint,
+    /// The whole mapping.
+    pub(crate) content: Bytes,
+    /// The SIGBUS guard's flag for the mapping.
+    pub(crate) poison: Arc<AtomicBool>,
+    /// The cache's bound on hashes (kept by the cell for the entry's digests too).
+    pub(crate) limit: HashLimit,
+}
+
+/// An entry's strong tag: set at most once, by the one hash of its version.
+#[derive(Debug)]
+pub(crate) struct TagCell {
+    value: OnceLock<Tag>,
+    /// The hash found the content changed: this entry never gets a tag.
+    failed: AtomicBool,
+    /// A hash was queued in the background lane.
+    started: AtomicBool,
+    /// A hash was queued in the awaited lane.
+    awaited: AtomicBool,
+    /// Notified (all waiters) when the hash ends, with or without a tag.
+    done: Notify,
+    /// What the hash needs; taken by the one hash that runs.
+    pending: Mutex<Option<PendingTag>>,
+    /// The cache's bound on hashes (file entries).
+    limit: Option<HashLimit>,
+}
+
+impl TagCell {
+    /// A tag known already (in-memory content, or hashed at load).
+    pub(crate) fn ready(etag: EntityTag) -> TagCell {
+        let cell = TagCell::empty(None);
+        let _ = cell.value.set(Tag::new(etag));
+        cell
+    }
+
+    /// The cell of a file entry hashed already: its digests still take `limit`'s
+    /// permits.
+    pub(crate) fn with_limit(mut self, limit: &HashLimit) -> TagCell {
+        self.limit = Some(limit.clone());
+        self
+    }
+
+    /// A tag to be computed from `pending`.
+    pub(crate) fn pending(pending: PendingTag) -> TagCell {
+        TagCell::empty(Some(pending))
+    }
+
+    fn empty(pending: Option<PendingTag>) -> TagCell {
+        TagCell {
+            limit: pending.as_ref().map(|p| p.limit.clone()),
+            value: OnceLock::new(),
+            failed: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            awaited: AtomicBool::new(false),
+            done: Notify::new(),
+            pending: Mutex::new(pending),
+        }
+    }
+
+    /// The tag, if it is computed (never waits).
+    pub(crate) fn get(&self) -> Option<&Tag> {
+        self.value.get()
+    }
+
+    /// Whether the hash found the content changed (no tag will ever be set).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Starts the hash in the background if the cache hashes in the background
+    /// (see [`HashLimit::new`]).
+    pub(crate) fn start_background(self: &Arc<Self>) {
+        if self.limit.as_ref().is_some_and(|l| l.background) {
+            self.start(Lane::Background);
+        }
+    }
+
+    /// Queues the hash in `lane` (at most once per lane): it waits for a permit of that
+    /// lane of the cache's [`HashLimit`], then runs on the blocking pool, unless the
+    /// other lane's got to it first. Outside a tokio runtime, hashes on the calling
+    /// thread.
+    pub(crate) fn start(self: &Arc<Self>, lane: Lane) {
+        let queued = match lane {
+            Lane::Background => &self.started,
+            Lane::Awaited => &self.awaited,
+        };
+        if self.value.get().is_some() || self.failed() || queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(limit) = &self.limit else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.run();
+            return;
+        };
+        let cell: Weak<TagCell> = Arc::downgrade(self);
+        // Detached: the tag is kept even if every waiter has gone.
+        limit.spawn(lane, &handle, move || {
+            // Evicted and no longer served while it queued: nothing to hash for.
+            if let Some(cell) = cell.upgrade() {
+                cell.run();
+            }
+        });
+    }
+
+    /// The cache's bound on hashes, for the digests of the same entry (`None` for
+    /// in-memory entries).
+    pub(crate) fn hash_limit(&self) -> Option<&HashLimit> {
+        self.limit.as_ref()
+    }
+
+    /// Waits for the tag, starting its hash if needed. `None` if the content changed
+    /// while it was hashed (the entry is then poisoned).
+    pub(crate) async fn wait(self: &Arc<Self>) -> Option<&Tag> {
+        if let Some(t) = self.value.get() {
+            return Some(t);
+        }
+        let notified = self.done.notified();
+        tokio::pin!(notified);
+        // Registered before the checks below, so a hash ending in between still wakes us.
+        notified.as_mut().enable();
+        if self.value.get().is_none() && !self.failed() {
+            // A response waits: past the background queue (see `HashLimit`). A hash
+            // already running keeps running; this lane's job then finds nothing to do.
+            let running = self.pending_taken();
+            if !running {
+                self.start(Lane::Awaited);
+            }
+            notified.await;
+        }
+        self.value.get()
+    }
+
+    /// Computes the tag on the calling thread unless it is known, or waits for the
+    /// hash another thread is running. For start-up warming and synchronous callers,
+    /// never on an async worker.
+    pub(crate) fn compute_blocking(&self) -> Option<&Tag> {
+        self.run();
+        // Another thread took the pending state and is hashing: wait for it.
+        while self.value.get().is_none() && !self.failed() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.value.get()
+    }
+
+    /// Whether a hash has taken the pending state (is running, or has run).
+    fn pending_taken(&self) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.is_none()
+    }
+
+    /// The hash, if no one ran it yet: publishes the tag, or poisons the mapping.
+    fn run(&self) {
+        let taken = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.take()
+        };
+        let Some(p) = taken else {
+            return;
+        };
+        match hash_one_version(&p.file, &p.fingerprint, &p.content, &p.poison) {
+            Ok(Some((etag, _))) => {
+                let _ = self.value.set(Tag::new(etag));
+            }
+            // Changed while hashed, or `fstat` failed: no tag for this entry, ever; the
+            // cache maps the file afresh.
+            Ok(None) | Err(_) => {
+                p.poison.store(true, Ordering::SeqCst);
+                self.failed.store(true, Ordering::Release);
+            }
+        }
+        drop(p); // Closes the file.
+        self.done.notify_waiters();
+    }
+}
+
+/// Hashes `content`, the mapping of `file` made when its fingerprint was `loaded`,
+/// and checks that the tag describes exactly that version: `Ok(None)` if the file was
+/// truncated (a fault, or a shrink inside the last page that reads as zeros without
+/// one) or written to while it was hashed (the kernel updates the mtime before it
+/// copies a write's data). Otherwise the tag, and the file's fingerprint after it.
+pub(crate) fn hash_one_version(
+    file: &File,
+    loaded: &Fingerprint,
+    content: &[u8],
+    poison: &AtomicBool,
+) -> std::io::Result<Option<(EntityTag, Fingerprint)>> {
+    let etag = EntityTag::from_content(content);
+    let unchanged = || -> std::io::Result<Option<Fingerprint>> {
+        let now = Fingerprint::of(&file.metadata()?);
+        let intact = !poison.load(Ordering::SeqCst) && same_content_version(&now, loaded);
+        Ok(intact.then_some(now))
+    };
+    let Some(still) = unchanged()? else {
+        return Ok(None);
+    };
+    // Changed moments ago, or its ctime moved while hashing? A `write` already under
+    // way when the fingerprint was taken updated the times before it began, so nothing
+    // above would see it finish; on kernels with coarse timestamps a second write in
+    // the same tick leaves the fingerprint unchanged; and a writer may have restored
+    // the mtime. Hash again once the change has settled: the tags and the versions
+    // must agree. (The ctime alone is not compared: unlinking or renaming the file, or
+    // a chmod, moves it without touching the content.)
+    let wait = settle_wait(&still).or((still != *loaded).then_some(Duration::ZERO));
+    let Some(wait) = wait else {
+        return Ok(Some((etag, still)));
+    };
+    std::thread::sleep(wait);
+    let again = EntityTag::from_content(content);
+    Ok(match unchanged()? {
+        Some(after) if again == etag => Some((etag, after)),
+        _ => None,
+    })
+}
+
+/// Whether two fingerprints of one open file describe the same content version: same
+/// inode, size and mtime (the ctime also moves on chmod, link and unlink).
+fn same_content_version(a: &Fingerprint, b: &Fingerprint) -> bool {
+    (a.dev, a.ino, a.size, a.mtime_ns) == (b.dev, b.ino, b.size, b.mtime_ns)
+}
+
+/// How long to wait before the second hash, if the file changed within [`SETTLE`].
+fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let settled_at = fingerprint.ctime_ns + SETTLE.as_nanos() as i128;
+    (fingerprint.ctime_ns != 0 && settled_at > now)
+        .then(|| Duration::from_nanos((settled_at - now).min(SETTLE.as_nanos() as i128) as u64))
+}
+
+/// Whether a file is hashed while it is loaded (see [`HASH_AT_LOAD_MAX`]).
+pub(crate) fn hash_at_load(fingerprint: &Fingerprint) -> bool {
+    fingerprint.size <= HASH_AT_LOAD_MAX
+}
