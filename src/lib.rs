@@ -44,6 +44,8 @@ pub use engine::pace::RateLimit;
 pub use engine::respond::{respond, respond_typed, Reply};
 pub use engine::stats::LoadTimes;
 pub use engine::tag::SETTLE;
+#[cfg(feature = "tag-store")]
+pub use engine::tag_store::{StoredTags, TagStore, TagStoreError, TagStoreStats};
 pub use semantics::digest::DigestAlgorithm;
 pub use semantics::etag::EntityTag;
 

@@ -232,6 +232,26 @@ impl Cache {
         }
     }
 
+    /// The same cache, remembering every file version's ETag and digests in `store`
+    /// and looking them up there before it would hash (feature `tag-store`; see
+    /// `engine::tag_store`): after a restart, or an eviction, an unchanged file is
+    /// answered with its tag without reading its content. Call it before the cache
+    /// serves anything.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), rocket_mmap::TagStoreError> {
+    /// use rocket_mmap::{Cache, CacheConfig, TagStore};
+    /// let store = TagStore::open("/var/cache/rocket-mmap/tags.redb".as_ref())?;
+    /// let cache = Cache::new(CacheConfig::default()).with_tag_store(store);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tag-store")]
+    pub fn with_tag_store(mut self, store: crate::engine::tag_store::TagStore) -> Cache {
+        let memory: Arc<dyn crate::engine::tag::Remember> = Arc::new(store);
+        self.hashes = self.hashes.clone().remembering(Some(memory));
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.config

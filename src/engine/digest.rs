@@ -99,6 +99,17 @@ pub(crate) struct Digests {
     computations: AtomicU32,
     /// The counters of the cache that loaded the entry, if any (`digests_computed`).
     counters: OnceLock<Arc<Counters>>,
+    /// Told of every digest computed (the tag store records it), if set.
+    computed: OnceLock<OnComputed>,
+}
+
+/// What [`Digests::on_computed`] calls with each digest computed.
+pub(crate) struct OnComputed(pub(crate) Box<dyn Fn(&ReprDigest) + Send + Sync>);
+
+impl std::fmt::Debug for OnComputed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnComputed")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -128,9 +139,13 @@ impl Digests {
 
     /// Fills the cell with a digest known from an earlier run of this file version (the
     /// tag store), so that nothing is hashed for it; a cell already filled is kept.
-    #[allow(dead_code)] // Until the load restores stored digests (issue 21).
     pub(crate) fn restore(&self, digest: ReprDigest) {
         let _ = self.slots[digest.algorithm.index()].value.set(digest);
+    }
+
+    /// Calls `f` with every digest computed from now on (once per algorithm).
+    pub(crate) fn on_computed(&self, f: OnComputed) {
+        let _ = self.computed.set(f);
     }
 
     /// Counts every later computation in `counters` too (the cache's).
@@ -235,7 +250,11 @@ impl Digests {
         let slot = &self.slots[algorithm.index()];
         self.counted();
         if let Some(d) = compute(algorithm, content, watch) {
-            let _ = slot.value.set(d);
+            if slot.value.set(d).is_ok() {
+                if let (Some(f), Some(d)) = (self.computed.get(), slot.value.get()) {
+                    (f.0)(d);
+                }
+            }
         }
         slot.running.store(false, Ordering::Release);
         slot.done.notify_waiters();

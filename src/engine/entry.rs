@@ -251,6 +251,24 @@ impl Entry {
         self.digests.compute_blocking(algorithm, self.source())
     }
 
+    /// The entry's tag cell (shared), for hooks that need the tag once it is known.
+    pub(crate) fn tag_cell(&self) -> Arc<TagCell> {
+        Arc::clone(&self.tag)
+    }
+
+    /// Fills in digests known from an earlier run of this version (the tag store).
+    pub(crate) fn restore_digests(&self, digests: impl IntoIterator<Item = ReprDigest>) {
+        for d in digests {
+            self.digests.restore(d);
+        }
+    }
+
+    /// Hands every digest computed for this entry from now on to `f`.
+    pub(crate) fn on_digest(&self, f: impl Fn(&ReprDigest) + Send + Sync + 'static) {
+        self.digests
+            .on_computed(crate::engine::digest::OnComputed(Box::new(f)));
+    }
+
     /// Counts this entry's digest computations in `counters` (its cache's), those made
     /// so far included.
     pub(crate) fn count_digests_in(&self, counters: &Arc<crate::engine::stats::Counters>) {

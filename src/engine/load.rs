@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::engine::digest::DIGESTS_AVAILABLE;
+use crate::engine::digest::{ReprDigest, DIGESTS_AVAILABLE};
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
@@ -130,16 +130,27 @@ fn load_once(
     let content = Bytes::from_owner(mapped);
     let mut hashed = None;
     let mut fingerprint = fingerprint;
-    if hash == Hash::AtLoad || hash_at_load(&fingerprint) {
+    // A version the tag store knows needs no hash: its tag and digests are what they
+    // were when recorded (see `engine::tag::Remember` for why that holds).
+    let recalled = limit.memory().and_then(|m| m.recall(&fingerprint));
+    if let Some(r) = &recalled {
+        hashed = Some(r.etag.clone());
+    } else if hash == Hash::AtLoad || hash_at_load(&fingerprint) {
         let Some((etag, settled)) = hash_one_version(&file, &fingerprint, &content, &poison)
             .map_err(CacheError::from_io)?
         else {
             return Ok(None);
         };
+        if let Some(memory) = limit.memory() {
+            memory.remember(&settled, path, &etag, &[]);
+        }
         hashed = Some(etag);
         fingerprint = settled;
     }
-    let mut watch = MappingWatch::new(content.clone(), poison.clone());
+    let mut watch = last_page_of(&file, len).map_or_else(
+        || MappingWatch::new(content.clone(), poison.clone()),
+        |tail| MappingWatch::with_last_page(content.clone(), poison.clone(), &tail),
+    );
     if origin {
         watch = watch.with_origin(path.to_path_buf(), fingerprint);
     }
@@ -155,19 +166,56 @@ fn load_once(
             content: content.clone(),
             poison,
             limit: limit.clone(),
+            path: path.to_path_buf(),
         }),
     };
-    Ok(Some(
-        Entry::with_parts(
-            content,
-            tag,
-            modified,
-            content_type,
-            Some(Arc::new(watch)),
-            Some(fingerprint),
-        )
-        .with_canonical_path(canonical),
-    ))
+    let entry = Entry::with_parts(
+        content,
+        tag,
+        modified,
+        content_type,
+        Some(Arc::new(watch)),
+        Some(fingerprint),
+    )
+    .with_canonical_path(canonical);
+    if let Some(memory) = limit.memory() {
+        if let Some(r) = recalled {
+            entry.restore_digests(
+                r.digests
+                    .iter()
+                    .filter_map(|(a, bytes)| ReprDigest::from_stored(*a, bytes)),
+            );
+        }
+        // Digests computed later are recorded too, under the tag (known by then: a
+        // digest is only sent beside it).
+        let (memory, path, tag) = (Arc::clone(memory), path.to_path_buf(), entry.tag_cell());
+        entry.on_digest(move |d| {
+            if let Some(t) = tag.get() {
+                memory.remember(&fingerprint, &path, &t.etag, &[(d.algorithm(), d.bytes())]);
+            }
+        });
+    }
+    Ok(Some(entry))
+}
+
+/// The file's last page, read with `pread` rather than through the mapping (see
+/// `MappingWatch::with_last_page`); `None` if it reads short (the file changed: the
+/// mapping is then read instead, under the SIGBUS guard, and the tag's checks see the
+/// change).
+fn last_page_of(file: &File, len: usize) -> Option<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let from = MappingWatch::last_page(len);
+        let mut tail = vec![0u8; len - from];
+        file.read_exact_at(&mut tail, from as u64).ok()?;
+        Some(tail)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, len);
+        None
+    }
 }
 
 /// Opens for reading without blocking on FIFOs (which `stat` may have missed if the

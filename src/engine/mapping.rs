@@ -157,12 +157,32 @@ impl MappingWatch {
     /// A watch over `whole` (the `Bytes` made from a [`MappedFile`]) with its poison
     /// flag. Reads the last page to find the sentinel.
     pub fn new(whole: bytes::Bytes, poison: Arc<AtomicBool>) -> MappingWatch {
+        let last_page = Self::last_page(whole.len());
+        let tail = whole.slice(last_page..);
+        MappingWatch::with_last_page(whole, poison, &tail)
+    }
+
+    /// Where the last page of a mapping of `len` bytes starts.
+    pub(crate) fn last_page(len: usize) -> usize {
         let page = PAGE_SIZE.load(Ordering::Relaxed);
-        let last_page = whole.len().saturating_sub(1) / page * page;
-        let sentinel = whole[last_page..]
+        len.saturating_sub(1) / page * page
+    }
+
+    /// [`MappingWatch::new`] with the mapping's last page as the caller read it from
+    /// the file (`pread`): finding the sentinel then touches no page of the mapping,
+    /// so no page fault makes the kernel read around it (as much as the disk's
+    /// `read_ahead_kb`, megabytes on some disks) before the first response. `tail`
+    /// must be the bytes from [`MappingWatch::last_page`] to the end.
+    pub(crate) fn with_last_page(
+        whole: bytes::Bytes,
+        poison: Arc<AtomicBool>,
+        tail: &[u8],
+    ) -> MappingWatch {
+        let last_page = Self::last_page(whole.len());
+        let sentinel = tail
             .iter()
             .rposition(|&b| b != 0)
-            .map(|i| (last_page + i, whole[last_page + i]));
+            .map(|i| (last_page + i, tail[i]));
         MappingWatch {
             whole,
             poison,

@@ -38,7 +38,7 @@ pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
+pub(crate) mod tag;
 #[cfg(feature = "tag-store")]
 pub(crate) mod tag_store;
-pub(crate) mod tag;
 pub(crate) mod watch;

@@ -35,6 +35,7 @@
 //! hashed when they are made, as before: their bytes are in memory.
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -43,6 +44,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::engine::fingerprint::Fingerprint;
+use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
 
 /// Files of at most this many bytes are hashed while they are loaded, on the same
@@ -90,6 +92,42 @@ pub(crate) struct HashLimit {
     permits: Arc<Semaphore>,
     awaited: Arc<Semaphore>,
     background: bool,
+    /// Where tags are remembered across restarts, and looked up before hashing.
+    memory: Option<Arc<dyn Remember>>,
+}
+
+/// What a cache remembers of file versions across restarts (the persistent tag store,
+/// `engine::tag_store`, feature `tag-store`), keyed by a version's stat data: a load
+/// asks it before it would hash, and every tag and digest is handed to it once
+/// computed. Digests travel as `(algorithm, raw bytes)`.
+///
+/// The contract of [`Remember::remember`], git's "racy" rule: it is called only for
+/// versions whose tag was published by [`hash_one_version`], that is, versions whose
+/// change time was at least [`SETTLE`] old, or which a second hash after [`SETTLE`]
+/// confirmed. Any later change to the file moves its change time past the recorded
+/// one, so a recalled tag always describes the bytes the fingerprint now names.
+pub(crate) trait Remember: Send + Sync + std::fmt::Debug {
+    /// The tag and digests recorded for exactly this version (every fingerprint field
+    /// equal), if any.
+    fn recall(&self, fp: &Fingerprint) -> Option<Recalled>;
+    /// Records a version's tag and the digests known so far (merged with those
+    /// recorded before for the same tag). Must not block on I/O.
+    fn remember(
+        &self,
+        fp: &Fingerprint,
+        path: &Path,
+        etag: &EntityTag,
+        digests: &[(DigestAlgorithm, &[u8])],
+    );
+}
+
+/// What [`Remember::recall`] found for a version.
+#[derive(Debug)]
+pub(crate) struct Recalled {
+    /// The strong content tag.
+    pub(crate) etag: EntityTag,
+    /// The digests recorded: algorithm and raw bytes.
+    pub(crate) digests: Vec<(DigestAlgorithm, Vec<u8>)>,
 }
 
 /// A lane of [`HashLimit`].
@@ -107,7 +145,20 @@ impl HashLimit {
             permits: Arc::new(Semaphore::new(max.max(1))),
             awaited: Arc::new(Semaphore::new(max.max(1))),
             background: max > 0,
+            memory: None,
         }
+    }
+
+    /// The same bound, remembering tags in `memory` (see [`Remember`]).
+    #[cfg_attr(not(feature = "tag-store"), allow(dead_code))]
+    pub(crate) fn remembering(mut self, memory: Option<Arc<dyn Remember>>) -> HashLimit {
+        self.memory = memory;
+        self
+    }
+
+    /// Where tags are remembered, if anywhere.
+    pub(crate) fn memory(&self) -> Option<&Arc<dyn Remember>> {
+        self.memory.as_ref()
     }
 
     /// Runs `job` on the blocking pool of `handle`'s runtime once a permit of `lane` is
@@ -155,6 +206,8 @@ pub(crate) struct PendingTag {
     pub(crate) poison: Arc<AtomicBool>,
     /// The cache's bound on hashes (kept by the cell for the entry's digests too).
     pub(crate) limit: HashLimit,
+    /// The path it was loaded from, for the tag store's record.
+    pub(crate) path: PathBuf,
 }
 
 /// An entry's strong tag: set at most once, by the one hash of its version.
@@ -310,7 +363,10 @@ impl TagCell {
             return;
         };
         match hash_one_version(&p.file, &p.fingerprint, &p.content, &p.poison) {
-            Ok(Some((etag, _))) => {
+            Ok(Some((etag, settled))) => {
+                if let Some(memory) = p.limit.memory() {
+                    memory.remember(&settled, &p.path, &etag, &[]);
+                }
                 let _ = self.value.set(Tag::new(etag));
             }
             // Changed while hashed, or `fstat` failed: no tag for this entry, ever; the

@@ -70,7 +70,6 @@
 //!   cannot tell a rewrite that restored the mtime, and the store records nothing.
 
 // The cache does not call the store yet (issue 21: the lead wires it into the load).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -88,8 +87,10 @@ use redb::{
 };
 
 use crate::engine::digest::ReprDigest;
+#[cfg(test)]
 use crate::engine::entry::Entry;
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::tag::{Recalled, Remember};
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
 
@@ -473,6 +474,7 @@ impl TagStore {
     /// Records what `entry` knows of its version: its ETag and every digest computed
     /// so far (see [`TagStore::record`] for the contract on `fp`). Nothing while its
     /// tag is not known yet.
+    #[cfg(test)]
     pub(crate) fn record_entry(&self, fp: &Fingerprint, path: &Path, entry: &Entry) {
         let Some(etag) = entry.etag() else {
             return;
@@ -972,6 +974,37 @@ pub(crate) fn warn(message: &str) {
         log::warn!("{message}");
     } else {
         eprintln!("warning: {message}");
+    }
+}
+
+/// The cache's view of the store (see [`Remember`]): a load asks it before it would
+/// hash, and tags and digests are recorded as they are computed.
+impl Remember for TagStore {
+    fn recall(&self, fp: &Fingerprint) -> Option<Recalled> {
+        let stored = self.lookup(fp)?;
+        Some(Recalled {
+            etag: stored.etag,
+            digests: stored
+                .digests
+                .iter()
+                .map(|d| (d.algorithm(), d.bytes().to_vec()))
+                .collect(),
+        })
+    }
+
+    fn remember(
+        &self,
+        fp: &Fingerprint,
+        path: &Path,
+        etag: &EntityTag,
+        digests: &[(DigestAlgorithm, &[u8])],
+    ) {
+        let digests: Vec<ReprDigest> = digests
+            .iter()
+            .filter_map(|(a, bytes)| ReprDigest::from_stored(*a, bytes))
+            .collect();
+        let refs: Vec<&ReprDigest> = digests.iter().collect();
+        self.record(fp, path, etag, &refs);
     }
 }
 
@@ -1570,6 +1603,115 @@ mod tests {
             let same_inode = (v.dev, v.ino) == (base.dev, base.ino);
             let k = encode_key(&v);
             assert_eq!(lo <= k && k <= hi, same_inode, "{v:?}");
+        }
+    }
+
+    /// A cache over the store, with no background hashing: a tag it knows at once can
+    /// only have come from the store. Retries while the previous store's writer
+    /// thread still holds the file (it is joined when its last user drops it).
+    fn cache_over(store: &Path) -> crate::engine::cache::Cache {
+        use crate::engine::cache::{Cache, CacheConfig};
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let store = loop {
+            match TagStore::open(store) {
+                Ok(s) => break s,
+                Err(TagStoreError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        Cache::new(CacheConfig {
+            max_background_hashes: 0,
+            ..CacheConfig::default()
+        })
+        .with_tag_store(store)
+    }
+
+    /// The store wired into the cache: after a restart an unchanged file is answered
+    /// with its tag and digests at once, and nothing is hashed; a rewrite that keeps
+    /// the size and restores the mtime (`touch -d`) moved the ctime, so it is hashed
+    /// anew and never gets the old tag.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cache_with_a_store_reuses_tags_after_a_restart() {
+        let d = TempDir::new("cache-restart");
+        // Larger than HASH_AT_LOAD_MAX, so its load does not hash it.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let a = d.write("a.bin", &big);
+        let (tag, sha) = {
+            let cache = cache_over(&d.store());
+            let e = cache.get(&a).await.unwrap();
+            assert!(
+                e.etag().is_none(),
+                "hashed only when a response needs the tag"
+            );
+            let tag = e.strong_etag().await.unwrap().clone();
+            let sha = if crate::engine::digest::DIGESTS_AVAILABLE {
+                e.digest(DigestAlgorithm::Sha256).await.cloned()
+            } else {
+                None
+            };
+            (tag, sha)
+        };
+        let cache = cache_over(&d.store());
+        let e = cache.get(&a).await.unwrap();
+        assert_eq!(e.etag(), Some(&tag), "the tag comes from the store");
+        assert_eq!(e.ready_digest(DigestAlgorithm::Sha256).cloned(), sha);
+        assert_eq!(e.digest_computations(), 0);
+        drop(e);
+        drop(cache);
+
+        let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+        let mut other = big.clone();
+        other[100_000] ^= 0xff;
+        std::fs::write(&a, &other).unwrap();
+        File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&a).unwrap().modified().unwrap(), mtime);
+        let cache = cache_over(&d.store());
+        let e = cache.get(&a).await.unwrap();
+        assert!(e.etag().is_none(), "another version is not recalled");
+        assert_eq!(
+            e.strong_etag().await,
+            Some(&EntityTag::from_content(&other))
+        );
+    }
+
+    /// Warming (`get_blocking`, as `--warm` does) over files the store knows reads
+    /// none of their content: with their pages evicted first, only the last page (the
+    /// truncation sentinel) is back in memory afterwards.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn warming_a_known_library_reads_no_content() {
+        let d = TempDir::new("cache-warm");
+        let files: Vec<PathBuf> = (0..4)
+            .map(|i| d.write(&format!("f{i}.bin"), &vec![i as u8 + 1; 300_000]))
+            .collect();
+        let tags: Vec<EntityTag> = {
+            let cache = cache_over(&d.store());
+            files
+                .iter()
+                .map(|f| {
+                    let e = cache.get_blocking(f).unwrap();
+                    e.watch().unwrap().page_out(f);
+                    e.etag().unwrap().clone()
+                })
+                .collect()
+        };
+        let cache = cache_over(&d.store());
+        for (f, tag) in files.iter().zip(&tags) {
+            let e = cache.get_blocking(f).unwrap();
+            assert_eq!(e.etag(), Some(tag));
+            let watch = e.watch().unwrap();
+            assert_eq!(
+                watch.resident_until(0, 300_000),
+                0,
+                "{f:?} was read to be hashed"
+            );
         }
     }
 }

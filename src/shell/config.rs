@@ -42,7 +42,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::serde::Deserialize;
 use rocket::{Build, Rocket};
 
-use crate::engine::cache::{CacheConfig, Revalidate};
+use crate::engine::cache::{Cache, CacheConfig, Revalidate};
 use crate::engine::digest::DIGESTS_AVAILABLE;
 use crate::engine::pace::RateLimit;
 use crate::semantics::digest::DigestAlgorithm;
@@ -322,7 +322,18 @@ impl Mmap {
     /// As [`MmapConfig::split`].
     pub fn from_config(config: &MmapConfig) -> Result<Mmap, ConfigError> {
         let (cache, options) = config.split()?;
-        Ok(Mmap::new(cache, options))
+        let cache = Cache::new(cache);
+        // A store that cannot be opened is a warning: the server serves on, hashing.
+        #[cfg(feature = "tag-store")]
+        let cache = match config
+            .tag_store
+            .as_deref()
+            .and_then(crate::shell::tag_store::open_tag_store)
+        {
+            Some(store) => cache.with_tag_store(store),
+            None => cache,
+        };
+        Ok(Mmap::with_cache(cache, options))
     }
 
     /// A fairing that reads the `mmap` section of Rocket's configuration and manages

@@ -35,6 +35,11 @@ impl Mmap {
         }
     }
 
+    /// State over a cache made elsewhere (one with a tag store, say).
+    pub(crate) fn with_cache(cache: Cache, options: ResponseOptions) -> Mmap {
+        Mmap { cache, options }
+    }
+
     /// The cache.
     pub fn cache(&self) -> &Cache {
         &self.cache

@@ -2,9 +2,6 @@
 //! one clear warning, and the server goes on without a store, hashing as it does
 //! without one: a store is an optimisation, never a reason not to serve.
 
-// Called at ignition once the cache takes a store (issue 21: the lead wires it in).
-#![allow(dead_code)]
-
 use std::path::Path;
 
 use crate::engine::tag_store::{warn, TagStore, TagStoreError};
