@@ -7,6 +7,16 @@
 //! ([`rocket_mmap::check_tls`]), so a missing file or a key of another certificate is
 //! one clear line and exit code 2, not a failure to bind. With TLS, Rocket offers
 //! HTTP/2 by ALPN; without it, HTTP/1.1 and HTTP/2 with prior knowledge (h2c).
+//!
+//! At start it raises its open-files soft limit to the hard limit ([`raise_open_files`]),
+//! as Go's runtime and nginx's `worker_rlimit_nofile` do: every connection holds a
+//! descriptor, and a soft limit of 1024 (what many systems give services) is reached by
+//! 1024 idle clients. The limit is printed under the banner, with a warning below
+//! [`LOW_OPEN_FILES`].
+//!
+//! Signals ([`reopen_on_signals`]): `SIGUSR1` and `SIGHUP` reopen the access log at its
+//! path (for logrotate: rename, then signal; no line is lost or split); `SIGTERM` and
+//! Ctrl-C are Rocket's graceful shutdown.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -84,6 +94,82 @@ fn size_arg(text: &str) -> Result<u64, String> {
 /// relative path the same way; an absolute one reads better in errors).
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Below this many open files the binary warns at start.
+const LOW_OPEN_FILES: u64 = 4096;
+
+/// The open-files limit (`RLIMIT_NOFILE`) as start-up left it.
+#[derive(Debug)]
+struct OpenFiles {
+    /// The soft limit found at start.
+    before: u64,
+    /// The soft limit now.
+    now: u64,
+    /// The hard limit.
+    hard: u64,
+    /// Why raising it failed, if it did.
+    error: Option<std::io::Error>,
+}
+
+/// Raises the open-files soft limit to the hard limit (on macOS, to the kernel's
+/// per-process maximum when the hard limit is unlimited: `rlimit` clamps it). `None` where
+/// the platform has no such limit or it cannot be read.
+fn raise_open_files() -> Option<OpenFiles> {
+    let (before, hard) = rlimit::Resource::NOFILE.get().ok()?;
+    let (now, error) = match rlimit::increase_nofile_limit(hard) {
+        Ok(now) => (now, None),
+        Err(e) => (before, Some(e)),
+    };
+    Some(OpenFiles {
+        before,
+        now,
+        hard,
+        error,
+    })
+}
+
+impl OpenFiles {
+    /// The line printed under the banner, and a warning for standard error, if any.
+    fn report(&self) -> (String, Option<String>) {
+        let shown = |n: u64| {
+            if n == rlimit::INFINITY {
+                "unlimited".to_owned()
+            } else {
+                n.to_string()
+            }
+        };
+        let line = if self.now > self.before {
+            format!(
+                "open files: up to {} (soft limit raised from {}; hard limit {})",
+                shown(self.now),
+                shown(self.before),
+                shown(self.hard)
+            )
+        } else {
+            format!(
+                "open files: up to {} (hard limit {})",
+                shown(self.now),
+                shown(self.hard)
+            )
+        };
+        let warning = match &self.error {
+            Some(e) => Some(format!(
+                "warning: cannot raise the open-files limit from {} to {}: {e}",
+                shown(self.before),
+                shown(self.hard)
+            )),
+            None if self.now < LOW_OPEN_FILES => Some(format!(
+                "warning: open files are limited to {}: every connection holds one, so about \
+                 that many clients at once stop the server from accepting more; raise the hard \
+                 limit (`ulimit -Hn` as root, `LimitNOFILE=` in a systemd unit) to {LOW_OPEN_FILES} \
+                 or more",
+                self.now
+            )),
+            None => None,
+        };
+        (line, warning)
+    }
 }
 
 /// The demo's page.
@@ -200,6 +286,46 @@ fn warm(mmap: &Mmap, dir: &Path) {
     );
 }
 
+/// Reopens the access log when `SIGUSR1` or `SIGHUP` arrives, on a task of its own,
+/// so that logrotate can rename the file and signal (`postrotate kill -USR1`) instead of
+/// `copytruncate`, which loses lines. The reopen goes through the log's queue (see
+/// [`rocket_mmap::AccessLogFlusher::reopen`]): lines before it end in the renamed file, lines after
+/// it in the new one.
+///
+/// `SIGUSR1` is nginx's signal for this. `SIGHUP` does the same rather than ending the
+/// process (its default): it is the signal many logrotate configurations send, and a
+/// server that dies of an operator's habit is the worse surprise. nginx's `HUP`
+/// reloads its configuration, which reopens its logs too; this binary reads its
+/// configuration once, so a reopen is all there is to do. Without an access log (or
+/// with `--access-log -`), the signals are noted on standard error and ignored.
+#[cfg(unix)]
+fn reopen_on_signals(log: Option<rocket_mmap::AccessLogFlusher>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = usr1.recv() => "SIGUSR1",
+                Some(()) = hup.recv() => "SIGHUP",
+                else => break,
+            };
+            let Some(log) = log.clone() else {
+                eprintln!("{name}: there is no access log to reopen");
+                continue;
+            };
+            let reopened =
+                tokio::task::spawn_blocking(move || log.reopen(Duration::from_secs(5))).await;
+            match reopened {
+                Ok(Ok(())) => println!("access log reopened ({name})"),
+                Ok(Err(e)) => eprintln!("warning: {name}: cannot reopen the access log: {e}"),
+                Err(e) => eprintln!("warning: {name}: cannot reopen the access log: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Whether the operator chose a log level (environment or Rocket.toml) rather than
 /// leaving Rocket's default.
 fn log_level_configured(figment: &rocket::figment::Figment) -> bool {
@@ -211,6 +337,8 @@ fn log_level_configured(figment: &rocket::figment::Figment) -> bool {
 #[rocket::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // First: Rocket's listener and the cache's loads both take descriptors.
+    let open_files = raise_open_files().map(|o| o.report());
     let mut figment = rocket::Config::figment();
     if let Some(port) = args.port {
         figment = figment.merge(("port", port));
@@ -235,6 +363,10 @@ async fn main() -> ExitCode {
     }
     .map(|log| log.extended(args.access_log_extended));
     let flusher = access_log.as_ref().map(AccessLog::flusher);
+    #[cfg(unix)]
+    if let Err(e) = reopen_on_signals(flusher.clone()) {
+        eprintln!("warning: cannot listen for SIGUSR1/SIGHUP (access log reopening): {e}");
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         figment = figment
             .merge(("tls.certs", absolute(cert)))
@@ -326,6 +458,12 @@ async fn main() -> ExitCode {
                 println!("rocket-mmap {what} at {scheme}://{}:{}/", c.address, c.port);
                 if metrics {
                     println!("metrics at {scheme}://{}:{}/metrics", c.address, c.port);
+                }
+                if let Some((line, warning)) = open_files {
+                    println!("{line}");
+                    if let Some(warning) = warning {
+                        eprintln!("{warning}");
+                    }
                 }
             })
         }));

@@ -12,7 +12,10 @@
 //!   client received;
 //! * `--access-log -` writes the lines to stdout and quiets Rocket's own lines; a
 //!   path that cannot be opened is a clear error;
-//! * HTTP/2 requests are logged `HTTP/2.0` (ignored by default: needs curl).
+//! * HTTP/2 requests are logged `HTTP/2.0` (ignored by default: needs curl);
+//! * the binary reopens its log on `SIGUSR1` and `SIGHUP`: rotated twice under load
+//!   (renamed, then signalled), every response has exactly one whole line across the
+//!   three files, and each client's lines move from file to file in order.
 
 #[path = "common/binary.rs"]
 mod binary;
@@ -417,4 +420,133 @@ fn http2_requests_are_logged_as_http2() {
         ]
     );
     assert!(lines.iter().all(|l| l.status == 200 && l.bytes == 1000));
+}
+
+#[test]
+#[cfg(unix)]
+fn rotation_under_load_loses_and_splits_no_line() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::new("access-rotate");
+    dir.write("a.txt", &pseudo_random(1, 1000));
+    let log = dir.join("access.log");
+    let server = Binary::start(dir.path(), &["--access-log", log.to_str().unwrap()], &[]);
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    const CLIENTS: usize = 4;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let mut sent = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!("/a.txt?t={t}&n={}", sent.len());
+                    conn.send(request_bytes("GET", &path, &[], false).as_bytes())
+                        .unwrap();
+                    let r = conn.response(false).unwrap();
+                    assert_eq!(r.status, 200);
+                    sent.push(path);
+                }
+                sent
+            })
+        })
+        .collect();
+    let wait_for_file = |path: &std::path::Path| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let files = [
+        dir.join("access.log.1"),
+        dir.join("access.log.2"),
+        log.clone(),
+    ];
+    for (rotated, signal) in files[..2].iter().zip([libc::SIGUSR1, libc::SIGHUP]) {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::rename(&log, rotated).unwrap();
+        // Lines keep going to the renamed file until the signal is handled.
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: kill(2) on the child we started; no memory involved.
+        assert_eq!(
+            unsafe { libc::kill(server.pid() as libc::pid_t, signal) },
+            0
+        );
+        wait_for_file(&log);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let sent: Vec<Vec<String>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let total: usize = sent.iter().map(Vec::len).sum();
+    assert!(total >= 100, "only {total} requests under load");
+
+    // Every response's line, whole, in exactly one of the three files.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read_all = || -> Vec<Vec<String>> {
+        files
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    };
+    let mut lines = read_all();
+    while lines.iter().map(Vec::len).sum::<usize>() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        lines = read_all();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = read_all();
+    eprintln!(
+        "{total} responses; lines per file: {:?}",
+        lines.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    for (file, l) in files.iter().zip(&lines) {
+        assert!(!l.is_empty(), "no line in {}", file.display());
+        // A split line would not parse (or would end without its newline).
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.ends_with('\n'), "{} ends mid-line", file.display());
+    }
+    let mut logged: Vec<(String, usize)> = lines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ls)| ls.iter().map(move |l| (LogLine::parse(l).target, i)))
+        .collect();
+    let mut all_sent: Vec<String> = sent.iter().flatten().cloned().collect();
+    all_sent.sort();
+    let mut targets: Vec<String> = logged.iter().map(|(t, _)| t.clone()).collect();
+    targets.sort();
+    assert_eq!(
+        targets.len(),
+        all_sent.len(),
+        "lines across the files against responses"
+    );
+    assert_eq!(targets, all_sent, "one line per response, none lost");
+    // Each client's requests were sequential: their lines never go back to an older
+    // file.
+    logged.sort_by_key(|(t, _)| {
+        let (client, n) = t["/a.txt?t=".len()..].split_once("&n=").unwrap();
+        (client.to_owned(), n.parse::<usize>().unwrap())
+    });
+    for pair in logged.windows(2) {
+        let same_client = pair[0].0.split("&n=").next() == pair[1].0.split("&n=").next();
+        assert!(
+            !same_client || pair[0].1 <= pair[1].1,
+            "{:?} went back to an older file",
+            pair
+        );
+    }
+    let out = server.output();
+    assert!(out.contains("access log reopened (SIGUSR1)"), "{out}");
+    assert!(out.contains("access log reopened (SIGHUP)"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
 }

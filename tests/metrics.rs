@@ -6,6 +6,9 @@
 //!   place, and evictions under `max_entries = 3`) moves every counter by exactly
 //!   what the sequence implies; the bytes sent agree with the access log's.
 //! * Counting responses by status costs no allocation per request.
+//! * The standard process metrics (Linux) are the binary's own: open descriptors follow
+//!   its connections up to its limit, a mapped file shows in its virtual memory, its
+//!   CPU time and start time agree with `/proc`.
 //! * `promtool check metrics` (Debian's `prometheus` package) accepts the exposition
 //!   (ignored by default: it needs promtool; `.ci/run` runs it).
 
@@ -394,6 +397,110 @@ fn metrics_answer_behind_an_applications_guard_and_cost_no_allocation_per_reques
     assert_eq!(scrape.get("rocket_mmap_body_bytes_sent_total"), 1_020_000.0);
 }
 
+/// The soft open-files limit of a process, from `/proc/PID/limits`.
+#[cfg(target_os = "linux")]
+fn soft_open_files_limit(pid: u32) -> f64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn process_metrics_are_the_binarys_own() {
+    let dir = TempDir::new("metrics-process");
+    dir.write("a.txt", b"hello");
+    dir.write("big.bin", &pseudo_random(7, 64 * MIB));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let server = Binary::start(dir.path(), &["--metrics"], &[]);
+    let addr = server.addr();
+    let (before, text) = Scrape::of(addr);
+    for name in [
+        "process_open_fds",
+        "process_max_fds",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+    ] {
+        assert!(before.0.contains_key(name), "no {name} in\n{text}");
+    }
+    let open = before.get("process_open_fds");
+    assert!(open >= 3.0, "{text}");
+    assert!(open <= before.get("process_max_fds"), "{text}");
+    assert_eq!(
+        before.get("process_max_fds"),
+        soft_open_files_limit(server.pid()),
+        "{text}"
+    );
+    let rss = before.get("process_resident_memory_bytes");
+    assert!(rss > (1 << 20) as f64, "{text}");
+    assert!(rss <= before.get("process_virtual_memory_bytes"), "{text}");
+    let start = before.get("process_start_time_seconds");
+    // Started after `started` (the boot time is whole seconds: allow one) and not
+    // long after it.
+    assert!(
+        start >= started - 1.0 && start <= started + 30.0,
+        "start {start}, test started at {started}"
+    );
+    // Start-up may take less than one clock tick (10 ms) of CPU; mapping and hashing
+    // 64 MiB below takes more.
+    let cpu = before.get("process_cpu_seconds_total");
+    assert!(
+        cpu <= server.cpu_time().as_secs_f64() + 0.011,
+        "{cpu} s of CPU reported, {:?} used",
+        server.cpu_time()
+    );
+
+    // 20 more connections (each answered once, then idle) hold 20 more descriptors,
+    // and a 64 MiB file, once mapped, adds 64 MiB of address space.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut conn = common::Conn::open(addr);
+        conn.send(request_bytes("GET", "/a.txt", &[], false).as_bytes())
+            .unwrap();
+        conn.head().unwrap();
+        idle.push(conn);
+    }
+    let mut conn = small_buffer_conn(addr);
+    conn.send(request_bytes("GET", "/big.bin", &[], false).as_bytes())
+        .unwrap();
+    conn.head().unwrap();
+    read_some(&mut conn, 64 * 1024);
+    let (after, text) = Scrape::of(addr);
+    assert!(
+        after.get("process_open_fds") >= open + 20.0,
+        "{open} open before, then\n{text}"
+    );
+    assert!(
+        after.get("process_virtual_memory_bytes")
+            >= before.get("process_virtual_memory_bytes") + (64 * MIB) as f64,
+        "{} before, then\n{text}",
+        before.get("process_virtual_memory_bytes")
+    );
+    let cpu_after = after.get("process_cpu_seconds_total");
+    assert!(cpu_after > cpu, "{text}");
+    assert!(
+        cpu_after <= server.cpu_time().as_secs_f64() + 0.011,
+        "{cpu_after} s of CPU reported, {:?} used",
+        server.cpu_time()
+    );
+    assert_eq!(after.get("process_start_time_seconds"), start);
+    drop(idle);
+    drop(conn);
+}
+
 #[test]
 #[ignore = "needs promtool (Debian's prometheus package); .ci/run runs it"]
 fn promtool_accepts_the_exposition() {
@@ -441,7 +548,9 @@ fn promtool_accepts_the_exposition() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // And it did read something: the histogram and the status family.
+    // And it did read something: the histogram, the status family, a process metric.
+    #[cfg(target_os = "linux")]
+    assert!(text.contains("\n# TYPE process_cpu_seconds_total counter\n"));
     assert!(text.contains("rocket_mmap_cache_load_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
     assert!(
         text.contains("rocket_mmap_responses_total{code=\"206\"} 2\n"),

@@ -69,6 +69,14 @@
 //!   request too).
 //! * **Attach it last**: a response fairing attached after it that replaces the body
 //!   or the status is not seen.
+//! * **Rotation**: a log opened with [`AccessLog::to_file`] can be reopened at its
+//!   path ([`AccessLogFlusher::reopen`]; the binary does it on `SIGUSR1` and `SIGHUP`),
+//!   so logrotate can rename the file and have the server start a new one instead of
+//!   `copytruncate`, which loses the lines written between its copy and its truncate.
+//!   The reopen travels through the same queue as the lines: every line queued before
+//!   it is written, whole, and flushed to the old file, every line after it goes to the
+//!   new one; none is lost or split. If the path cannot be opened, the old file is
+//!   kept (as nginx does) and the error returned.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -120,13 +128,21 @@ pub struct AccessLogLines {
     pub dropped: u64,
 }
 
+/// Opens the log's output again (at its path), for [`AccessLogFlusher::reopen`].
+type Reopen<W> = Box<dyn FnMut() -> io::Result<W> + Send>;
+
 impl AccessLog {
     /// A log written to `writer` by a thread of its own (the writer may block: only
-    /// that thread waits for it).
+    /// that thread waits for it). It cannot be reopened ([`AccessLogFlusher::reopen`]
+    /// answers `Unsupported`); a writer that rotates by itself needs no reopening.
     ///
     /// # Panics
     /// If the operating system refuses to start a thread.
     pub fn fairing<W: Write + Send + 'static>(writer: W) -> AccessLog {
+        AccessLog::start(writer, None)
+    }
+
+    fn start<W: Write + Send + 'static>(writer: W, reopen: Option<Reopen<W>>) -> AccessLog {
         let (tx, rx) = mpsc::sync_channel(MAX_QUEUED_LINES);
         let sink = Arc::new(Sink {
             tx,
@@ -135,7 +151,7 @@ impl AccessLog {
         let counts = sink.counts.clone();
         std::thread::Builder::new()
             .name("rocket-mmap-access-log".into())
-            .spawn(move || write_lines(rx, writer, &counts))
+            .spawn(move || write_lines(rx, writer, reopen, &counts))
             .expect("start the access log writer thread");
         AccessLog {
             sink,
@@ -144,16 +160,22 @@ impl AccessLog {
         }
     }
 
-    /// A log appended to the file at `path` (created if missing).
+    /// A log appended to the file at `path` (created if missing). It can be reopened at
+    /// the same path after the file was renamed ([`AccessLogFlusher::reopen`]); a
+    /// relative path is resolved against the current directory now, once.
     ///
     /// # Errors
     /// If the file cannot be opened for appending.
     pub fn to_file(path: impl AsRef<Path>) -> io::Result<AccessLog> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(AccessLog::fairing(file))
+        let path = std::path::absolute(path.as_ref())?;
+        let open = move || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        };
+        let file = open()?;
+        Ok(AccessLog::start(file, Some(Box::new(open))))
     }
 
     /// A log written to the standard output.
@@ -189,7 +211,7 @@ impl AccessLog {
     }
 }
 
-/// Flushes an [`AccessLog`]: see [`AccessLog::flusher`].
+/// Flushes an [`AccessLog`], and reopens it after a rotation: see [`AccessLog::flusher`].
 #[derive(Debug, Clone)]
 pub struct AccessLogFlusher {
     sink: Arc<Sink>,
@@ -200,6 +222,30 @@ impl AccessLogFlusher {
     /// the output flushed; `false` if that did not happen in time.
     pub fn flush(&self, timeout: Duration) -> bool {
         self.sink.flush(timeout)
+    }
+
+    /// Reopens the log at its path, for log rotation: lines queued before the call
+    /// are written and flushed to the file open until now, lines queued after it to
+    /// the file now at the path (created if missing). Waits up to `timeout` for the
+    /// writer thread to do it. Blocking: from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    ///
+    /// ```rust,no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let log = rocket_mmap::AccessLog::to_file("/var/log/files/access.log")?;
+    /// let handle = log.flusher();
+    /// // … attach `log`; later, after logrotate renamed the file:
+    /// handle.reopen(Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `Unsupported` for a log not made by [`AccessLog::to_file`]; `TimedOut` if the
+    /// writer thread did not answer within `timeout` (the reopen may still happen);
+    /// the error of opening the path, in which case the old file stays in use.
+    pub fn reopen(&self, timeout: Duration) -> io::Result<()> {
+        self.sink.reopen(timeout)
     }
 
     /// Lines written and dropped so far.
@@ -243,6 +289,7 @@ impl AccessLogCounts {
 enum Msg {
     Line(String),
     Flush(SyncSender<()>),
+    Reopen(SyncSender<io::Result<()>>),
 }
 
 #[derive(Debug)]
@@ -256,6 +303,7 @@ impl std::fmt::Debug for Msg {
         match self {
             Msg::Line(l) => write!(f, "Line({l:?})"),
             Msg::Flush(_) => f.write_str("Flush"),
+            Msg::Reopen(_) => f.write_str("Reopen"),
         }
     }
 }
@@ -283,11 +331,35 @@ impl Sink {
     fn flush(&self, timeout: Duration) -> bool {
         let (ack, done) = mpsc::sync_channel(1);
         let deadline = Instant::now() + timeout;
-        let mut msg = Msg::Flush(ack);
-        // The queue may be full for a moment: retry until the deadline.
+        self.send_control(Msg::Flush(ack), deadline)
+            && done
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
+    }
+
+    fn reopen(&self, timeout: Duration) -> io::Result<()> {
+        let (ack, done) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + timeout;
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the access log writer did not answer in time",
+            )
+        };
+        if !self.send_control(Msg::Reopen(ack), deadline) {
+            return Err(timed_out());
+        }
+        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| timed_out())?
+    }
+
+    /// Queues a message that must not be dropped, behind the lines already queued: the
+    /// queue may be full for a moment, so it retries until `deadline`. `false` if it
+    /// could not be queued (deadline, or the writer thread is gone).
+    fn send_control(&self, mut msg: Msg, deadline: Instant) -> bool {
         loop {
             match self.tx.try_send(msg) {
-                Ok(()) => break,
+                Ok(()) => return true,
                 Err(TrySendError::Full(m)) if Instant::now() < deadline => {
                     msg = m;
                     std::thread::sleep(Duration::from_millis(1));
@@ -295,14 +367,18 @@ impl Sink {
                 Err(_) => return false,
             }
         }
-        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
     }
 }
 
 /// The writer thread: blocks while idle; once woken, lets lines gather for
-/// [`BATCH_PAUSE`], writes them all and flushes, until a pause brings none.
-fn write_lines<W: Write>(rx: Receiver<Msg>, writer: W, counts: &LineCounts) {
+/// [`BATCH_PAUSE`], writes them all and flushes, until a pause brings none. A reopen
+/// is handled between two lines: the old output is flushed, then replaced.
+fn write_lines<W: Write>(
+    rx: Receiver<Msg>,
+    writer: W,
+    mut reopen: Option<Reopen<W>>,
+    counts: &LineCounts,
+) {
     let mut out = io::BufWriter::with_capacity(64 << 10, writer);
     let mut failed = false;
     let mut handle = |msg: Msg, out: &mut io::BufWriter<W>| match msg {
@@ -321,6 +397,24 @@ fn write_lines<W: Write>(rx: Receiver<Msg>, writer: W, counts: &LineCounts) {
         Msg::Flush(ack) => {
             let _ = out.flush();
             let _ = ack.try_send(());
+        }
+        Msg::Reopen(ack) => {
+            let result = match &mut reopen {
+                None => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this access log was not opened from a path",
+                )),
+                Some(open) => {
+                    // Every line before the reopen belongs to the old file.
+                    let _ = out.flush();
+                    open().map(|writer| {
+                        *out = io::BufWriter::with_capacity(64 << 10, writer);
+                        // A new file: writing may work again (after a full disk).
+                        failed = false;
+                    })
+                }
+            };
+            let _ = ack.try_send(result);
         }
     };
     while let Ok(first) = rx.recv() {
@@ -865,6 +959,46 @@ mod tests {
         let r = |first, last| ByteRange { first, last };
         assert_eq!(part_list(&[r(0, 99)]), "0-99");
         assert_eq!(part_list(&[r(500, 599), r(0, 9)]), "500-599,0-9");
+    }
+
+    #[test]
+    fn a_file_log_reopens_at_its_path_between_lines_and_keeps_its_file_on_failure() {
+        let dir =
+            std::env::temp_dir().join(format!("rocket-mmap-access-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let log = AccessLog::to_file(&path).unwrap();
+        let handle = log.flusher();
+        let wait = Duration::from_secs(5);
+        log.sink.send("one\n".into());
+        std::fs::rename(&path, dir.join("access.log.1")).unwrap();
+        // Queued before the reopen: still the old (renamed) file.
+        log.sink.send("two\n".into());
+        handle.reopen(wait).unwrap();
+        log.sink.send("three\n".into());
+        assert!(handle.flush(wait));
+        assert_eq!(read("access.log.1"), "one\ntwo\n");
+        assert_eq!(read("access.log"), "three\n");
+        // The path cannot be opened (a directory is there): the error is returned and
+        // the file open until now stays in use.
+        std::fs::rename(&path, dir.join("access.log.2")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let err = handle.reopen(wait).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{err}");
+        log.sink.send("four\n".into());
+        assert!(handle.flush(wait));
+        assert_eq!(read("access.log.2"), "three\nfour\n");
+        assert_eq!(log.counts().written, 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_writer_log_cannot_be_reopened() {
+        let log = AccessLog::fairing(io::sink());
+        let err = log.flusher().reopen(Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
     }
 
     #[test]

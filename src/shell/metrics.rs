@@ -64,6 +64,13 @@
 //! | `fault_in_wait_seconds` | histogram | how long fault-ins waited for a permit |
 //! | `access_log_lines_total`, `access_log_lines_dropped_total` | counter | access log lines written / dropped because the writer fell behind (with [`crate::AccessLog`]) |
 //!
+//! On Linux, Prometheus' standard process metrics come first, unprefixed, as the Go and
+//! Python clients write them: `process_open_fds`, `process_max_fds`,
+//! `process_resident_memory_bytes`, `process_virtual_memory_bytes` (mapped files count
+//! here: it grows with `cache_mapped_bytes`), `process_cpu_seconds_total` and
+//! `process_start_time_seconds`, read from `/proc/self` at each scrape (see the
+//! `process` submodule for why no crate reads them).
+//!
 //! "File bodies" are the bodies of [`crate::MmapFile`] responses (the file server's, and
 //! your routes'); other routes' bodies are counted by status only. Counters added to
 //! the engine's list appear here without any change to this module.
@@ -99,6 +106,9 @@ use rocket::{Build, Data, Orbit, Request, Rocket};
 use crate::engine::stats::{CacheStats, COUNTERS, LOAD_TIME_BUCKETS};
 use crate::shell::access_log::{AccessLogCounts, Done};
 use crate::shell::state::Mmap;
+
+#[cfg(target_os = "linux")]
+mod process;
 
 /// The metric name prefix.
 pub const PREFIX: &str = "rocket_mmap";
@@ -137,8 +147,12 @@ impl Metrics {
             has_statuses: rocket.state::<Arc<StatusCounts>>().is_some(),
             access_log: rocket.state::<AccessLogCounts>().map(|c| c.read()),
         };
-        let mut registry = Registry::with_prefix(PREFIX);
-        registry.register_collector(Box::new(scrape));
+        let mut registry = Registry::default();
+        #[cfg(target_os = "linux")]
+        registry.register_collector(Box::new(process::ProcessStats::read()));
+        registry
+            .sub_registry_with_prefix(PREFIX)
+            .register_collector(Box::new(scrape));
         let mut out = String::with_capacity(4096);
         // Writing into a `String` cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
