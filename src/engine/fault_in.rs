@@ -65,12 +65,14 @@ use crate::engine::stats::Counters;
 
 /// The fault-in window: how much of the mapping one residency check covers, one
 /// fault-in brings in, and a sequential reader keeps faulted in ahead of itself.
-/// 2 MiB: at 64 MB/s one window is ~30 ms of disk time, which keeps one download's
-/// reads large whatever the device's own readahead (`read_ahead_kb`: 128 KiB by
-/// default, more on some virtual disks) while bounding what a fault-in pins down to a
-/// few windows per download. Chosen by the cold-library benchmark
-/// (README, "Serving libraries larger than memory").
-pub const WINDOW: usize = 2 << 20;
+/// 1 MiB, chosen with the cold-library benchmark (README, "Serving libraries larger
+/// than memory": four downloads from a 64 MB/s disk into 256 MiB of memory), one round
+/// each: 512 KiB and 1 MiB gave ~60 MB/s with no hot GET slower than 25 ms; 2 MiB
+/// gave 58 MB/s with a hot GET held 275 ms; 4 MiB, 59 MB/s and 520 ms. Larger windows
+/// pin more memory per download, and under a memory limit pages faulted in early are
+/// evicted before the copy reaches them, which then faults on the worker. Even 512
+/// KiB is read in large requests (`MADV_WILLNEED` submits the whole range).
+pub const WINDOW: usize = 1 << 20;
 
 /// The default bound on fault-ins in flight for one cache
 /// ([`CacheConfig::max_fault_ins`](crate::CacheConfig)): as many as nginx's default
