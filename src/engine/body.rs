@@ -78,6 +78,10 @@ pub struct SegmentBody {
     resident: (usize, usize),
     /// The fault-in in flight, if any (at most one per body).
     fault: Option<FaultIn>,
+    /// Set once this body had to fault pages in (its file was cold): it then unmaps
+    /// what it has read behind it, up to `released` (see `poll_resident`).
+    cold: bool,
+    released: usize,
 }
 
 impl Clone for SegmentBody {
@@ -97,6 +101,8 @@ impl Clone for SegmentBody {
             pager: self.pager.clone(),
             resident: self.resident,
             fault: None,
+            cold: self.cold,
+            released: self.released,
         }
     }
 }
@@ -118,6 +124,8 @@ impl SegmentBody {
             pager: None,
             resident: (0, 0),
             fault: None,
+            cold: false,
+            released: 0,
         }
     }
 
@@ -378,6 +386,7 @@ impl SegmentBody {
                         return Poll::Pending;
                     }
                     let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+                    self.cold = true;
                     match pager.fault_in(&watch, ready, to) {
                         Some(fault) => self.fault = Some(fault),
                         // No runtime to fault in on: copy (and fault) as before.
@@ -387,6 +396,16 @@ impl SegmentBody {
                 }
             }
             self.read_ahead(cx, &watch, at, seg_end);
+            if self.cold && at >= self.released.saturating_add(WINDOW) {
+                // Read from a cold file: unmap the windows already copied, so that
+                // under memory pressure the kernel reclaims them as cheaply as the
+                // page cache of a `read` (mapped pages must be unmapped first, by the
+                // reclaiming thread, which may be this worker). The page cache keeps
+                // them for other readers, who map them again with a minor fault.
+                let from = self.released.max(self.resident.0.min(at));
+                watch.release(from, at);
+                self.released = at;
+            }
             let run = copyable(&watch, self.resident, at, seg_end);
             if at + run < seg_end || run >= want {
                 return Poll::Ready(run);

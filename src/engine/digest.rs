@@ -319,6 +319,7 @@ fn hash(algorithm: DigestAlgorithm, content: &[u8], between: &dyn Fn()) -> Optio
         let mut d = D::new();
         for window in content.chunks(crate::engine::tag::HASH_WINDOW) {
             between();
+            crate::engine::mapping::read_in(window);
             d.update(window);
         }
         Box::from(d.finalize().as_slice())

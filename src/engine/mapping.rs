@@ -95,6 +95,13 @@ impl MappedFile {
         // the poison flag. This is the standard caveat of memmap2.
         let map =
             unsafe { memmap2::MmapOptions::new().len(len).map(file) }.map_err(MapError::Io)?;
+        // No read-around on a fault: every range the crate reads is brought in
+        // explicitly first (`MappingWatch::populate`, `read_in`), in large requests.
+        // A stray fault (a page evicted between that and the copy) then reads one page,
+        // not `read_ahead_kb` around it (8 MiB on some disks: 125 ms at 64 MB/s, on an
+        // async worker). Unlike `MADV_SEQUENTIAL`, this drops no page other readers use.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
         let poison = Arc::new(AtomicBool::new(false));
         // SAFETY: `map` is a live read-only file mapping of `map.len()` bytes, and the
         // registration is stored beside it and dropped first (see `Drop`), before the
@@ -279,6 +286,31 @@ impl MappingWatch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Truncated;
 
+/// Brings the pages under `bytes` (a slice of a mapping, or of any memory) into
+/// memory before a hash reads them on a blocking thread: `MADV_WILLNEED`, so the disk
+/// reads the range in large requests, then `MADV_POPULATE_READ`. Errors are ignored: a
+/// page past a truncated end then faults into the SIGBUS guard when it is read, as it
+/// would have.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_in(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let page = page_size();
+    let start = bytes.as_ptr() as usize / page * page;
+    let len = bytes.as_ptr() as usize + bytes.len() - start;
+    for advice in [libc::MADV_WILLNEED, libc::MADV_POPULATE_READ] {
+        // SAFETY: `[start, start + len)` covers only pages that hold bytes of `bytes`,
+        // memory the caller holds a reference to and so is mapped. Both advices only
+        // read pages in and map them; neither changes what the memory holds.
+        unsafe { libc::madvise(start as *mut libc::c_void, len, advice) };
+    }
+}
+
+/// Elsewhere than Linux pages are read as the hash touches them.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn read_in(_bytes: &[u8]) {}
+
 /// The system's page size (4096 until the SIGBUS guard is installed and asks).
 pub(crate) fn page_size() -> usize {
     PAGE_SIZE.load(Ordering::Relaxed)
@@ -410,6 +442,35 @@ impl MappingWatch {
     pub(crate) fn populate(&self, _from: usize, _to: usize) -> Result<(), Truncated> {
         Ok(())
     }
+
+    /// Drops this process's page-table entries for the whole pages inside
+    /// `[from, to)` (`MADV_DONTNEED`), once a body has copied them from a cold file.
+    /// For a shared file mapping this keeps the page cache: a later read maps the same
+    /// (unchanged) data again with a minor fault; reclaim no longer has to unmap them.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn release(&self, from: usize, to: usize) {
+        let page = page_size();
+        let start = from.div_ceil(page) * page;
+        let end = to.min(self.whole.len()) / page * page;
+        if start >= end {
+            return;
+        }
+        // SAFETY: `[start, end)` is page-aligned and inside the mapping, which
+        // `self.whole` keeps mapped. On a read-only shared file mapping `MADV_DONTNEED`
+        // only removes page-table entries: the file's pages stay in the page cache and
+        // any later read (by any body) faults the same data back in.
+        unsafe {
+            libc::madvise(
+                self.whole.as_ptr().add(start) as *mut libc::c_void,
+                end - start,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+
+    /// Elsewhere than Linux nothing is released.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn release(&self, _from: usize, _to: usize) {}
 
     /// Pages the whole mapping out of memory, as memory pressure would, for tests of
     /// the fault-in path: drops this process's page-table entries for it

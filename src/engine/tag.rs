@@ -473,11 +473,13 @@ pub(crate) fn hash_one_version(
 }
 
 /// [`EntityTag::from_content`], read [`HASH_WINDOW`] at a time with `between()` before
-/// each window (a background hash gives way to downloads there).
+/// each window (a background hash gives way to downloads there); each window is read
+/// in with one large request first (the mappings take no read-around on a fault).
 fn content_tag(content: &[u8], between: &dyn Fn()) -> EntityTag {
     let mut digest = crc64fast::Digest::new();
     for window in content.chunks(HASH_WINDOW) {
         between();
+        crate::engine::mapping::read_in(window);
         digest.write(window);
     }
     EntityTag::from_crc(digest.sum64(), content.len() as u64)
