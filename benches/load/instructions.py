@@ -31,6 +31,7 @@ SCENARIOS = {
     "revalidate_304": ("/1k.bin", {"If-None-Match": None}),
     "range_64KiB": ("/100m.bin", {"Range": "bytes=1000000-1065535"}),
     "get_1MiB": ("/1m.bin", {}),
+    "multipart_3_parts": ("/100m.bin", {"Range": run.MULTIPART}),
 }
 
 
