@@ -244,13 +244,9 @@ impl Cache {
     /// answered with its tag without reading its content. Call it before the cache
     /// serves anything.
     ///
-    /// ```no_run
-    /// # fn main() -> Result<(), rocket_mmap::TagStoreError> {
-    /// use rocket_mmap::{Cache, CacheConfig, TagStore};
-    /// let store = TagStore::open("/var/cache/rocket-mmap/tags.redb".as_ref())?;
-    /// let cache = Cache::new(CacheConfig::default()).with_tag_store(store);
-    /// # Ok(()) }
-    /// ```
+    /// For example `Cache::new(CacheConfig::default()).with_tag_store(store)` with the
+    /// `store` from [`TagStore::open`](crate::TagStore::open); the Rocket configuration
+    /// does this for the `tag_store` key.
     #[cfg(feature = "tag-store")]
     pub fn with_tag_store(mut self, store: crate::engine::tag_store::TagStore) -> Cache {
         let memory: Arc<dyn crate::engine::tag::Remember> = Arc::new(store);
