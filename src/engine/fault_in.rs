@@ -258,6 +258,8 @@ mod tests {
     /// The file's entry, with its pages paged out as memory pressure would.
     async fn cold_entry(cache: &Cache, file: &File) -> std::sync::Arc<Entry> {
         let entry = cache.get(&file.0).await.unwrap();
+        // Its background hash reads the whole file: let it end before paging out.
+        assert!(entry.strong_etag().await.is_some());
         entry.watch().unwrap().page_out(&file.0);
         entry
     }
