@@ -714,7 +714,7 @@ mod fault_in_tests {
         entry.watch().unwrap().page_out(&dir.join("big.bin"));
         let small = client.get("/small.txt").dispatch().await;
         assert_eq!(small.into_string().await.unwrap(), "small");
-        *mmap.cache().pager().delay.lock().unwrap() = Duration::from_millis(400);
+        *mmap.cache().pager().delay.lock().unwrap() = Duration::from_millis(1500);
 
         let counters = mmap.cache().counters().clone();
         let download = async {
