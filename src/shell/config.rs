@@ -489,6 +489,21 @@ mod tests {
     }
 
     #[test]
+    fn max_fault_ins_reaches_the_cache_and_zero_is_refused() {
+        assert_eq!(MmapConfig::default().split().unwrap().0.max_fault_ins, 32);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_MMAP_MAX_FAULT_INS", "4");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            assert_eq!(c.split().unwrap().0.max_fault_ins, 4);
+            jail.set_env("ROCKET_MMAP_MAX_FAULT_INS", "0");
+            let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
+            let err = c.split().unwrap_err();
+            assert!(err.0.contains("max_fault_ins"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn digest_keys_are_checked() {
         let (cache, o) = MmapConfig::default().split().unwrap();
         assert!(cache.digests_at_load.is_empty());
