@@ -1507,3 +1507,6 @@ mod watch_tests {
 
 #[cfg(test)]
 mod tag_tests;
+
+#[cfg(all(test, unix, feature = "tag-store"))]
+mod store_tests;

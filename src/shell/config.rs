@@ -489,6 +489,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn max_fault_ins_reaches_the_cache_and_zero_is_refused() {
         assert_eq!(MmapConfig::default().split().unwrap().0.max_fault_ins, 32);
         figment::Jail::expect_with(|jail| {
