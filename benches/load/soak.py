@@ -48,7 +48,9 @@ descriptors (/proc/PID/fd), mappings (lines of /proc/PID/maps) and
 `rocket_mmap_cache_entries` from /metrics. After the warm-up (`--warmup`, default
 120 s; a quarter of the run when shorter than 8 minutes) a least-squares line is fit
 to each series; its rise over the post-warm-up span ("fitted growth") must stay
-within a tolerance: 10% of the series' post-warm-up mean for RSS, and the larger of
+within a tolerance: 10% of the series' post-warm-up mean for RSS (VmRSS, and RssAnon
+alone: the heap, where a leak shows; VmRSS also counts the mapped files' pages, which
+come and go with the churn), and the larger of
 10% of the mean and a small absolute allowance for the counts (8 descriptors,
 16 mappings, 8 entries: a few connections or entries more or less at the last sample
 is noise, a leak of one per minute is not). The cache must also never hold more than
@@ -84,11 +86,19 @@ W = 32  # bytes per record
 MAX_ENTRIES = 64
 ROOT_NAMES = [f"f{i:03d}.bin" for i in range(150)]
 SUB_NAMES = [f"sub/s{i:02d}.bin" for i in range(30)]
+# Read slowly by their own clients. They must be larger than what the server can
+# queue ahead of a slow reader (hyper's ~400 KiB and a loopback send buffer that grows
+# to several MiB): a 2 MB file was read whole by the server before a reader that had
+# taken 460 KB saw it change, so its rewrite could not race the body.
+BIG_NAMES = [f"big{i}.bin" for i in range(6)]
+BIG_SIZES = (3_000_000, 6_000_000)
 NAMES = ROOT_NAMES + SUB_NAMES
+ALL_NAMES = NAMES + BIG_NAMES
 # File sizes: small (copied-out path, ≤ 8 KiB), ≤ 64 KiB (hashed at load), larger
 # (hashed in the background: first responses may lack the ETag).
 SIZES = [0, 1, 31, 700, 4000, 8192, 20000, 65536, 70000, 150000, 400000]
 SIZE_WEIGHTS = [1, 1, 2, 8, 8, 6, 8, 4, 6, 4, 2]
+BIG_SHARE = 0.03  # of the writer's changes: ~0.25/s on the big files at 8 writes/s
 MIN_MODIFY_INTERVAL = 0.1  # s between two modifications of one path
 SAMPLE_EVERY = 10.0
 
@@ -159,7 +169,8 @@ class Registry:
         self.current = {}  # name -> (gen, length) or None when deleted
         self.next_gen = 1
         self.tags = {}  # name -> last ETag a client saw
-        self.memo = OrderedDict()  # (name, gen, length) -> (bytes, etag, sha256)
+        self.memo = OrderedDict()  # (name, gen, length) -> [bytes, etag, sha256]
+        self.memo_bytes = 0
 
     def new_version(self, name, length, prefix_ok=False):
         with self.lock:
@@ -186,7 +197,7 @@ class Registry:
                 live = [n for n in NAMES[:32] if self.current.get(n)]
                 name = rng.choice(live) if live else rng.choice(NAMES)
             else:
-                live = [n for n, v in self.current.items() if v]
+                live = [n for n in NAMES if self.current.get(n)]
                 name = rng.choice(live) if live else rng.choice(NAMES)
             return name, self.current.get(name)
 
@@ -209,9 +220,11 @@ class Registry:
         data = stream(name, gen, length)
         value = [data, None, None]
         with self.lock:
-            self.memo[key] = value
-            while len(self.memo) > 400:
-                self.memo.popitem(last=False)
+            if key not in self.memo:
+                self.memo[key] = value
+                self.memo_bytes += len(data)
+            while self.memo_bytes > 256 << 20:
+                self.memo_bytes -= len(self.memo.popitem(last=False)[1][0])
         return value
 
     def etag(self, name, gen, length):
@@ -599,13 +612,13 @@ def http1_client(port, reg, stats, rate, stop, seed):
 
 
 def slow_client(port, reg, stats, stop, seed):
-    """Downloads of the larger files read slowly (8 KiB receive buffer, a pause between
-    reads: ~0.5 s for 400 KB), so that the writer changes files while they are sent:
-    those responses must be cut short or complete with one version."""
+    """Downloads of the big files read slowly (8 KiB receive buffer, 32 KiB every 5 ms:
+    about 1 s for 4.5 MB), so that the writer changes files while the server still
+    reads them: those responses must be cut short or complete with one version."""
     rng = random.Random(seed)
     while not stop.is_set():
         with reg.lock:
-            big = [n for n, v in reg.current.items() if v and v[1] >= 65536]
+            big = [n for n in BIG_NAMES if reg.current.get(n)]
         if not big:
             stop.wait(0.5)
             continue
@@ -624,11 +637,11 @@ def slow_client(port, reg, stats, stop, seed):
             hdrs = {k.lower(): v for k, v in resp.getheaders()}
             chunks = []
             while True:
-                chunk = resp.read(8192)
+                chunk = resp.read(32768)
                 if not chunk:
                     break
                 chunks.append(chunk)
-                time.sleep(0.01)
+                time.sleep(0.005)
             if resp.length:  # http.client's bytes still expected: the body ended early
                 raise http.client.IncompleteRead(b"".join(chunks), resp.length)
             counts["slow_complete"] += 1
@@ -702,12 +715,14 @@ class Writer:
         self.touched = {}  # name -> monotonic time of its last modification
         self.ops = Counter()
 
-    def size(self):
+    def size(self, name):
+        if name in BIG_NAMES:
+            return self.rng.randint(*BIG_SIZES)
         return self.rng.choices(SIZES, SIZE_WEIGHTS)[0]
 
     def create(self, name, in_place=True):
         """A new file at `name` (absent now)."""
-        length = self.size()
+        length = self.size(name)
         gen = self.reg.new_version(name, length, prefix_ok=in_place)
         data = stream(name, gen, length)
         self.reg.set_current(name, (gen, length))
@@ -715,7 +730,7 @@ class Writer:
             f.write(data)
 
     def rename_over(self, name):
-        length = self.size()
+        length = self.size(name)
         gen = self.reg.new_version(name, length)
         tmp = self.root / name
         tmp = tmp.with_name(f".tmp-{gen}")
@@ -750,10 +765,11 @@ class Writer:
         now = time.monotonic()
         with self.reg.lock:
             cur = dict(self.reg.current)
-        ready = [n for n in NAMES if now - self.touched.get(n, 0) >= MIN_MODIFY_INTERVAL]
+        names = BIG_NAMES if self.rng.random() < BIG_SHARE else NAMES
+        ready = [n for n in names if now - self.touched.get(n, 0) >= MIN_MODIFY_INTERVAL]
         live = [n for n in ready if cur.get(n)]
         absent = [n for n in ready if not cur.get(n)]
-        live_share = sum(1 for n in NAMES if cur.get(n)) / len(NAMES)
+        live_share = sum(1 for n in names if cur.get(n)) / len(names)
         op = self.rng.choices(["create", "delete", "rename_over", "rewrite", "truncate"],
                               [25 if live_share < 0.8 else 5, 15 if live_share > 0.6 else 3, 25, 25, 12])[0]
         if op == "create":
@@ -828,6 +844,7 @@ def verdicts(samples, warmup):
         return {"error": "fewer than 3 samples after the warm-up"}
     span = post[-1]["t"] - post[0]["t"]
     for key in list(SERIES) + ["RssAnon_kib", "RssFile_kib"]:
+        judged = key in SERIES or key == "RssAnon_kib"
         pts = [(s["t"], s[key]) for s in post if s.get(key) is not None]
         slope, intercept = fit(pts)
         mean = sum(v for _, v in pts) / len(pts)
@@ -838,7 +855,7 @@ def verdicts(samples, warmup):
                     "fitted_growth": growth, "tolerance": tolerance,
                     "growth_pct_of_mean": 100 * growth / mean if mean else 0.0,
                     "min": min(v for _, v in pts), "max": max(v for _, v in pts),
-                    "judged": key in SERIES, "ok": growth <= tolerance or key not in SERIES}
+                    "judged": judged, "ok": growth <= tolerance or not judged}
     out["span_s"] = span
     return out
 
@@ -875,6 +892,24 @@ def svg_chart(samples, verdict, warmup, settings, path: Path):
                 f'<text x="{ox + pw}" y="{oy + ph + 14}" text-anchor="end">{t_end / 60:.0f} min</text>']
         pts = " ".join(f"{x(t):.1f},{y(val):.1f}" for t, val in zip(ts, vals))
         out.append(f'<polyline points="{pts}" fill="none" stroke="#27a" stroke-width="1.5"/>')
+        if key == "cache_entries":
+            out += [f'<line x1="{ox}" y1="{y(MAX_ENTRIES):.1f}" x2="{ox + pw}" y2="{y(MAX_ENTRIES):.1f}" '
+                    f'stroke="#000" stroke-dasharray="2,2"/>',
+                    f'<text x="{ox + pw - 4}" y="{y(MAX_ENTRIES) - 3:.1f}" text-anchor="end">max_entries</text>']
+        if key == "VmRSS_kib":  # the heap (RssAnon) under the total, judged too
+            out.append(f'<text x="{ox + 4}" y="{oy + 14}" fill="#27a">total (VmRSS, with the mapped '
+                       f'files\' pages)</text>')
+            anon = [(s["t"], s["RssAnon_kib"] / div) for s in samples]
+            pts = " ".join(f"{x(t):.1f},{y(val):.1f}" for t, val in anon)
+            a = verdict.get("RssAnon_kib", {})
+            out += [f'<polyline points="{pts}" fill="none" stroke="#7a2" stroke-width="1.5"/>',
+                    f'<text x="{ox + 4}" y="{oy + ph - 6}" fill="#7a2">anonymous (heap): '
+                    f'{"flat" if a.get("ok") else "GROWS"}, fitted growth '
+                    f'{a.get("fitted_growth", 0) / div:+.1f}MiB ({a.get("growth_pct_of_mean", 0):+.1f}%)</text>']
+            if "slope_per_minute" in a:
+                sl, b = a["slope_per_minute"] / 60 / div, a["intercept"] / div
+                out.append(f'<line x1="{x(warmup):.1f}" y1="{y(sl * warmup + b):.1f}" x2="{x(t_end):.1f}" '
+                           f'y2="{y(sl * t_end + b):.1f}" stroke="#d63" stroke-width="1.5" stroke-dasharray="5,3"/>')
         if "slope_per_minute" in v:
             s, b = v["slope_per_minute"] / 60 / div, v["intercept"] / div
             out.append(f'<line x1="{x(warmup):.1f}" y1="{y(s * warmup + b):.1f}" x2="{x(t_end):.1f}" '
@@ -919,7 +954,7 @@ def main():
     reg = Registry()
     rng = random.Random(args.seed)
     writer = Writer(root, reg, rng)
-    for name in NAMES[::3] + NAMES[1::3]:  # two thirds exist at the start
+    for name in NAMES[::3] + NAMES[1::3] + BIG_NAMES:  # two thirds exist at the start
         writer.create(name, in_place=False)
     stop = threading.Event()
     stats = Stats()
@@ -997,8 +1032,11 @@ def main():
     results = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                 text=True).stdout.strip(),
         "settings": {"minutes": args.minutes, "warmup_s": warmup, "sample_every_s": SAMPLE_EVERY,
-                     "max_entries": MAX_ENTRIES, "names": len(NAMES), "http1_rate": args.rate,
+                     "max_entries": MAX_ENTRIES, "names": len(NAMES), "big_names": len(BIG_NAMES),
+                     "big_sizes": BIG_SIZES, "slow_clients": args.slow_clients, "http1_rate": args.rate,
                      "http1_clients": args.clients, "h2c_rate": args.h2c_rate, "writes_per_s": args.writes,
                      "sizes": SIZES, "seed": args.seed, "binary": str(args.bin),
                      "server": "CPU 0 (taskset), --metrics --access-log FILE, ROCKET_MMAP_MAX_ENTRIES=64"},
