@@ -171,6 +171,7 @@ class Registry:
         self.tags = {}  # name -> last ETag a client saw
         self.memo = OrderedDict()  # (name, gen, length) -> [bytes, etag, sha256]
         self.memo_bytes = 0
+        self.history = {}  # name -> [(seconds since 00:00 UTC, change, gen, length)], the last 8
 
     def new_version(self, name, length, prefix_ok=False):
         with self.lock:
@@ -286,6 +287,18 @@ def match_version(reg: Registry, name, body: bytes, offset: int, total: int):
 # ---------------------------------------------------------------- checks
 
 
+def whose_tag(reg, name, tag):
+    """Which registered version of `name` a tag belongs to (for the report of a wrong one)."""
+    try:
+        total = int(tag.strip('"').rsplit("-", 1)[1], 16)
+    except (ValueError, IndexError):
+        return "not one of our tags"
+    for gen, v in sorted(reg.gens(name).items(), reverse=True):
+        if (total in v["lengths"] or (v["prefix_ok"] and total <= v["max"])) and reg.etag(name, gen, total) == tag:
+            return f"it is the tag of version {gen} of {total} bytes; changes: {reg.history.get(name)}"
+    return f"it is the tag of no version written (mixed bytes?); changes: {reg.history.get(name)}"
+
+
 def parse_content_range(value):
     """(first, last, total) of `bytes a-b/T`, or (None, None, T) of `bytes */T`."""
     if not value or not value.startswith("bytes "):
@@ -307,7 +320,8 @@ def check_tags(reg, name, gen, total, hdrs, counts):
     else:
         want = reg.etag(name, gen, total)
         if tag != want:
-            raise Bad("wrong_etag", f"{name}: ETag {tag}, version {gen} of {total} bytes has {want}")
+            raise Bad("wrong_etag", f"{name}: ETag {tag}, version {gen} of {total} bytes has {want}; "
+                                    f"{whose_tag(reg, name, tag)}; {hdrs}")
         counts["etag_checked"] += 1
         with reg.lock:
             reg.tags[name] = tag
@@ -513,8 +527,9 @@ class Stats:
             if bad is not None:
                 self.counts[bad.kind] += 1
                 if len(self.examples) < 30:
-                    self.examples.append(f"{bad.kind}: {bad}")
-                    log(f"  {bad.kind}: {bad}")
+                    when = time.strftime("%H:%M:%S", time.gmtime())
+                    self.examples.append(f"{when} {bad.kind}: {bad}")
+                    log(f"  {when} {bad.kind}: {bad}")
 
 
 KINDS = [("get", 30), ("range", 18), ("multipart", 8), ("if_none_match", 10), ("head", 10),
@@ -608,6 +623,7 @@ def http1_client(port, reg, stats, rate, stop, seed):
                 check_file_response(reg, name, kind, req, status, hdrs, body, counts)
             stats.merge(counts)
         except Bad as bad:
+            bad.args = (f"{method} {path} {req} -> {status}: {bad.args[0]}",)
             stats.merge(counts, bad)
 
 
@@ -796,6 +812,11 @@ class Writer:
                 self.truncate(name, gen, length)
         self.touched[name] = time.monotonic()
         self.ops[op] += 1
+        with self.reg.lock:
+            cur = self.reg.current.get(name)
+            h = self.reg.history.setdefault(name, [])
+            h.append((f"{time.time() % 86400:.3f}", op, *(cur or (None, None))))
+            del h[:-8]
 
 
 def writer_loop(writer, rate, stop):
@@ -1019,6 +1040,10 @@ def main():
         stop.set()
         if server is not None:
             server.stop()
+        if any(k in FATAL for k in stats.counts) and (work / "access.log").exists():
+            kept = Path(tempfile.gettempdir()) / f"rocket-mmap-soak-access-{os.getpid()}.log"
+            shutil.copy(work / "access.log", kept)
+            log(f"wrong responses: the server's access log is kept at {kept}")
         shutil.rmtree(work, ignore_errors=True)
     if interrupted:
         sys.exit(130)
