@@ -9,15 +9,17 @@ every response checked byte for byte, the process sampled for leaks (issue 22).
 Everything is on 127.0.0.1. The server (`--bin`, default target/release/rocket-mmap,
 not built by this script) serves a temporary directory with `--metrics` and
 `--access-log FILE`, pinned to CPU 0, with `ROCKET_MMAP_MAX_ENTRIES=64` while the
-churn spreads over 180 names (150 at the root, 30 in `sub/`), so entries are evicted
-and remapped all the time.
+churn spreads over 186 names (150 at the root, 30 in `sub/`, and six big files of
+3-6 MB), so entries are evicted and remapped all the time.
 
 Traffic, paced (`--rate`, default 240 requests/s in all over 4 HTTP/1.1 keep-alive
 client threads, plus one h2c client): full GETs, single ranges (and suffix ranges),
 multipart ranges, If-None-Match with a tag seen before (304 or a newer version), HEAD,
 GETs with `Want-Repr-Digest: sha-256=1`, directory listings (HTML and
 `Accept: application/json`, root and `sub/`), and HTTP/2 with prior knowledge (h2c)
-through `curl --http2-prior-knowledge` (GET, range, digest), twice a second.
+through `curl --http2-prior-knowledge` (GET, range, digest), twice a second. Two more
+clients download the big files slowly (`--slow-clients`), so that changes race the
+bodies while the server still reads them.
 
 Churn (one writer thread, `--writes` operations/s, default 8): create a new file
 (written in place, so a client may see it growing), delete, rename over (write a
