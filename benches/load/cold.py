@@ -78,7 +78,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import MIB, NGINX_CONF, NGINX_HTTP, REPO, Server, free_port, http, log, need  # noqa: E402
+from run import MIB, NGINX_CONF, NGINX_HTTP, REPO, Server, free_port, http, log, need, write_random  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -122,18 +122,8 @@ def skip(why):
 
 def make_data(d: Path):
     """Five 300 MiB files of random bytes and the hot 1 KiB file (kept between runs)."""
-    rng = random.Random(20261204)
-    for name, size in [("1k.bin", 1024)] + [(n, COLD_SIZE) for n in COLD_FILES + [PROBE_FILE]]:
-        p = d / name
-        if p.exists() and p.stat().st_size == size:
-            continue
-        log(f"writing {p} ({size} bytes) ...")
-        with open(p, "wb") as f:
-            left = size
-            while left:
-                n = min(left, 4 * MIB)
-                f.write(rng.randbytes(n))
-                left -= n
+    files = [("1k.bin", 1024)] + [(n, COLD_SIZE) for n in COLD_FILES + [PROBE_FILE]]
+    write_random(d, files, 20261204, announce=log)
 
 
 def whole_disk(st_dev):

@@ -235,18 +235,26 @@ def build():
     return target / "rocket-mmap", target / "examples" / "peers"
 
 
-def make_data(d: Path):
-    rng = random.Random(20261121)
-    for name, size in [("1k.bin", 1024), ("1m.bin", MIB), ("100m.bin", BIG)]:
+def write_random(d: Path, files, seed, announce=None):
+    """Writes each `(name, size)` of `files` under `d` as random bytes drawn from `seed`,
+    keeping a file that already has its size (kept between runs)."""
+    rng = random.Random(seed)
+    for name, size in files:
         p = d / name
         if p.exists() and p.stat().st_size == size:
             continue
+        if announce:
+            announce(f"writing {p} ({size} bytes) ...")
         with open(p, "wb") as f:
             left = size
             while left:
                 n = min(left, 4 * MIB)
                 f.write(rng.randbytes(n))
                 left -= n
+
+
+def make_data(d: Path):
+    write_random(d, [("1k.bin", 1024), ("1m.bin", MIB), ("100m.bin", BIG)], 20261121)
 
 
 def free_port():
