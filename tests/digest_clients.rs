@@ -86,6 +86,20 @@ fn until_digest(url: &str, want_header: &str, field: &str, want: &str) {
     panic!("{url}: no {field} after 500 requests");
 }
 
+/// aria2c downloads `f.bin` into a directory of its own, succeeds, and gets the
+/// bytes of `served`; its log.
+fn aria2c_downloads_it(server: &Server, served: &Path, out: &str) -> String {
+    let out = TempDir::new(out);
+    let (status, log) = aria2c(&server.url("f.bin"), out.path());
+    assert!(status.success(), "aria2c failed: {status}\n{log}");
+    assert_eq!(
+        sha256sum_b64(&out.join("f.bin")),
+        sha256sum_b64(served),
+        "the download differs"
+    );
+    log
+}
+
 const ARIA2_WANT_DIGEST: &str = "Want-Digest: SHA-512;q=1, SHA-256;q=1, SHA;q=0.1";
 
 #[test]
@@ -99,27 +113,13 @@ fn aria2c_x4_verifies_the_whole_download_with_our_digest() {
     let want = format!("SHA-256={}", sha256sum_b64(&served));
     // The first download starts at once: no response waits for the SHA-256 of the
     // whole file. A digest it was given (if the hashes were quick) is ours and checked.
-    let out = TempDir::new("digest-aria2-first");
-    let (status, log) = aria2c(&server.url("f.bin"), out.path());
-    assert!(status.success(), "aria2c failed: {status}\n{log}");
-    assert_eq!(
-        sha256sum_b64(&out.join("f.bin")),
-        sha256sum_b64(&served),
-        "the download differs"
-    );
+    let log = aria2c_downloads_it(&server, &served, "digest-aria2-first");
     if log.contains("Valid hash found in Digest header field") {
         assert!(log.contains("Verification finished successfully"), "{log}");
     }
     // Once computed, every response carries it: the next download verifies with it.
     until_digest(&server.url("f.bin"), ARIA2_WANT_DIGEST, "digest", &want);
-    let out = TempDir::new("digest-aria2-out");
-    let (status, log) = aria2c(&server.url("f.bin"), out.path());
-    assert!(status.success(), "aria2c failed: {status}\n{log}");
-    assert_eq!(
-        sha256sum_b64(&out.join("f.bin")),
-        sha256sum_b64(&served),
-        "the download differs"
-    );
+    let log = aria2c_downloads_it(&server, &served, "digest-aria2-out");
     assert!(
         log.to_ascii_lowercase()
             .contains(&format!("digest: {}", want.to_ascii_lowercase())),
