@@ -285,7 +285,14 @@ fn replace_by_rename_under_concurrent_downloads() {
             std::fs::rename(staged, &target)
                 .unwrap_or_else(|e| panic!("rename number {}: {e}", i + 1));
         }
+        // The last version's tag is published once its rename has settled and its
+        // background hash ran: keep downloading until one response carried a tag (so the
+        // tag check above ran), however loaded the machine.
+        let deadline = Instant::now() + Duration::from_secs(20);
         std::thread::sleep(Duration::from_millis(50));
+        while tagged.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         stop.store(true, Ordering::Relaxed);
         clients
             .into_iter()
@@ -306,7 +313,10 @@ fn replace_by_rename_under_concurrent_downloads() {
         distinct.len() >= 2,
         "the clients saw only versions {distinct:?}: the churn did not overlap the downloads"
     );
-    assert!(tagged.into_inner() > 0, "no download carried a tag");
+    assert!(
+        tagged.into_inner() > 0,
+        "no download carried a tag, 20 s after the last rename"
+    );
 
     get_tagged(&server, "/churn.bin", &versions[REPLACEMENTS]);
 }

@@ -102,6 +102,10 @@ fn load_once(
     let meta = file.metadata().map_err(CacheError::from_io)?;
     check_kind(&meta)?;
     let fingerprint = Fingerprint::of(&meta);
+    // A write under way already moved the times this fingerprint holds: wait until its
+    // data is in the page cache too, before anything is mapped, served or hashed
+    // under this fingerprint (see `wait_for_writes`).
+    crate::engine::mapping::wait_for_writes(&file);
     let content_type: Cow<'static, str> = content_type_for(path);
     let canonical = std::fs::canonicalize(path).ok();
     let modified = meta.modified().ok();

@@ -311,6 +311,42 @@ pub(crate) fn read_in(bytes: &[u8]) {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn read_in(_bytes: &[u8]) {}
 
+/// Waits until no `write` to `file` is under way (as far as the file system lets us
+/// know), so that the fingerprint taken just before this call describes bytes already
+/// in the page cache.
+///
+/// A `write(2)` updates the file's mtime and ctime **before** it copies its data. A
+/// `fstat` taken while a write is under way therefore already shows the new times, and
+/// nothing later shows that the copy ended: a load (and the background hash of its
+/// tag, and every body served under that fingerprint) would read the old bytes or a
+/// mix under a fingerprint that names the new version. The settle rule
+/// ([`SETTLE`](crate::SETTLE): hash again 50 ms after a recent change, the two must
+/// agree) closes that window only for writers that are not stalled longer than that
+/// between the two steps, and the soak (README, "Soak") once saw a writer that was.
+///
+/// `lseek(SEEK_DATA)` takes the inode lock (shared) on ext4, btrfs and tmpfs, and
+/// buffered writes hold it (exclusive) from the time update to the end of the copy, so
+/// the call returns only once every write that had begun has copied its data. A write
+/// that begins after the `fstat` moves the times after it, which the fingerprint
+/// comparisons see (on kernels with multigrain timestamps, 6.13 and later, even in the
+/// same clock tick, because the `fstat` asked for them; before that, the settle rule
+/// covers same-tick writes). On file systems whose `SEEK_DATA` takes no lock (XFS, for
+/// one), the call does nothing more than a seek, and the settle rule is the guard, as
+/// before. Errors (`ENXIO` past the end, `EINVAL` where `SEEK_DATA` is not supported)
+/// are ignored: they mean the same thing.
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_for_writes(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `lseek` on a descriptor this function borrows open for its whole call; it
+    // moves only the descriptor's own offset, which no reader of the crate uses (reads
+    // go through the mapping, or `pread` at explicit offsets).
+    unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_DATA) };
+}
+
+/// Elsewhere the settle rule is the only guard against a write under way.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wait_for_writes(_file: &File) {}
+
 /// The system's page size (4096 until the SIGBUS guard is installed and asks).
 pub(crate) fn page_size() -> usize {
     PAGE_SIZE.load(Ordering::Relaxed)
@@ -850,5 +886,63 @@ mod truncation_tests {
         watch.verify_through(4_096 + 2_000); // a chunk ending at 6000, in page 1
         assert!(watch.is_poisoned());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod write_barrier_tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, Instant};
+
+    /// A `fstat` taken while one large `pwrite` is under way already shows the new
+    /// mtime, though the copy has not reached the end of the file; after
+    /// [`wait_for_writes`], the whole write is in the page cache. (The race is real: the
+    /// test also checks it saw the old last byte before the barrier at least once.)
+    #[test]
+    fn the_barrier_waits_for_a_write_under_way() {
+        const LEN: usize = 128 << 20;
+        let dir = std::env::temp_dir().join(format!("rocket-mmap-barrier-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let mut raced = 0;
+        for attempt in 0..8u8 {
+            let old = vec![attempt; LEN];
+            let new = vec![attempt.wrapping_add(100); LEN];
+            std::fs::write(&path, &old).unwrap();
+            let reader = File::open(&path).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let before = reader.metadata().unwrap().modified().unwrap();
+            let writer = std::thread::spawn({
+                let path = path.clone();
+                move || {
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.write_all_at(&new, 0).unwrap();
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while reader.metadata().unwrap().modified().unwrap() == before {
+                assert!(Instant::now() < deadline, "the write never moved the mtime");
+                std::hint::spin_loop();
+            }
+            let mut last = [0u8];
+            reader.read_exact_at(&mut last, LEN as u64 - 1).unwrap();
+            if last[0] == attempt {
+                raced += 1;
+            }
+            wait_for_writes(&reader);
+            reader.read_exact_at(&mut last, LEN as u64 - 1).unwrap();
+            assert_eq!(
+                last[0],
+                attempt.wrapping_add(100),
+                "attempt {attempt}: the barrier returned before the write under way ended"
+            );
+            writer.join().unwrap();
+        }
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            raced > 0,
+            "no attempt caught a write under way: the test proved nothing"
+        );
     }
 }
