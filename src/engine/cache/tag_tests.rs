@@ -6,6 +6,8 @@ use super::*;
 use crate::engine::tag::HASH_AT_LOAD_MAX;
 use crate::semantics::etag::EntityTag;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// Larger than [`HASH_AT_LOAD_MAX`]: not hashed while loaded.
 const LARGE: usize = 1 << 20;

@@ -1,0 +1,255 @@
+//! The cache's lookups: [`Cache::get`] (async, loads on the blocking pool),
+//! [`Cache::get_blocking`] (loads and hashes on the calling thread), and the
+//! peek-then-confirm pair of the file server's fast path.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::slots::Slot;
+use super::watching::LoadWatch;
+use super::{Cache, CacheError, Revalidate};
+use crate::engine::entry::Entry;
+use crate::engine::fingerprint::Fingerprint;
+use crate::engine::load::{load_file, stat, Hash};
+use crate::engine::stats::Counters;
+use crate::engine::tag::HashLimit;
+use crate::semantics::digest::DigestAlgorithm;
+
+/// An entry found by [`Cache::peek`], with its slot (so that [`Cache::confirm`]
+/// needs no second lookup).
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) struct Peeked {
+    slot: Arc<Slot>,
+    /// The entry, not yet compared with the disk.
+    pub(crate) entry: Arc<Entry>,
+}
+
+impl Cache {
+    /// The entry for the file at `path`: from the cache if it is current, otherwise
+    /// mapped on the blocking pool (once, however many callers wait). A file's ETag is
+    /// computed after it is mapped, in the background ([`Entry::etag`] is `None` until
+    /// then; [`Entry::strong_etag`] waits for it), unless the file is small or
+    /// [`CacheConfig::digests_at_load`](super::CacheConfig::digests_at_load) asks for
+    /// digests at load.
+    ///
+    /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// See [`CacheError`]: missing files, directories and non-regular files,
+    /// permission errors, and files that kept changing while being loaded.
+    pub async fn get(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        let fingerprint = match self.fast_path(path)? {
+            Ok(entry) => return Ok(entry),
+            Err(fp) => fp,
+        };
+        let slot = self.slot_for(path, fingerprint);
+        let owned = path.to_path_buf();
+        let origin = self.config.revalidate != Revalidate::Never;
+        let digests = self.config.digests_at_load.clone();
+        let hash = if digests.is_empty() {
+            Hash::Later
+        } else {
+            Hash::AtLoad
+        };
+        let hashes = self.hashes.clone();
+        let counters = self.counters.clone();
+        let watch = self.watcher_for(&slot);
+        let mut loaded_here = false;
+        let entry = slot
+            .cell
+            .get_or_try_init(|| {
+                loaded_here = true;
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        LoadWatch::around(watch.as_ref(), &owned, || {
+                            timed_load(&counters, &owned, origin, hash, &digests, &hashes)
+                        })
+                    })
+                    .await
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+                }
+            })
+            .await?
+            .clone();
+        if !loaded_here {
+            self.counters
+                .single_flight_waits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.loaded(path, &slot, &entry);
+        Ok(entry)
+    }
+
+    /// Like [`Cache::get`], but loads on the calling thread, and hashes the file there
+    /// too (its ETag is known when this returns; a cached entry whose tag is pending
+    /// is hashed here). For start-up warming and other synchronous contexts; do not
+    /// call it from an async worker thread.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub fn get_blocking(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        for _ in 0..3 {
+            let entry = self.get_blocking_once(path)?;
+            // A tag that cannot be computed poisoned the entry: the next try loads anew.
+            if entry.etag_blocking().is_some() {
+                return Ok(entry);
+            }
+        }
+        Err(CacheError::Unstable)
+    }
+
+    /// [`Cache::get_blocking`] without the wait for a pending tag.
+    fn get_blocking_once(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
+        let fingerprint = match self.fast_path(path)? {
+            Ok(entry) => return Ok(entry),
+            Err(fp) => fp,
+        };
+        let slot = self.slot_for(path, fingerprint);
+        if let Some(entry) = slot.cell.get() {
+            return Ok(entry.clone());
+        }
+        let origin = self.config.revalidate != Revalidate::Never;
+        let watch = self.watcher_for(&slot);
+        let entry = LoadWatch::around(watch.as_ref(), path, || {
+            timed_load(
+                &self.counters,
+                path,
+                origin,
+                Hash::AtLoad,
+                &self.config.digests_at_load,
+                &self.hashes,
+            )
+        })?;
+        // Another thread may have won; either way the slot holds one entry.
+        let entry = match slot.cell.set(entry.clone()) {
+            Ok(()) => entry,
+            Err(_) => slot.cell.get().cloned().unwrap_or(entry),
+        };
+        self.loaded(path, &slot, &entry);
+        Ok(entry)
+    }
+
+    /// The cached entry for `path` *without* comparing it with the disk: for a caller
+    /// that builds its answer first and then calls [`Cache::confirm`] (under
+    /// [`Revalidate::Always`] one `stat` taken after the body's bytes were copied,
+    /// which both revalidates the entry and proves the copied bytes belong to it).
+    /// Only under [`Revalidate::Always`] and [`Revalidate::Watch`]; `None` when there
+    /// is no usable entry.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn peek(&self, path: &Path) -> Option<Peeked> {
+        if !matches!(
+            self.config.revalidate,
+            Revalidate::Always | Revalidate::Watch
+        ) {
+            return None;
+        }
+        let slot = Arc::clone(self.map.get(path)?.value());
+        let entry = slot.cell.get()?.clone();
+        (!entry.is_poisoned()).then_some(Peeked { slot, entry })
+    }
+
+    /// Whether the entry `peeked` is still the version of the file at `path`. One
+    /// `stat`, compared with the entry's fingerprint; the file's mtime and ctime move
+    /// before a `write` copies its data, so bytes copied out of the entry before a
+    /// `confirm` that returns `true` are bytes of that version. Under
+    /// [`Revalidate::Watch`], an entry the watcher vouches for needs that `stat` only
+    /// if `copied` (the answer holds bytes copied out of the mapping, which only a
+    /// `stat` after the copy can prove; see `engine::watch`): a 304 makes no system
+    /// call. A `true` counts as a cache hit.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
+        let (entry, slot) = (&peeked.entry, &peeked.slot);
+        let events = slot.events.load(Ordering::Acquire);
+        let vouched = self.config.revalidate == Revalidate::Watch && slot.vouched(events);
+        let current = !entry.is_poisoned()
+            && ((vouched && !copied)
+                || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
+        if current {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            let now = self.now_ms();
+            slot.last_used.store(now, Ordering::Relaxed);
+            slot.last_checked.store(now, Ordering::Relaxed);
+            slot.verified.fetch_max(events, Ordering::AcqRel);
+        }
+        current
+    }
+
+    /// A hit, or the fingerprint to load (a miss); counts which.
+    #[allow(clippy::type_complexity)]
+    fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+        let found = self.lookup(path)?;
+        let counter = match found {
+            Ok(_) => &self.counters.hits,
+            Err(_) => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
+    }
+
+    /// A current cached entry, or the fingerprint of the file on disk.
+    #[allow(clippy::type_complexity)]
+    fn lookup(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+        let now = self.now_ms();
+        let slot = self.map.get(path).map(|s| Arc::clone(s.value()));
+        if let Some(slot) = &slot {
+            if let Some(entry) = slot.cell.get() {
+                if !entry.is_poisoned() {
+                    // Read before the `stat`: an event after it keeps the slot unverified.
+                    let events = slot.events.load(Ordering::Acquire);
+                    let check = match self.config.revalidate {
+                        Revalidate::Always => true,
+                        Revalidate::Never => false,
+                        Revalidate::Every(d) => {
+                            now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
+                                >= d.as_millis() as u64
+                        }
+                        Revalidate::Watch => !slot.vouched(events),
+                    };
+                    if !check {
+                        slot.last_used.store(now, Ordering::Relaxed);
+                        return Ok(Ok(entry.clone()));
+                    }
+                    let fp = stat(path)?;
+                    if Some(&fp) == entry.fingerprint() {
+                        slot.last_used.store(now, Ordering::Relaxed);
+                        slot.last_checked.store(now, Ordering::Relaxed);
+                        slot.verified.fetch_max(events, Ordering::AcqRel);
+                        return Ok(Ok(entry.clone()));
+                    }
+                    return Ok(Err(fp));
+                }
+            }
+        }
+        Ok(Err(stat(path)?))
+    }
+
+    /// The watcher's part in a load of `slot`, under [`Revalidate::Watch`].
+    fn watcher_for(&self, slot: &Arc<Slot>) -> Option<LoadWatch> {
+        Some(LoadWatch {
+            dirs: self.watch.clone()?,
+            slot: slot.clone(),
+            tree_epoch: self.tree_epoch.clone(),
+            epoch_before: self.tree_epoch.load(Ordering::SeqCst),
+        })
+    }
+}
+
+/// Loads a file on the calling (blocking) thread, records how long it took, and
+/// starts the hash of its tag if the load left it pending.
+fn timed_load(
+    counters: &Arc<Counters>,
+    path: &Path,
+    origin: bool,
+    hash: Hash,
+    digests: &[DigestAlgorithm],
+    hashes: &HashLimit,
+) -> Result<Arc<Entry>, CacheError> {
+    let started = Instant::now();
+    let entry = load_file(path, origin, hash, digests, hashes)?;
+    counters.load_time.observe(started.elapsed());
+    entry.count_digests_in(counters);
+    entry.start_etag();
+    Ok(Arc::new(entry))
+}
