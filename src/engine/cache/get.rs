@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::slots::Slot;
+use super::file_slot::{FileSlot, FileState};
+use super::slots::{Freshness, VersionSlot};
 use super::watching::LoadWatch;
 use super::{Cache, CacheError, Revalidate};
 use crate::engine::entry::Entry;
@@ -21,7 +22,7 @@ use crate::semantics::digest::DigestAlgorithm;
 /// needs no second lookup).
 #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
 pub(crate) struct Peeked {
-    slot: Arc<Slot>,
+    slot: Arc<FileSlot>,
     /// The entry, not yet compared with the disk.
     pub(crate) entry: Arc<Entry>,
 }
@@ -78,7 +79,7 @@ impl Cache {
                 .single_flight_waits
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.loaded(path, &slot, &entry);
+        self.loaded(path, &slot);
         Ok(entry)
     }
 
@@ -127,7 +128,7 @@ impl Cache {
             Ok(()) => entry,
             Err(_) => slot.cell.get().cloned().unwrap_or(entry),
         };
-        self.loaded(path, &slot, &entry);
+        self.loaded(path, &slot);
         Ok(entry)
     }
 
@@ -145,7 +146,7 @@ impl Cache {
         ) {
             return None;
         }
-        let slot = Arc::clone(self.map.get(path)?.value());
+        let slot = self.slots.get(path)?;
         let entry = slot.cell.get()?.clone();
         (!entry.is_poisoned()).then_some(Peeked { slot, entry })
     }
@@ -161,8 +162,8 @@ impl Cache {
     #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
         let (entry, slot) = (&peeked.entry, &peeked.slot);
-        let events = slot.events.load(Ordering::Acquire);
-        let vouched = self.config.revalidate == Revalidate::Watch && slot.vouched(events);
+        let events = slot.state.events.load(Ordering::Acquire);
+        let vouched = self.config.revalidate == Revalidate::Watch && slot.state.vouched(events);
         let current = !entry.is_poisoned()
             && ((vouched && !copied)
                 || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
@@ -171,7 +172,7 @@ impl Cache {
             let now = self.now_ms();
             slot.last_used.store(now, Ordering::Relaxed);
             slot.last_checked.store(now, Ordering::Relaxed);
-            slot.verified.fetch_max(events, Ordering::AcqRel);
+            slot.state.verified.fetch_max(events, Ordering::AcqRel);
         }
         current
     }
@@ -192,21 +193,13 @@ impl Cache {
     #[allow(clippy::type_complexity)]
     fn lookup(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
         let now = self.now_ms();
-        let slot = self.map.get(path).map(|s| Arc::clone(s.value()));
-        if let Some(slot) = &slot {
+        let revalidate = self.config.revalidate;
+        if let Some(slot) = &self.slots.get(path) {
             if let Some(entry) = slot.cell.get() {
-                if !entry.is_poisoned() {
+                if FileState::is_fresh(slot, now, revalidate) {
                     // Read before the `stat`: an event after it keeps the slot unverified.
-                    let events = slot.events.load(Ordering::Acquire);
-                    let check = match self.config.revalidate {
-                        Revalidate::Always => true,
-                        Revalidate::Never => false,
-                        Revalidate::Every(d) => {
-                            now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
-                                >= d.as_millis() as u64
-                        }
-                        Revalidate::Watch => !slot.vouched(events),
-                    };
+                    let events = slot.state.events.load(Ordering::Acquire);
+                    let check = slot.needs_stat(now, revalidate, || slot.state.vouched(events));
                     if !check {
                         slot.last_used.store(now, Ordering::Relaxed);
                         return Ok(Ok(entry.clone()));
@@ -215,7 +208,7 @@ impl Cache {
                     if Some(&fp) == entry.fingerprint() {
                         slot.last_used.store(now, Ordering::Relaxed);
                         slot.last_checked.store(now, Ordering::Relaxed);
-                        slot.verified.fetch_max(events, Ordering::AcqRel);
+                        slot.state.verified.fetch_max(events, Ordering::AcqRel);
                         return Ok(Ok(entry.clone()));
                     }
                     return Ok(Err(fp));
@@ -225,8 +218,40 @@ impl Cache {
         Ok(Err(stat(path)?))
     }
 
+    /// The slot for this file version: the one kept if it was made for the same
+    /// fingerprint (so concurrent misses share one load), otherwise a new one. A file
+    /// larger than [`CacheConfig::max_bytes`](super::CacheConfig::max_bytes) on its
+    /// own gets a slot that is served, never kept.
+    fn slot_for(&self, path: &Path, fingerprint: Fingerprint) -> Arc<FileSlot> {
+        let now = self.now_ms();
+        if fingerprint.size > self.config.max_bytes {
+            return VersionSlot::new(fingerprint, now, FileState::unverified());
+        }
+        let revalidate = self.config.revalidate;
+        self.slots.slot_for(
+            path.to_path_buf(),
+            fingerprint,
+            now,
+            revalidate,
+            FileState::unverified,
+        )
+    }
+
+    /// Accounts for a finished load (counted once per slot) and enforces the bounds.
+    fn loaded(&self, path: &Path, slot: &Arc<FileSlot>) {
+        let (first, evicted) = self.slots.loaded(path, slot, self.now_ms());
+        if first {
+            self.counters.loads.fetch_add(1, Ordering::Relaxed);
+        }
+        if evicted > 0 {
+            self.counters
+                .evictions
+                .fetch_add(evicted, Ordering::Relaxed);
+        }
+    }
+
     /// The watcher's part in a load of `slot`, under [`Revalidate::Watch`].
-    fn watcher_for(&self, slot: &Arc<Slot>) -> Option<LoadWatch> {
+    fn watcher_for(&self, slot: &Arc<FileSlot>) -> Option<LoadWatch> {
         Some(LoadWatch {
             dirs: self.watch.clone()?,
             slot: slot.clone(),

@@ -36,17 +36,16 @@
 //!   counts its bytes and how it ended, in relaxed atomics (see `engine::stats`).
 
 mod config;
+mod file_slot;
 mod get;
-mod slots;
+pub(crate) mod slots;
 mod stats;
 mod watching;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-use dashmap::DashMap;
 
 #[cfg(doc)]
 use crate::engine::entry::Entry;
@@ -59,17 +58,15 @@ use crate::engine::stats::Counters;
 use crate::engine::tag::HashLimit;
 use crate::engine::watch::{DirWatch, MAX_WATCHED_DIRS};
 pub use config::{CacheConfig, Revalidate};
-use slots::Map;
+use file_slot::FileSlots;
 use watching::on_change;
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
 pub struct Cache {
-    /// Keyed by the path as given. Hashed with foldhash, not SipHash: keys are only
-    /// ever paths of files that exist (a slot is made after a successful `stat`), so
-    /// no client can fill the map with colliding keys, and hashing a path is a large
-    /// part of a hit's cost.
-    /// Shared with the watcher's event handler under [`Revalidate::Watch`].
-    map: Arc<Map>,
+    /// The entries, keyed by the path as given, bounded by
+    /// [`CacheConfig::max_entries`] and [`CacheConfig::max_bytes`]. Shared with the
+    /// watcher's event handler under [`Revalidate::Watch`].
+    slots: Arc<FileSlots>,
     config: CacheConfig,
     /// The inotify watcher, under [`Revalidate::Watch`] when inotify is available.
     watch: Option<Arc<DirWatch>>,
@@ -77,7 +74,6 @@ pub struct Cache {
     /// that saw it move while it decided its slot was watched does not trust that.
     tree_epoch: Arc<AtomicU64>,
     epoch: Instant,
-    bytes: AtomicU64,
     /// Hits, misses, loads, evictions, load times, and the bodies' counters; shared
     /// with every body made for this cache (see `crate::engine::stats`).
     counters: Arc<Counters>,
@@ -101,19 +97,22 @@ impl Cache {
 
     /// [`Cache::new`] with another bound on the directories watched.
     pub(crate) fn with_watch_limit(config: CacheConfig, max_dirs: usize) -> Cache {
-        let map: Arc<Map> = Arc::new(DashMap::with_hasher(foldhash::fast::RandomState::default()));
+        let slots = Arc::new(FileSlots::new(config.max_entries, config.max_bytes));
         let tree_epoch = Arc::new(AtomicU64::new(0));
         let watch = (config.revalidate == Revalidate::Watch)
             .then(|| {
-                let (map, tree_epoch) = (map.clone(), tree_epoch.clone());
-                DirWatch::new(move |change| on_change(&map, &tree_epoch, change), max_dirs)
+                let (slots, tree_epoch) = (slots.clone(), tree_epoch.clone());
+                DirWatch::new(
+                    move |change| on_change(&slots, &tree_epoch, change),
+                    max_dirs,
+                )
             })
             .flatten()
             .map(Arc::new);
         let counters = Arc::<Counters>::default();
         let pager = Arc::new(Pager::new(config.max_fault_ins, counters.clone()));
         Cache {
-            map,
+            slots,
             hashes: HashLimit::new(config.max_background_hashes).giving_way_to({
                 let c = counters.clone();
                 move || {
@@ -126,7 +125,6 @@ impl Cache {
             watch,
             tree_epoch,
             epoch: Instant::now(),
-            bytes: AtomicU64::new(0),
             counters,
             pager,
         }
@@ -171,19 +169,12 @@ impl Cache {
 
     /// Drops every entry (responses in flight keep their mappings).
     pub fn clear(&self) {
-        let keys: Vec<PathBuf> = self.map.iter().map(|e| e.key().clone()).collect();
-        for k in keys {
-            if let Some((_, slot)) = self.map.remove(&k) {
-                self.uncount(&slot);
-            }
-        }
+        self.slots.clear();
     }
 
     /// Drops the entry for `path`, if any.
     pub fn invalidate(&self, path: &Path) {
-        if let Some((_, slot)) = self.map.remove(path) {
-            self.uncount(&slot);
-        }
+        self.slots.remove(path);
     }
 }
 

@@ -1,7 +1,6 @@
 //! The cache's counters as seen from outside: [`Cache::stats`], and the shared
 //! counters and pager handed to the bodies made for this cache.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Cache, CacheStats};
@@ -25,9 +24,7 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             watched_dirs: self.watched_dirs(),
-            ..self
-                .counters
-                .snapshot(self.map.len(), self.bytes.load(Ordering::Relaxed))
+            ..self.counters.snapshot(self.slots.len(), self.slots.bytes())
         }
     }
 

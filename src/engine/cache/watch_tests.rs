@@ -181,10 +181,24 @@ fn watch_delay_from_write_to_new_tag() {
     let mut old = tag(&cache, &p);
     let (mut marked, mut served) = (Vec::new(), Vec::new());
     for i in 1..=100u32 {
-        let events = cache.map.get(&p).unwrap().events.load(Ordering::Acquire);
+        let events = cache
+            .slots
+            .get(&p)
+            .unwrap()
+            .state
+            .events
+            .load(Ordering::Acquire);
         let start = Instant::now();
         write_in_place(&p, &i.to_le_bytes());
-        while cache.map.get(&p).unwrap().events.load(Ordering::Acquire) == events {
+        while cache
+            .slots
+            .get(&p)
+            .unwrap()
+            .state
+            .events
+            .load(Ordering::Acquire)
+            == events
+        {
             assert!(start.elapsed() < Duration::from_secs(5), "no event in 5 s");
             std::hint::spin_loop();
         }
