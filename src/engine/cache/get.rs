@@ -2,7 +2,7 @@
 //! [`Cache::get_blocking`] (loads and hashes on the calling thread), and the
 //! peek-then-confirm pair of the file server's fast path.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,35 +41,25 @@ impl Cache {
     /// See [`CacheError`]: missing files, directories and non-regular files,
     /// permission errors, and files that kept changing while being loaded.
     pub async fn get(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
-        let fingerprint = match self.fast_path(path)? {
-            Ok(entry) => return Ok(entry),
-            Err(fp) => fp,
-        };
-        let slot = self.slot_for(path, fingerprint);
-        let owned = path.to_path_buf();
-        let origin = self.config.revalidate != Revalidate::Never;
-        let digests = self.config.digests_at_load.clone();
-        let hash = if digests.is_empty() {
+        let hash = if self.config.digests_at_load.is_empty() {
             Hash::Later
         } else {
             Hash::AtLoad
         };
-        let hashes = self.hashes.clone();
-        let counters = self.counters.clone();
-        let watch = self.watcher_for(&slot);
+        let Miss { slot, load } = match self.hit_or_miss(path, hash)? {
+            Ok(entry) => return Ok(entry),
+            Err(miss) => miss,
+        };
+        // On the blocking pool, once for the slot: later callers wait for it.
         let mut loaded_here = false;
         let entry = slot
             .cell
             .get_or_try_init(|| {
                 loaded_here = true;
                 async move {
-                    tokio::task::spawn_blocking(move || {
-                        LoadWatch::around(watch.as_ref(), &owned, || {
-                            timed_load(&counters, &owned, origin, hash, &digests, &hashes)
-                        })
-                    })
-                    .await
-                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
+                    tokio::task::spawn_blocking(move || load.run())
+                        .await
+                        .map_err(|e| CacheError::Io(std::io::Error::other(e)))?
                 }
             })
             .await?
@@ -103,27 +93,16 @@ impl Cache {
 
     /// [`Cache::get_blocking`] without the wait for a pending tag.
     fn get_blocking_once(&self, path: &Path) -> Result<Arc<Entry>, CacheError> {
-        let fingerprint = match self.fast_path(path)? {
+        let Miss { slot, load } = match self.hit_or_miss(path, Hash::AtLoad)? {
             Ok(entry) => return Ok(entry),
-            Err(fp) => fp,
+            Err(miss) => miss,
         };
-        let slot = self.slot_for(path, fingerprint);
         if let Some(entry) = slot.cell.get() {
             return Ok(entry.clone());
         }
-        let origin = self.config.revalidate != Revalidate::Never;
-        let watch = self.watcher_for(&slot);
-        let entry = LoadWatch::around(watch.as_ref(), path, || {
-            timed_load(
-                &self.counters,
-                path,
-                origin,
-                Hash::AtLoad,
-                &self.config.digests_at_load,
-                &self.hashes,
-            )
-        })?;
-        // Another thread may have won; either way the slot holds one entry.
+        // Here, without waiting for a load in flight: another thread may win the
+        // slot; either way the slot holds one entry.
+        let entry = load.run()?;
         let entry = match slot.cell.set(entry.clone()) {
             Ok(()) => entry,
             Err(_) => slot.cell.get().cloned().unwrap_or(entry),
@@ -177,16 +156,29 @@ impl Cache {
         current
     }
 
-    /// A hit, or the fingerprint to load (a miss); counts which.
-    #[allow(clippy::type_complexity)]
-    fn fast_path(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
-        let found = self.lookup(path)?;
-        let counter = match found {
-            Ok(_) => &self.counters.hits,
-            Err(_) => &self.counters.misses,
+    /// The path both lookups take: a current entry (a hit), or the miss to load, with
+    /// `hash` for its load; counts which. How the load runs (on the blocking pool, or
+    /// here) is the caller's.
+    fn hit_or_miss(&self, path: &Path, hash: Hash) -> Result<Result<Arc<Entry>, Miss>, CacheError> {
+        let fingerprint = match self.lookup(path)? {
+            Ok(entry) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Ok(entry));
+            }
+            Err(fingerprint) => fingerprint,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        Ok(found)
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let slot = self.slot_for(path, fingerprint);
+        let load = Load {
+            path: path.to_path_buf(),
+            origin: self.config.revalidate != Revalidate::Never,
+            hash,
+            digests: self.config.digests_at_load.clone(),
+            hashes: self.hashes.clone(),
+            counters: self.counters.clone(),
+            watch: self.watcher_for(&slot),
+        };
+        Ok(Err(Miss { slot, load }))
     }
 
     /// A current cached entry, or the fingerprint of the file on disk.
@@ -261,20 +253,44 @@ impl Cache {
     }
 }
 
-/// Loads a file on the calling (blocking) thread, records how long it took, and
-/// starts the hash of its tag if the load left it pending.
-fn timed_load(
-    counters: &Arc<Counters>,
-    path: &Path,
+/// A miss: the slot of the file version on disk (shared by concurrent misses of that
+/// version) and the load that fills it.
+struct Miss {
+    slot: Arc<FileSlot>,
+    load: Load,
+}
+
+/// One load of one file version, owned, so that it can move to a blocking thread.
+struct Load {
+    path: PathBuf,
+    /// Whether the mapping's watch checks the file at the end of each body.
     origin: bool,
     hash: Hash,
-    digests: &[DigestAlgorithm],
-    hashes: &HashLimit,
-) -> Result<Arc<Entry>, CacheError> {
-    let started = Instant::now();
-    let entry = load_file(path, origin, hash, digests, hashes)?;
-    counters.load_time.observe(started.elapsed());
-    entry.count_digests_in(counters);
-    entry.start_etag();
-    Ok(Arc::new(entry))
+    digests: Vec<DigestAlgorithm>,
+    hashes: HashLimit,
+    counters: Arc<Counters>,
+    /// The watcher's part, under [`Revalidate::Watch`].
+    watch: Option<LoadWatch>,
+}
+
+impl Load {
+    /// Loads the file on the calling (blocking) thread, under the watcher if any;
+    /// records how long it took, and starts the hash of its tag if the load left it
+    /// pending.
+    fn run(self) -> Result<Arc<Entry>, CacheError> {
+        LoadWatch::around(self.watch.as_ref(), &self.path, || {
+            let started = Instant::now();
+            let entry = load_file(
+                &self.path,
+                self.origin,
+                self.hash,
+                &self.digests,
+                &self.hashes,
+            )?;
+            self.counters.load_time.observe(started.elapsed());
+            entry.count_digests_in(&self.counters);
+            entry.start_etag();
+            Ok(Arc::new(entry))
+        })
+    }
 }
