@@ -38,8 +38,8 @@ use crate::engine::cache::slots::{Freshness, SlotMap, VersionSlot};
 use crate::engine::cache::Revalidate;
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
-use crate::engine::listing::{scan, stat_dir, ScanOptions};
-use crate::semantics::listing::{render, PageSpec};
+use crate::engine::listing::page::{render, PageSpec};
+use crate::engine::listing::scan::{scan, stat_dir, ScanOptions};
 
 /// How old a listing may get before it is rebuilt even though its directory did not
 /// change (so that sizes and dates of files rewritten in place show).
@@ -248,7 +248,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::listing::LinkPolicy;
+    use crate::engine::listing::scan::LinkPolicy;
     use crate::semantics::listing::Format;
 
     struct TempDir(PathBuf);

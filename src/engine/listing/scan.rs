@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
-use crate::semantics::listing::{Kind, Listed, NameKey};
+use crate::engine::listing::entries::{Kind, Listed, NameKey};
 use crate::semantics::path::check_segment_bytes;
 
 /// Which symbolic links a listing shows (the file server's policy, seen by the engine).
