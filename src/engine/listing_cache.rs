@@ -251,25 +251,7 @@ mod tests {
     use crate::engine::listing::scan::LinkPolicy;
     use crate::semantics::listing::Format;
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "rocket-mmap-listings-{name}-{}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::engine::test_support::TempDir;
 
     fn opts() -> ScanOptions {
         ScanOptions {

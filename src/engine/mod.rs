@@ -41,4 +41,6 @@ pub(crate) mod stats;
 pub(crate) mod tag;
 #[cfg(feature = "tag-store")]
 pub(crate) mod tag_store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod watch;

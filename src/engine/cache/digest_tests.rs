@@ -1,8 +1,8 @@
 //! The digests of entries (`engine::digest`), tested through the entries and the cache
 //! that hold them: kept here so that `digest.rs` imports neither (no import cycle).
 
-use super::tests::TempDir;
 use crate::engine::entry::Entry;
+use crate::engine::test_support::TempDir;
 use crate::semantics::digest::DigestAlgorithm;
 use std::sync::Arc;
 use DigestAlgorithm::{Sha256, Sha512};

@@ -3,40 +3,10 @@
 
 use super::*;
 use crate::engine::entry::Entry;
+use crate::engine::test_support::TempDir;
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// A temporary directory for one test, removed on drop (also used by
-/// `digest_tests`).
-pub(super) struct TempDir(pub(super) PathBuf);
-
-impl TempDir {
-    pub(super) fn new(name: &str) -> TempDir {
-        let p =
-            std::env::temp_dir().join(format!("rocket-mmap-cache-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub(super) fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-    /// Replaces a file by rename, as deployments do (a new inode).
-    pub(super) fn replace(&self, name: &str, bytes: &[u8]) {
-        let tmp = self.write(&format!("{name}.tmp"), bytes);
-        std::fs::rename(tmp, self.0.join(name)).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[tokio::test]
 async fn maps_and_hashes_once() {

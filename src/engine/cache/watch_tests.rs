@@ -1,7 +1,7 @@
 //! [`Revalidate::Watch`](super::Revalidate::Watch) against real files and real inotify events.
 
-use super::tests::TempDir;
 use super::*;
+use crate::engine::test_support::TempDir;
 use crate::semantics::etag::EntityTag;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -18,9 +18,7 @@ fn watching() -> Cache {
 
 /// A directory whose path is canonical (the watcher trusts canonical paths only).
 fn dir(name: &str) -> TempDir {
-    let mut d = TempDir::new(name);
-    d.0 = d.0.canonicalize().unwrap();
-    d
+    TempDir::canonical(name)
 }
 
 fn tag(cache: &Cache, p: &Path) -> EntityTag {
