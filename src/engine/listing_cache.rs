@@ -22,21 +22,24 @@
 //!   304. With `Never`, a listing is built once and kept until evicted.
 //! * **Bounds**: at most [`MAX_LISTINGS`] listings and [`MAX_BYTES`] rendered bytes;
 //!   past either, the least recently used are dropped (down to 7/8 of the bound).
+//!
+//! The slots, their single flight, their accounting and their eviction are the file
+//! cache's (`engine::cache::slots`); what is a listing's own is its freshness rule
+//! ([`ListingAge`]).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
+use crate::engine::cache::slots::{Freshness, SlotMap, VersionSlot};
 use crate::engine::cache::Revalidate;
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
-use crate::engine::fingerprint::Fingerprint;
-use crate::engine::listing::{scan, stat_dir, ScanOptions};
-use crate::semantics::listing::{render, PageSpec};
+use crate::engine::listing::page::{render, PageSpec};
+use crate::engine::listing::scan::{scan, stat_dir, ScanOptions};
 
 /// How old a listing may get before it is rebuilt even though its directory did not
 /// change (so that sizes and dates of files rewritten in place show).
@@ -66,43 +69,44 @@ struct Key {
     scan: ScanOptions,
 }
 
-struct Slot {
-    fingerprint: Fingerprint,
+/// A listing slot's own state: when it was made, for its freshness rule.
+struct ListingAge {
     /// Milliseconds since the cache's epoch.
     created: u64,
-    last_used: AtomicU64,
-    last_checked: AtomicU64,
-    cell: OnceCell<Arc<Listing>>,
-    /// Whether this slot's bytes are counted.
-    counted: AtomicBool,
 }
 
-impl Slot {
-    /// Whether the listing (built) is young enough to serve without a rebuild: younger
-    /// than [`MAX_AGE`], the revalidation interval, and ten times its build time,
-    /// whichever is longest; always under [`Revalidate::Never`].
-    fn is_young(&self, now: u64, revalidate: Revalidate) -> bool {
-        let built = self.cell.get().map_or(0, |l| l.build_ms);
+impl Freshness for ListingAge {
+    type Value = Listing;
+
+    /// Rendered bytes.
+    fn bytes(listing: &Listing) -> u64 {
+        listing.entry.len()
+    }
+
+    /// A listing being built may be shared; a built one is fresh while it is young
+    /// enough to serve without a rebuild: younger than [`MAX_AGE`], the revalidation
+    /// interval, and ten times its build time, whichever is longest; always under
+    /// [`Revalidate::Never`].
+    fn is_fresh(slot: &ListingSlot, now: u64, revalidate: Revalidate) -> bool {
+        let Some(listing) = slot.cell.get() else {
+            return true;
+        };
         let max_age = match revalidate {
             // Listings are not watched: a directory is `stat`ed as under "always".
             Revalidate::Always | Revalidate::Watch => MAX_AGE,
             Revalidate::Every(d) => d.max(MAX_AGE),
             Revalidate::Never => return true,
         };
-        let max_age = (max_age.as_millis() as u64).max(built.saturating_mul(10));
-        now.saturating_sub(self.created) < max_age
+        let max_age = (max_age.as_millis() as u64).max(listing.build_ms.saturating_mul(10));
+        now.saturating_sub(slot.state.created) < max_age
     }
 }
 
-#[derive(Default)]
-struct Slots {
-    map: HashMap<Key, Arc<Slot>>,
-    bytes: u64,
-}
+type ListingSlot = VersionSlot<ListingAge>;
 
 /// The listings of one file server. See the module docs.
 pub(crate) struct ListingCache {
-    slots: Mutex<Slots>,
+    slots: SlotMap<Key, ListingAge>,
     builds: Semaphore,
     epoch: Instant,
     builds_done: AtomicU64,
@@ -121,7 +125,7 @@ impl std::fmt::Debug for ListingCache {
 impl Default for ListingCache {
     fn default() -> Self {
         ListingCache {
-            slots: Mutex::default(),
+            slots: SlotMap::new(MAX_LISTINGS, MAX_BYTES),
             builds: Semaphore::new(MAX_CONCURRENT_BUILDS),
             epoch: Instant::now(),
             builds_done: AtomicU64::new(0),
@@ -134,16 +138,9 @@ impl ListingCache {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
-        // A panic while holding the lock leaves the map consistent (every update is
-        // one insert or remove): keep using it.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Listings kept and their bytes.
     pub(crate) fn usage(&self) -> (usize, u64) {
-        let slots = self.lock();
-        (slots.map.len(), slots.bytes)
+        (self.slots.len(), self.slots.bytes())
     }
 
     /// How many listings were built since the cache was made.
@@ -171,19 +168,12 @@ impl ListingCache {
             scan: scan_options,
         };
         let now = self.now_ms();
-        let current = self.lock().map.get(&key).cloned();
         let mut fingerprint = None;
-        if let Some(slot) = current {
+        if let Some(slot) = self.slots.get(&key) {
             if let Some(listing) = slot.cell.get() {
-                if slot.is_young(now, revalidate) {
-                    let check = match revalidate {
-                        Revalidate::Always | Revalidate::Watch => true,
-                        Revalidate::Every(d) => {
-                            now.saturating_sub(slot.last_checked.load(Ordering::Relaxed))
-                                >= d.as_millis() as u64
-                        }
-                        Revalidate::Never => false,
-                    };
+                if ListingAge::is_fresh(&slot, now, revalidate) {
+                    // Listings are not watched: under "watch", a `stat` as under "always".
+                    let check = slot.needs_stat(now, revalidate, || false);
                     let unchanged = if check {
                         let fp = stat_dir(dir)?;
                         fingerprint = Some(fp);
@@ -205,7 +195,11 @@ impl ListingCache {
             Some(fp) => fp,
             None => stat_dir(dir)?,
         };
-        let slot = self.slot_for(&key, fingerprint, now, revalidate);
+        let slot = self
+            .slots
+            .slot_for(key.clone(), fingerprint, now, revalidate, || ListingAge {
+                created: now,
+            });
         let listing = slot
             .cell
             .get_or_try_init(|| async {
@@ -225,77 +219,8 @@ impl ListingCache {
             })
             .await?
             .clone();
-        self.account(&key, &slot, &listing);
+        self.slots.loaded(&key, &slot, self.now_ms());
         Ok(listing)
-    }
-
-    /// The slot to build `key` for this directory version: one made for the same
-    /// fingerprint that is being built or is still young, otherwise a new one.
-    fn slot_for(
-        &self,
-        key: &Key,
-        fingerprint: Fingerprint,
-        now: u64,
-        revalidate: Revalidate,
-    ) -> Arc<Slot> {
-        let mut slots = self.lock();
-        if let Some(cur) = slots.map.get(key) {
-            if cur.fingerprint == fingerprint
-                && (cur.cell.get().is_none() || cur.is_young(now, revalidate))
-            {
-                return cur.clone();
-            }
-        }
-        let slot = Arc::new(Slot {
-            fingerprint,
-            created: now,
-            last_used: AtomicU64::new(now),
-            last_checked: AtomicU64::new(now),
-            cell: OnceCell::new(),
-            counted: AtomicBool::new(false),
-        });
-        if let Some(old) = slots.map.insert(key.clone(), slot.clone()) {
-            uncount(&mut slots, &old);
-        }
-        slot
-    }
-
-    /// Counts a finished build's bytes and enforces the bounds.
-    fn account(&self, key: &Key, slot: &Arc<Slot>, listing: &Listing) {
-        slot.last_used.store(self.now_ms(), Ordering::Relaxed);
-        let mut slots = self.lock();
-        let still_there = slots.map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot));
-        if still_there && !slot.counted.swap(true, Ordering::AcqRel) {
-            slots.bytes += listing.entry.len();
-        }
-        let over = |s: &Slots| s.map.len() > MAX_LISTINGS || s.bytes > MAX_BYTES;
-        if !over(&slots) {
-            return;
-        }
-        let (target_len, target_bytes) =
-            (MAX_LISTINGS - MAX_LISTINGS / 8, MAX_BYTES - MAX_BYTES / 8);
-        let mut by_age: Vec<(u64, Key)> = slots
-            .map
-            .iter()
-            .map(|(k, s)| (s.last_used.load(Ordering::Relaxed), k.clone()))
-            .collect();
-        by_age.sort_unstable_by_key(|(t, _)| *t);
-        for (_, k) in by_age {
-            if slots.map.len() <= target_len && slots.bytes <= target_bytes {
-                break;
-            }
-            if let Some(old) = slots.map.remove(&k) {
-                uncount(&mut slots, &old);
-            }
-        }
-    }
-}
-
-fn uncount(slots: &mut Slots, slot: &Slot) {
-    if slot.counted.swap(false, Ordering::AcqRel) {
-        if let Some(l) = slot.cell.get() {
-            slots.bytes -= l.entry.len();
-        }
     }
 }
 
@@ -323,28 +248,10 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::listing::LinkPolicy;
+    use crate::engine::listing::scan::LinkPolicy;
     use crate::semantics::listing::Format;
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "rocket-mmap-listings-{name}-{}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::engine::test_support::TempDir;
 
     fn opts() -> ScanOptions {
         ScanOptions {

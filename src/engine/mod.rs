@@ -17,7 +17,7 @@
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
 //! | `fault_in` | residency before a copy; missing pages faulted in on the blocking pool, bounded, read ahead |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
-//! | `listing` | reading a directory for a listing, bounded, as the file server would serve it (feature `browse`) |
+//! | `listing` | directory listings: a directory read, bounded, as the file server would serve it, and rendered as HTML or JSON (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
 
@@ -41,4 +41,6 @@ pub(crate) mod stats;
 pub(crate) mod tag;
 #[cfg(feature = "tag-store")]
 pub(crate) mod tag_store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod watch;

@@ -1013,32 +1013,11 @@ impl Remember for TagStore {
 mod tests {
     use super::*;
 
-    /// A temporary directory for one test, removed on drop.
-    struct TempDir(PathBuf);
+    use crate::engine::test_support::TempDir;
 
     impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "rocket-mmap-tagstore-{name}-{}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        }
         fn store(&self) -> PathBuf {
             self.0.join("state/tags.redb")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

@@ -14,8 +14,7 @@
 //! | [`digest`] | `Want-Repr-Digest` / `Want-Digest` and the `Repr-Digest` / `Digest` values (RFC 9530, RFC 3230) |
 //! | [`disposition`] | `Content-Disposition` (RFC 6266, RFC 8187) |
 //! | [`path`] | which request paths may name a file under the root |
-//! | `escape` | HTML escaping and URL path-segment encoding of file names (feature `browse`) |
-//! | `listing` | directory listings (feature `browse`): format by `Accept` (§12.5.1), order, HTML and JSON escaped by construction |
+//! | `listing` | directory listings (feature `browse`): the format by `Accept` (§12.5.1) and the query; the page is the engine's |
 
 pub mod content_type;
 pub mod date;
@@ -23,8 +22,6 @@ pub mod decide;
 pub mod digest;
 pub mod disposition;
 pub mod encoding;
-#[cfg(feature = "browse")]
-pub mod escape;
 pub mod etag;
 #[cfg(feature = "browse")]
 pub mod listing;

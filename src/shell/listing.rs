@@ -21,9 +21,9 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 
 use crate::engine::cache::CacheError;
-use crate::engine::listing::ScanOptions;
+use crate::engine::listing::{PageSpec, ScanOptions};
 use crate::engine::listing_cache::ListingCache;
-use crate::semantics::listing::{negotiate, Format, ListingQuery, PageSpec};
+use crate::semantics::listing::{negotiate_format, Format, ListingQuery};
 use crate::shell::responder::MmapFile;
 use crate::shell::state::Mmap;
 
@@ -62,7 +62,7 @@ pub(crate) async fn listing(
     let query = ListingQuery::parse(req.uri().query().map(|q| q.as_str()));
     let format = match query.format {
         Some(f) => f,
-        None => negotiate(accept(req).as_deref()),
+        None => negotiate_format(accept(req).as_deref()),
     };
     let raw_path = req.uri().path();
     // The title: the decoded, non-empty segments, so that `/a//b/` and `/a/%62/` are

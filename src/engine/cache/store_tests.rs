@@ -5,9 +5,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::tests::TempDir;
 use crate::engine::cache::{Cache, CacheConfig};
 use crate::engine::tag_store::{TagStore, TagStoreError};
+use crate::engine::test_support::TempDir;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
 

@@ -1,11 +1,13 @@
 //! The tags of file entries (`engine::tag`) through the cache: served before their
 //! hash, hashed in the background, bounded, and never published for another version.
 
-use super::tests::TempDir;
 use super::*;
 use crate::engine::tag::HASH_AT_LOAD_MAX;
+use crate::engine::test_support::TempDir;
 use crate::semantics::etag::EntityTag;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// Larger than [`HASH_AT_LOAD_MAX`]: not hashed while loaded.
 const LARGE: usize = 1 << 20;

@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
-use crate::semantics::listing::{Kind, Listed, NameKey};
+use crate::engine::listing::entries::{Kind, Listed, NameKey};
 use crate::semantics::path::check_segment_bytes;
 
 /// Which symbolic links a listing shows (the file server's policy, seen by the engine).
@@ -218,23 +218,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir()
-                .join(format!("rocket-mmap-scan-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p.canonicalize().unwrap())
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::engine::test_support::TempDir;
 
     fn options(max_entries: usize) -> ScanOptions {
         ScanOptions {
@@ -253,7 +237,7 @@ mod tests {
 
     #[test]
     fn keeps_the_first_entries_by_name_directories_first() {
-        let d = TempDir::new("first");
+        let d = TempDir::canonical("first");
         for n in ["e", "B", "a", "d", "c"] {
             std::fs::write(d.0.join(n), n).unwrap();
         }
@@ -284,7 +268,7 @@ mod tests {
 
     #[test]
     fn modified_is_the_latest_of_the_directory_and_its_entries() {
-        let d = TempDir::new("modified");
+        let d = TempDir::canonical("modified");
         let f = d.0.join("f");
         std::fs::write(&f, "x").unwrap();
         let future = SystemTime::now() + Duration::from_secs(3600);
@@ -305,7 +289,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn links_follow_the_policy_and_special_files_are_skipped() {
-        let d = TempDir::new("links");
+        let d = TempDir::canonical("links");
         let root = d.0.join("root");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(d.0.join("outside.txt"), "secret").unwrap();
@@ -342,7 +326,7 @@ mod tests {
     #[test]
     fn names_that_would_not_be_served_are_not_listed() {
         use std::os::unix::ffi::OsStrExt;
-        let d = TempDir::new("names");
+        let d = TempDir::canonical("names");
         for n in [&b"a\nb"[..], b"back\\slash", b"caf\xe9", b"ok"] {
             std::fs::write(d.0.join(OsStr::from_bytes(n)), "x").unwrap();
         }
@@ -354,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_file_is_not_a_directory() {
-        let d = TempDir::new("notdir");
+        let d = TempDir::canonical("notdir");
         std::fs::write(d.0.join("f"), "x").unwrap();
         assert!(matches!(
             scan(&d.0.join("f"), &options(1)),

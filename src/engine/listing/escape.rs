@@ -1,6 +1,6 @@
 //! Escaping for the two places a file name goes in a listing page: HTML text and
-//! attribute values, and a URL path segment. Used by [`crate::semantics::listing`];
-//! pure and total (any bytes in, safe text out).
+//! attribute values, and a URL path segment. Used by the listing's `page`; pure and
+//! total (any bytes in, safe text out).
 
 use std::borrow::Cow;
 
@@ -17,14 +17,14 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// (RFC 3986 §2.1, §3.3): every byte but the unreserved ones becomes `%XX`, so the
 /// result is ASCII, contains no `/`, `?`, `#`, `%` of its own or `:` (a first segment
 /// with a colon would read as a scheme, §4.2), and decodes to exactly `name`.
-pub fn encode_segment(name: &[u8]) -> String {
+pub(crate) fn encode_segment(name: &[u8]) -> String {
     percent_encode(name, SEGMENT).to_string()
 }
 
 /// Escapes text for HTML text content and double-quoted attribute values: `&`, `<`,
 /// `>`, `"` and `'` become character references (HTML Living Standard §13.1.2.6,
 /// §13.5 "escapingString").
-pub fn escape_html(s: &str) -> Cow<'_, str> {
+pub(crate) fn escape_html(s: &str) -> Cow<'_, str> {
     if !s.contains(['&', '<', '>', '"', '\'']) {
         return Cow::Borrowed(s);
     }
@@ -46,7 +46,7 @@ pub fn escape_html(s: &str) -> Cow<'_, str> {
 /// characters and the bidirectional formatting characters (U+061C, U+200E, U+200F,
 /// U+202A–U+202E, U+2066–U+2069), which could otherwise make a name look like another.
 /// Not escaped: pass the result to [`escape_html`].
-pub fn display_name(name: &[u8]) -> String {
+pub(crate) fn display_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name)
         .chars()
         .map(|c| {

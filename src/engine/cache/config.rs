@@ -1,0 +1,73 @@
+//! The cache's bounds and policies: [`CacheConfig`] and [`Revalidate`].
+
+use std::time::Duration;
+
+use crate::engine::fault_in::DEFAULT_MAX_FAULT_INS;
+use crate::semantics::digest::DigestAlgorithm;
+
+/// When a cached file is compared with the file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revalidate {
+    /// `stat` on every lookup (the default): a changed file is noticed at once.
+    Always,
+    /// `stat` at most once per interval per file: changes are noticed within it.
+    Every(Duration),
+    /// Never: for immutable deployments; a file is mapped once and served until
+    /// evicted. (A truncated file is still noticed through the SIGBUS guard.)
+    Never,
+    /// On inotify's word (Linux, feature `watch`): a hit makes no system call, and a
+    /// `stat` is taken only after the file's directory reported an event for it. A
+    /// change is noticed once the watcher's thread has handled its event (tens of
+    /// microseconds after the `write`; the README gives the figure measured), not
+    /// strictly on the next request, and changes inotify does not report (a write
+    /// through a hard link in another directory, a shared writable `mmap`, a network
+    /// file system changed elsewhere) are not noticed by hits. A response still never
+    /// mixes two versions. Entries that cannot be watched are revalidated as under
+    /// [`Revalidate::Always`]; so is every entry when inotify is not available
+    /// ([`Cache::is_watching`](super::Cache::is_watching)). The whole contract is in the `engine::watch` module.
+    Watch,
+}
+
+/// Bounds and policies of a [`Cache`](super::Cache).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The most entries kept (default 1024).
+    pub max_entries: usize,
+    /// The most mapped bytes kept (default 16 GiB; address space, not memory: pages
+    /// are the kernel's page cache and are shared with every other reader).
+    pub max_bytes: u64,
+    /// When to compare a cached file with the disk (default [`Revalidate::Always`]).
+    pub revalidate: Revalidate,
+    /// Integrity digests computed when a file is loaded, right after its ETag, on the
+    /// same blocking thread (default none: each is computed by the first request that
+    /// asks for it; see [`Entry::digest`](crate::engine::entry::Entry::digest)).
+    pub digests_at_load: Vec<DigestAlgorithm>,
+    /// The most fault-ins (mapped pages a body found not in memory, read in on tokio's
+    /// blocking pool before the body copies them) in flight at once for the whole
+    /// cache; more wait their turn (default 32, as many as nginx's default `aio
+    /// threads` pool has threads; see `engine::fault_in`).
+    pub max_fault_ins: usize,
+    /// How many files are hashed at once, at most, in the background for their ETags
+    /// and digests (default 2). A file is served as soon as it is mapped; its tag
+    /// (CRC-64 of the whole content) is computed afterwards on tokio's blocking pool,
+    /// and the responses that need it wait for it (see `engine::tag`, and the README's
+    /// "Decisions"). The bound keeps background hashing from taking the disk from
+    /// downloads. A response waiting for a tag whose hash has not started yet does not
+    /// queue behind other files: such hashes have a lane of as many permits of their
+    /// own. 0: no hashing in the background; a file is hashed only when a response
+    /// needs its tag, one at a time.
+    pub max_background_hashes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_entries: 1024,
+            max_bytes: 16 << 30,
+            revalidate: Revalidate::Always,
+            digests_at_load: Vec::new(),
+            max_fault_ins: DEFAULT_MAX_FAULT_INS,
+            max_background_hashes: 2,
+        }
+    }
+}

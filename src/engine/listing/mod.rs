@@ -1,0 +1,20 @@
+//! Directory listings (feature `browse`): a directory read as the file server would
+//! serve it, and rendered as an HTML or JSON page. Which format a request gets and
+//! what its query asks are decided in [`semantics::listing`](crate::semantics::listing);
+//! the pages are cached by `engine::listing_cache`.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `scan` | one bounded `readdir` pass, keeping what the file server would serve |
+//! | `entries` | a listed entry, and the listing's default order |
+//! | `page` | the page: entries sorted as asked, HTML or JSON, escaped by construction |
+//! | `escape` | HTML escaping, URL path-segment encoding, names as shown |
+
+pub(crate) mod entries;
+pub(crate) mod escape;
+pub(crate) mod page;
+pub(crate) mod scan;
+
+// The shell's view: what a file server passes in.
+pub(crate) use page::PageSpec;
+pub(crate) use scan::{LinkPolicy, ScanOptions};
