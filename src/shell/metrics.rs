@@ -104,7 +104,8 @@ use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
 use crate::engine::stats::{CacheStats, COUNTERS, LOAD_TIME_BUCKETS};
-use crate::shell::access_log::{AccessLogCounts, Done};
+use crate::shell::access_log::AccessLogCounts;
+use crate::shell::done::Done;
 use crate::shell::state::Mmap;
 
 #[cfg(target_os = "linux")]

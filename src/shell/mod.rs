@@ -18,6 +18,7 @@
 
 pub(crate) mod access_log;
 pub(crate) mod config;
+mod done;
 pub(crate) mod file_server;
 #[cfg(feature = "browse")]
 pub(crate) mod listing;
