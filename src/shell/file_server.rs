@@ -453,10 +453,10 @@ impl FileServer {
         let options = mmap.options();
         // The ordinary path waits for the tag.
         let prepared = file.prepare(req, options).ok()?;
-        let copied = file.copies_content(&prepared);
-        let response = file.build(req, prepared, options);
-        if mmap.cache().confirm(path, &peeked, copied) {
-            Some(response)
+        let built = file.build(req, prepared, options);
+        // Only the response that is sent is recorded: a discarded one leaves no trace.
+        if mmap.cache().confirm(path, &peeked, built.copied) {
+            Some(built.send(req))
         } else {
             None
         }
@@ -511,7 +511,7 @@ impl Handler for FileServer {
         let options = mmap.options();
         for _ in 0..TAG_ATTEMPTS {
             if let Some(prepared) = file.prepare_awaiting(req, options).await {
-                return Outcome::Success(file.build(req, prepared, options));
+                return Outcome::Success(file.build(req, prepared, options).send(req));
             }
             // The file changed while its tag was hashed: the entry is poisoned, and the
             // cache maps the file afresh.

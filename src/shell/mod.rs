@@ -27,6 +27,7 @@ pub(crate) mod metrics;
 pub(crate) mod options;
 pub(crate) mod request;
 pub(crate) mod responder;
+mod served;
 pub(crate) mod state;
 pub(crate) mod streamed;
 #[cfg(feature = "tag-store")]

@@ -1,5 +1,9 @@
-//! The Rocket responder: reads `Range` and the `If-*` headers from the request, runs
-//! the engine's [`respond`](crate::respond), and writes the status, the headers and a sized body.
+//! The Rocket responder: reads `Range` and the `If-*` headers from the request, decides
+//! with [`decide`](crate::semantics::decide::decide), lays the body out as slices of the
+//! entry, as the engine's [`respond`](crate::respond) does, and writes the status, the
+//! headers and a sized body. The response that is sent leaves a record of what it
+//! served (`shell::served`) for the observers (access log, metrics), which this module
+//! does not know.
 //!
 //! Headers, by status (RFC 9110 §15):
 //!
@@ -77,13 +81,15 @@ use crate::engine::body::SegmentBody;
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
 use crate::engine::pace::RateLimit;
-use crate::engine::respond::{respond_typed, Reply};
-use crate::semantics::decide::Status;
+use crate::semantics::date::HttpDate;
+use crate::semantics::decide::{decide, effective_last_modified, Decision, Status};
 use crate::semantics::digest::DigestChoice;
 use crate::semantics::disposition::{content_disposition, DispositionType};
-use crate::semantics::precondition::Method;
+use crate::semantics::multipart::{new_boundary, part_overhead, MultipartLayout};
+use crate::semantics::precondition::{Method, Validators};
 use crate::shell::options::ResponseOptions;
 use crate::shell::request::RequestHeaders;
+use crate::shell::served::Served;
 use crate::shell::state::Mmap;
 
 /// A cached file or in-memory blob, ready to be answered with every range and
@@ -166,13 +172,39 @@ impl ValidatorPolicy {
 #[derive(Debug)]
 pub(crate) struct TagPending;
 
-/// A response decided but not yet built: the reply, whether it carries the ETag, and
-/// the digest fields it carries (none without the ETag).
+/// A response decided but not yet built: the RFC 9110 decision, whether it carries the
+/// ETag, and the digest fields it carries (none without the ETag).
 pub(crate) struct Prepared {
-    reply: Reply,
+    decision: Decision,
+    /// The `Last-Modified` to send instead of the entry's, which lies in the future
+    /// (the response date, §8.8.2.1).
+    last_modified_override: Option<String>,
     digests: DigestChoice,
     /// The entry's tag was known when the answer was decided: it is sent.
     etag: bool,
+}
+
+/// A response built, and the record of what it serves. Hand it to Rocket through
+/// [`Built::send`], which records it; a response thrown away is never recorded.
+pub(crate) struct Built<'r> {
+    response: Response<'r>,
+    /// `None` when no one reads records (see [`Served::wanted`]).
+    served: Option<Served>,
+    /// The body holds content copied out of the mapping (see [`MmapFile::prefetch`]):
+    /// only a `stat` taken after the copy proves the bytes are one version (see
+    /// `Cache::confirm`); other answers carry no content, and larger bodies check at
+    /// their end.
+    pub(crate) copied: bool,
+}
+
+impl<'r> Built<'r> {
+    /// The response, with its record written: call it for the response that is sent.
+    pub(crate) fn send(self, req: &Request<'_>) -> Response<'r> {
+        if let Some(served) = self.served {
+            served.record(req);
+        }
+        self.response
+    }
 }
 
 /// The largest body the file server copies out of the mapping while it builds the
@@ -303,7 +335,7 @@ impl MmapFile {
     /// thread). If the file changed while it was hashed, the answer is a 503.
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
         match self.prepare_in_place(req, options) {
-            Some(prepared) => self.build(req, prepared, options),
+            Some(prepared) => self.build(req, prepared, options).send(req),
             None => Response::build()
                 .status(RocketStatus::ServiceUnavailable)
                 .finalize(),
@@ -351,27 +383,38 @@ impl MmapFile {
         let headers = RequestHeaders::read(req, self.routed_method);
         let policy = ValidatorPolicy::for_request(&headers);
         // Read once: the decision, the `ETag` header and the digests all follow it.
-        let etag = self.entry.etag().is_some();
-        if policy == ValidatorPolicy::Await && !etag {
+        let tag = self.entry.etag();
+        if policy == ValidatorPolicy::Await && tag.is_none() {
             return Err(TagPending);
         }
-        let sreq = headers.serve_request();
-        let reply = respond_typed(
-            &self.entry,
-            self.content_type_value(),
-            &sreq,
+        let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
+        let (last_modified, last_modified_override) =
+            effective_last_modified(self.entry.last_modified(), now);
+        let validators = Validators {
+            etag: tag,
+            last_modified,
+        };
+        let len = self.entry.len();
+        let overhead = part_overhead(self.content_type_value().len(), len);
+        let decision = decide(
+            &headers.serve_request(),
+            &validators,
+            Some(len),
+            overhead,
             &options.limits,
-            SystemTime::now(),
+            now,
         );
         // A response without the ETag sends no digest either.
-        let digests = match reply.status {
+        let etag = tag.is_some();
+        let digests = match decision.status() {
             Status::Ok | Status::PartialContent if etag && !options.digests.is_empty() => {
                 headers.digest_choice(&options.digests, options.digest_unsolicited)
             }
             _ => DigestChoice::default(),
         };
         Ok(Prepared {
-            reply,
+            decision,
+            last_modified_override,
             digests,
             etag,
         })
@@ -389,42 +432,29 @@ impl MmapFile {
         self.prefetch && len <= PREFETCH_MAX
     }
 
-    /// Whether the response built from `prepared` holds content copied out of the
-    /// mapping: a 200 or 206 with a non-empty body [`MmapFile::build`] copies out.
-    /// Only a `stat` taken after that copy proves the bytes are one version (see
-    /// `Cache::confirm`); other answers carry no content, and larger bodies check at
-    /// their end.
-    pub(crate) fn copies_content(&self, prepared: &Prepared) -> bool {
-        let reply = &prepared.reply;
-        matches!(reply.status, Status::Ok | Status::PartialContent)
-            && !reply.body.is_empty()
-            && self.copies_out(reply.body.len())
-    }
-
-    /// Builds the response of a prepared answer.
+    /// Builds the response of a prepared answer, with the record of what it serves.
     pub(crate) fn build<'r>(
         &self,
         req: &Request<'_>,
         prepared: Prepared,
         options: &ResponseOptions,
-    ) -> Response<'r> {
+    ) -> Built<'r> {
         let Prepared {
-            reply,
+            decision,
+            last_modified_override,
             digests,
             etag,
         } = prepared;
         let entry = &*self.entry;
         let cache = Mmap::of(req.rocket()).cache();
-        if !reply.parts.is_empty() {
-            crate::shell::access_log::note_parts(req, &reply.parts);
-        }
-        let body = reply.body;
+        let served = Served::wanted(req).then(|| Served::of_decision(&decision));
+        let status = decision.status();
+        let mut copied = false;
         let mut b = Response::build();
-        b.status(RocketStatus::new(reply.status.code()));
-        if reply.status.carries_validators() {
-            let lm = reply
-                .last_modified_override
-                .or_else(|| entry.last_modified_header().map(str::to_owned));
+        b.status(RocketStatus::new(status.code()));
+        if status.carries_validators() {
+            let lm =
+                last_modified_override.or_else(|| entry.last_modified_header().map(str::to_owned));
             let cc = self
                 .cache_control
                 .as_deref()
@@ -432,10 +462,11 @@ impl MmapFile {
             let etag = entry.etag_header().filter(|_| etag);
             validator_headers(&mut b, etag, lm, cc, self.vary);
         }
-        match reply.status {
-            Status::Ok | Status::PartialContent => {
-                b.raw_header("Accept-Ranges", "bytes");
-                let ct: Cow<'static, str> = match reply.multipart_content_type {
+        match &decision {
+            Decision::Full(_) | Decision::Single(_) | Decision::Multi(_) => {
+                let (body, multipart) = self.lay_out(&decision);
+                range_headers(&mut b, &decision, entry.len());
+                let ct: Cow<'static, str> = match multipart {
                     Some(multipart) => multipart.into(),
                     // No copy for the common, interned types.
                     None => self.content_type_value().clone(),
@@ -443,9 +474,6 @@ impl MmapFile {
                 b.raw_header("Content-Type", ct);
                 if let Some(enc) = self.content_encoding {
                     b.raw_header("Content-Encoding", enc);
-                }
-                if let Some(cr) = reply.content_range {
-                    b.raw_header("Content-Range", cr);
                 }
                 if let Some(d) = &self.disposition {
                     b.raw_header("Content-Disposition", d.clone());
@@ -455,6 +483,7 @@ impl MmapFile {
                 }
                 let len = body.len();
                 let chunk = (len as usize).clamp(1, options.chunk_size);
+                copied = len > 0 && self.copies_out(len);
                 // Copied here, on the worker, only when its pages are in memory;
                 // otherwise streamed, and faulted in off the worker (`engine::fault_in`).
                 let body = if self.copies_out(len) && body.is_resident() {
@@ -470,19 +499,43 @@ impl MmapFile {
                 // After the body: setting a body resets the chunk size.
                 b.max_chunk_size(chunk);
             }
-            Status::RangeNotSatisfiable => {
-                b.raw_header("Accept-Ranges", "bytes");
-                if let Some(cr) = reply.content_range {
-                    b.raw_header("Content-Range", cr);
-                }
-                b.sized_body(0, body.counted_in(cache));
+            Decision::Unsatisfiable => {
+                range_headers(&mut b, &decision, entry.len());
+                b.sized_body(0, SegmentBody::empty().counted_in(cache));
             }
-            Status::PreconditionFailed => {
-                b.sized_body(0, body.counted_in(cache));
+            Decision::PreconditionFailed => {
+                b.sized_body(0, SegmentBody::empty().counted_in(cache));
             }
-            Status::NotModified => {}
+            Decision::NotModified => {}
         }
-        b.finalize()
+        Built {
+            response: b.finalize(),
+            served,
+            copied,
+        }
+    }
+
+    /// The body of a 200 or 206 as slices of the entry's content (one slice, or the
+    /// `multipart/byteranges` segments, RFC 9110 §14.6), and the multipart
+    /// `Content-Type` replacing the entry's; an empty body for the other decisions.
+    fn lay_out(&self, decision: &Decision) -> (SegmentBody, Option<String>) {
+        let entry = &*self.entry;
+        let content = entry.content();
+        let (segments, multipart) = match decision {
+            Decision::Full(_) => (vec![content.clone()], None),
+            Decision::Single(r) => (vec![content.slice(r.to_usize_range())], None),
+            Decision::Multi(parts) => {
+                let ct = self.content_type_value();
+                let ct = (!ct.is_empty()).then_some(&**ct);
+                let layout = MultipartLayout::new(parts, entry.len(), ct, &new_boundary());
+                (layout.segments(content), Some(layout.content_type()))
+            }
+            Decision::NotModified | Decision::PreconditionFailed | Decision::Unsatisfiable => {
+                return (SegmentBody::empty(), None)
+            }
+        };
+        let body = SegmentBody::new(segments).with_watch(entry.watch().cloned());
+        (body, multipart)
     }
 
     /// `Repr-Digest` and `Digest` with the digests that are known; an unknown one is
@@ -517,7 +570,7 @@ impl<'r> Responder<'r, 'static> for MmapFile {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let options = Mmap::of(req.rocket()).options();
         match self.prepare_in_place(req, options) {
-            Some(prepared) => Ok(self.build(req, prepared, options)),
+            Some(prepared) => Ok(self.build(req, prepared, options).send(req)),
             None => Err(RocketStatus::ServiceUnavailable),
         }
     }
@@ -567,6 +620,26 @@ pub(crate) fn validator_headers(
     }
     if let Some(v) = vary {
         b.raw_header("Vary", v);
+    }
+}
+
+/// `Accept-Ranges: bytes` (RFC 9110 §14.3), and `Content-Range` (§14.4) where the
+/// decision has one: `bytes FIRST-LAST/LEN` for a single range, `bytes */LEN` for 416.
+/// `len` is the representation's length. The one writer of both fields, for
+/// [`MmapFile`] and [`crate::StreamedFile`].
+pub(crate) fn range_headers(b: &mut rocket::response::Builder<'_>, decision: &Decision, len: u64) {
+    b.raw_header("Accept-Ranges", "bytes");
+    match decision {
+        Decision::Single(r) => {
+            b.raw_header(
+                "Content-Range",
+                format!("bytes {}-{}/{len}", r.first, r.last),
+            );
+        }
+        Decision::Unsatisfiable => {
+            b.raw_header("Content-Range", format!("bytes */{len}"));
+        }
+        _ => {}
     }
 }
 

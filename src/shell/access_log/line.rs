@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rocket::http::Method;
@@ -14,6 +14,7 @@ use crate::semantics::date::civil_from_days;
 use crate::semantics::range::ByteRange;
 use crate::shell::access_log::queue::Sink;
 use crate::shell::request::first_values;
+use crate::shell::served::Served;
 
 /// The request fields a line shows, besides the request line: `Referer`,
 /// `User-Agent`, `Range`, and whether `Host` was sent (HTTP/2 sends `:authority`).
@@ -25,8 +26,6 @@ pub(super) struct Started {
     at: Instant,
     wall: SystemTime,
     method: Method,
-    /// The part list of a `multipart/byteranges` answer (noted by the responder).
-    pub(super) parts: OnceLock<Box<str>>,
 }
 
 impl Started {
@@ -35,13 +34,12 @@ impl Started {
             at: Instant::now(),
             wall: SystemTime::now(),
             method,
-            parts: OnceLock::new(),
         }
     }
 }
 
 /// `0-99,1000-1099`: the parts in the order sent.
-pub(super) fn part_list(parts: &[ByteRange]) -> String {
+fn part_list(parts: &[ByteRange]) -> String {
     let mut out = String::with_capacity(parts.len() * 16);
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -122,12 +120,16 @@ impl Pending<'_, '_> {
         line
     }
 
-    /// The part list a 206 was answered with; `-` for every other status.
+    /// The part list a 206 was answered with; `-` for every other status. The record
+    /// of what was served tells it; a 206 built by other code (a route's own response)
+    /// has none, and its `Content-Range` is shown as it was sent.
     fn push_served(&self, line: &mut String) {
         if self.status != 206 {
             line.push('-');
-        } else if let Some(parts) = self.started.parts.get() {
-            line.push_str(parts);
+        } else if let Some(served) =
+            Served::read(self.req).filter(|s| s.status.code() == self.status)
+        {
+            line.push_str(&part_list(&served.parts));
         } else if let Some(range) = self
             .content_range
             .as_deref()

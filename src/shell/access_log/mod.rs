@@ -98,13 +98,13 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::response::Response;
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
-use crate::semantics::range::ByteRange;
 use crate::shell::access_log::body::Logged;
-use crate::shell::access_log::line::{part_list, Pending, Started};
+use crate::shell::access_log::line::{Pending, Started};
 pub(crate) use crate::shell::access_log::queue::AccessLogCounts;
 pub use crate::shell::access_log::queue::AccessLogLines;
 use crate::shell::access_log::queue::{Reopen, Sink};
 use crate::shell::done::Done;
+use crate::shell::served::Served;
 
 /// The access log fairing. See the module docs for the format and the decisions.
 ///
@@ -230,20 +230,6 @@ impl AccessLogFlusher {
     }
 }
 
-/// Managed when the log is extended: tells the responder to note multipart part lists.
-#[derive(Debug)]
-struct WantsParts;
-
-/// Called by the [`MmapFile`](crate::MmapFile) responder for a `multipart/byteranges`
-/// answer: notes its part list for the extended log (nothing without one).
-pub(crate) fn note_parts(req: &Request<'_>, parts: &[ByteRange]) {
-    if req.rocket().state::<WantsParts>().is_none() {
-        return;
-    }
-    let started = req.local_cache(|| Started::now(req.method()));
-    let _ = started.parts.set(part_list(parts).into_boxed_str());
-}
-
 #[rocket::async_trait]
 impl Fairing for AccessLog {
     fn info(&self) -> Info {
@@ -255,8 +241,10 @@ impl Fairing for AccessLog {
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
         let rocket = rocket.manage(AccessLogCounts(self.sink.counts.clone()));
+        // The extended line shows the parts served: it reads the records of what was
+        // served.
         Ok(if self.extended {
-            rocket.manage(WantsParts)
+            Served::observed_by(rocket)
         } else {
             rocket
         })
