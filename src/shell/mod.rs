@@ -25,6 +25,8 @@ pub(crate) mod listing;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 pub(crate) mod options;
+mod plan;
+mod render;
 pub(crate) mod request;
 pub(crate) mod responder;
 mod served;

@@ -18,8 +18,8 @@ use crate::semantics::decide::{decide, effective_last_modified, Decision};
 use crate::semantics::etag::EntityTag;
 use crate::semantics::precondition::Validators;
 use crate::semantics::range::{IgnoredBecause, RangeLimits};
+use crate::shell::render::{range_headers, validator_headers};
 use crate::shell::request::RequestHeaders;
-use crate::shell::responder::{range_headers, validator_headers};
 use crate::shell::served::Served;
 use crate::shell::state::Mmap;
 
