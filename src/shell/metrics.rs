@@ -1,6 +1,6 @@
 //! Prometheus metrics (feature `metrics`): a handler that writes the crate's counters
 //! in the Prometheus text exposition format (version 0.0.4), and a fairing that counts
-//! responses by status code.
+//! responses by status code, and range requests by what was served.
 //!
 //! ```rust,no_run
 //! # #[macro_use] extern crate rocket;
@@ -130,7 +130,8 @@ impl Metrics {
         Metrics
     }
 
-    /// The fairing that counts responses by status code (`rocket_mmap_responses_total`).
+    /// The fairing that counts responses by status code (`rocket_mmap_responses_total`)
+    /// and range requests by what was served (`rocket_mmap_range_requests_total`).
     pub fn fairing() -> MetricsFairing {
         MetricsFairing {
             statuses: Arc::new(StatusCounts::new()),
