@@ -17,8 +17,8 @@
 //! ## Validators and digests: one policy, decided once per request
 //!
 //! A file's strong ETag is computed after the file is first served, in the background
-//! (see [`crate::CacheConfig::max_background_hashes`]). Every plan follows the
-//! [`ValidatorPolicy`] decided from the request's method and headers:
+//! (see [`crate::engine::cache::CacheConfig::max_background_hashes`]). Every plan
+//! follows the [`ValidatorPolicy`] decided from the request's method and headers:
 //!
 //! * [`ValidatorPolicy::IfReady`] for a GET or HEAD with none of `Range`, `If-Match`,
 //!   `If-None-Match` and `If-Range`: the answer goes out at once. If the tag is not
