@@ -1,6 +1,8 @@
 //! The access log: the library fairing (`AccessLog::fairing(writer)`) in process, and
 //! the binary's `--access-log` flag on the real binary.
 //!
+//! * the part list is that of the response sent, also when the file server built an
+//!   answer for a cached version and threw it away because the file had changed;
 //! * every response gives exactly one line in the combined log format, with the
 //!   status and the body bytes the client got (HEAD and 304: 0; multipart: the
 //!   multipart body), the extended suffix (time, `Range`, part list), and every
@@ -148,6 +150,44 @@ fn one_combined_line_per_response_with_the_bytes_the_client_got() {
     assert_eq!(lines[3].bytes, 0);
     assert_eq!(lines[4].bytes, 0);
     assert!(lines[2].bytes > 102, "a multipart body is logged whole");
+}
+
+/// The part list logged is that of the response sent. The file server's one-`stat`
+/// path builds an answer from the cached version before it checks the file; here the
+/// file was rewritten shorter, so that answer (two parts of the old 1000 bytes) is
+/// thrown away and the ordinary path answers from the new version (one part: the
+/// second range lies past its end). The line shows the one part sent.
+#[test]
+fn the_logged_parts_are_those_of_the_response_sent_when_the_fast_path_falls_through() {
+    let (server, out) = logged_server("access-parts-sent", true);
+    // Cached, with its tag (a Range request waits for it) and its siblings known:
+    // from now on the one-`stat` path answers first.
+    let r = server.request("GET", "/a.txt", &[("Range", "bytes=0-99,900-999")]);
+    assert_eq!(r.status, 206);
+    assert!(
+        r.header("Content-Type")
+            .is_some_and(|ct| ct.starts_with("multipart/byteranges")),
+        "two parts of the cached version"
+    );
+    let new = pseudo_random(7, 500);
+    server.dir().write("a.txt", &new);
+    let r = server.request("GET", "/a.txt", &[("Range", "bytes=0-99,900-999")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("Content-Range"), Some("bytes 0-99/500"));
+    assert_eq!(r.body, &new[..100]);
+    // And a plain range on the new version, through the one-`stat` path this time.
+    let r = server.request("GET", "/a.txt", &[("Range", "bytes=10-19,400-409")]);
+    assert_eq!(r.status, 206);
+    let lines = ours(&out.wait_for(4));
+    let parts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.extended.as_ref().expect("extended suffix").2.as_str())
+        .collect();
+    assert_eq!(
+        parts,
+        ["0-99,900-999", "0-99", "10-19,400-409"],
+        "{lines:#?}"
+    );
 }
 
 #[test]

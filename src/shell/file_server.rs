@@ -66,7 +66,10 @@ use crate::engine::listing_cache::ListingCache;
 use crate::semantics::encoding::{negotiate, Coding, Siblings};
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
-use crate::shell::listing::listing;
+use crate::shell::listing::{listing, Listing};
+use crate::shell::plan::{BodyPolicy, Plan};
+use crate::shell::render::render;
+use crate::shell::request::RequestHeaders;
 use crate::shell::responder::MmapFile;
 use crate::shell::state::Mmap;
 
@@ -425,11 +428,12 @@ impl From<FileServer> for Vec<Route> {
 
 impl FileServer {
     /// The common case with one `stat` instead of two: a cached file (under
-    /// `revalidate = "always"` or `"watch"`) whose answer is built first — a small
-    /// body copied out of the mapping — and checked afterwards (under `"watch"`, an
-    /// answer without copied bytes needs no `stat` at all). If the file changed, the answer is
-    /// thrown away (`None`) and the request takes the ordinary path, which loads the
-    /// new version: what the client gets is the same as on that path.
+    /// `revalidate = "always"` or `"watch"`) whose answer is planned and rendered first
+    /// — a small body copied out of the mapping — and checked afterwards (under
+    /// `"watch"`, an answer without copied bytes needs no `stat` at all): plan, render,
+    /// confirm. If the file changed, the answer is thrown away (`None`, never recorded)
+    /// and the request takes the ordinary path, which loads the new version and plans
+    /// again: what the client gets is the same as on that path.
     ///
     /// Not taken for files with precompressed siblings, for directories, when the
     /// entry was never served through the ordinary path (its siblings are unknown), or
@@ -438,6 +442,7 @@ impl FileServer {
         &self,
         mmap: &Mmap,
         req: &Request<'_>,
+        headers: &RequestHeaders<'_>,
         path: &Path,
     ) -> Option<rocket::Response<'r>> {
         let peeked = mmap.cache().peek(path)?;
@@ -446,17 +451,20 @@ impl FileServer {
         if !plain || !self.allowed(path, entry.canonical_path()) {
             return None;
         }
-        let file = self
-            .file_for(mmap, entry.clone(), path)
-            .routed_method()
-            .prefetch();
-        let options = mmap.options();
+        let file = self.file_for(mmap, entry.clone(), path);
         // The ordinary path waits for the tag.
-        let prepared = file.prepare(req, options).ok()?;
-        let copied = file.copies_content(&prepared);
-        let response = file.build(req, prepared, options);
-        if mmap.cache().confirm(path, &peeked, copied) {
-            Some(response)
+        let plan = Plan::new(
+            file.entry(),
+            file.presentation(),
+            headers,
+            mmap.options(),
+            BodyPolicy::CopySmall,
+        )
+        .ok()?;
+        let rendered = render(plan, mmap.cache());
+        // Only the response that is sent is recorded: a discarded one leaves no trace.
+        if mmap.cache().confirm(path, &peeked, rendered.copied) {
+            Some(rendered.send(req))
         } else {
             None
         }
@@ -470,7 +478,10 @@ impl Handler for FileServer {
             return Outcome::forward(data, Status::NotFound);
         };
         let mmap = Mmap::of(req.rocket());
-        if let Some(response) = self.answer_with_one_stat(mmap, req, &path) {
+        // Read once, for every plan of this request. The routes are registered per
+        // method, so the request's method is the client's.
+        let headers = RequestHeaders::read(req, true);
+        if let Some(response) = self.answer_with_one_stat(mmap, req, &headers, &path) {
             return Outcome::Success(response);
         }
         let (path, file) = match self.open(mmap, &path).await {
@@ -492,9 +503,9 @@ impl Handler for FileServer {
                 match index {
                     // No index file: a listing, if enabled.
                     Some((_, Err(e))) if e.status() == 404 => {
-                        return self.list_or_404(req, data, mmap, &path).await
+                        return self.list_or_404(req, &headers, data, mmap, &path).await
                     }
-                    None => return self.list_or_404(req, data, mmap, &path).await,
+                    None => return self.list_or_404(req, &headers, data, mmap, &path).await,
                     Some(found) => found,
                 }
             }
@@ -505,13 +516,16 @@ impl Handler for FileServer {
             other => other,
         };
         let mut file = match file {
-            Ok(file) => file.routed_method(),
+            Ok(file) => file,
             Err(e) => return self.fail(data, &path, e),
         };
         let options = mmap.options();
         for _ in 0..TAG_ATTEMPTS {
-            if let Some(prepared) = file.prepare_awaiting(req, options).await {
-                return Outcome::Success(file.build(req, prepared, options));
+            let (entry, presentation) = (file.entry(), file.presentation());
+            if let Some(plan) =
+                Plan::awaiting(entry, presentation, &headers, options, BodyPolicy::Stream).await
+            {
+                return Outcome::Success(render(plan, mmap.cache()).send(req));
             }
             // The file changed while its tag was hashed: the entry is poisoned, and the
             // cache maps the file afresh.
@@ -538,12 +552,11 @@ impl FileServer {
         path: &Path,
     ) -> Result<MmapFile, CacheError> {
         let file = self.open(mmap, path).await?;
-        let file = if self.precompressed {
+        Ok(if self.precompressed {
             self.negotiate(mmap, req, path, file).await
         } else {
             file
-        };
-        Ok(file.routed_method())
+        })
     }
 }
 
@@ -565,6 +578,7 @@ impl FileServer {
     async fn list_or_404<'r>(
         &self,
         req: &'r Request<'_>,
+        headers: &RequestHeaders<'_>,
         data: Data<'r>,
         mmap: &Mmap,
         dir: &Path,
@@ -583,9 +597,30 @@ impl FileServer {
             max_entries: self.browse_max_entries,
         };
         let is_root = rel.as_os_str().is_empty();
-        match listing(&self.listings, mmap, req, dir, is_root, options).await {
-            Ok(page) => Outcome::from(req, page),
-            Err(e) => self.fail(data, dir, e),
+        let Listing {
+            file,
+            extra_headers,
+        } = match listing(&self.listings, mmap, req, dir, is_root, options).await {
+            Ok(page) => page,
+            Err(e) => return self.fail(data, dir, e),
+        };
+        let (entry, presentation) = (file.entry(), file.presentation());
+        match Plan::awaiting(
+            entry,
+            presentation,
+            headers,
+            mmap.options(),
+            BodyPolicy::Stream,
+        )
+        .await
+        {
+            Some(plan) => {
+                let plan = plan.with_headers(extra_headers);
+                Outcome::Success(render(plan, mmap.cache()).send(req))
+            }
+            // The page changed while its tag was hashed (it is rebuilt on the next
+            // request): as a route's `MmapFile`, 503.
+            None => Outcome::Error(Status::ServiceUnavailable),
         }
     }
 
@@ -593,6 +628,7 @@ impl FileServer {
     async fn list_or_404<'r>(
         &self,
         _req: &'r Request<'_>,
+        _headers: &RequestHeaders<'_>,
         data: Data<'r>,
         _mmap: &Mmap,
         _dir: &Path,

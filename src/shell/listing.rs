@@ -1,7 +1,8 @@
 //! The Rocket side of directory listings (feature `browse`): reads the query string
 //! and `Accept`, asks the file server's [listing cache](crate::engine) for the page, and
-//! answers it as an [`MmapFile`], so that ETag, `Last-Modified`, conditionals, ranges
-//! and HEAD behave as for any file.
+//! gives it to the file server as an [`MmapFile`] with extra header fields, which the
+//! file server plans and renders as any file, so that ETag, `Last-Modified`,
+//! conditionals, ranges and HEAD behave as for any file.
 //!
 //! Headers a listing adds to those of a file:
 //!
@@ -15,10 +16,10 @@
 //!   (the page has no script; should a name ever slip through escaping, nothing in it
 //!   could run or load).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use rocket::request::Request;
-use rocket::response::{self, Responder};
 
 use crate::engine::cache::CacheError;
 use crate::engine::listing::{PageSpec, ScanOptions};
@@ -31,22 +32,10 @@ use crate::shell::state::Mmap;
 pub(crate) const LISTING_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'";
 
-/// A listing page, answered as a file plus the headers above.
-pub(crate) struct ListingResponse {
-    file: MmapFile,
-    total: usize,
-    format: Format,
-}
-
-impl<'r> Responder<'r, 'static> for ListingResponse {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = self.file.respond_to(req)?;
-        response.set_raw_header("X-Total-Count", self.total.to_string());
-        if self.format == Format::Html {
-            response.set_raw_header("Content-Security-Policy", LISTING_CSP);
-        }
-        Ok(response)
-    }
+/// A listing page: a file, and the fields it adds to a file's (see the module docs).
+pub(crate) struct Listing {
+    pub(crate) file: MmapFile,
+    pub(crate) extra_headers: Vec<(&'static str, Cow<'static, str>)>,
 }
 
 /// The listing of `dir` for `req`. `is_root` says whether `dir` is the file server's
@@ -58,7 +47,7 @@ pub(crate) async fn listing(
     dir: &Path,
     is_root: bool,
     options: ScanOptions,
-) -> Result<ListingResponse, CacheError> {
+) -> Result<Listing, CacheError> {
     let query = ListingQuery::parse(req.uri().query().map(|q| q.as_str()));
     let format = match query.format {
         Some(f) => f,
@@ -95,10 +84,13 @@ pub(crate) async fn listing(
     if query.format.is_none() {
         file = file.vary("Accept");
     }
-    Ok(ListingResponse {
+    let mut extra_headers = vec![("X-Total-Count", built.total.to_string().into())];
+    if format == Format::Html {
+        extra_headers.push(("Content-Security-Policy", LISTING_CSP.into()));
+    }
+    Ok(Listing {
         file,
-        total: built.total,
-        format,
+        extra_headers,
     })
 }
 

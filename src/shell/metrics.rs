@@ -1,6 +1,6 @@
 //! Prometheus metrics (feature `metrics`): a handler that writes the crate's counters
 //! in the Prometheus text exposition format (version 0.0.4), and a fairing that counts
-//! responses by status code.
+//! responses by status code, and range requests by what was served.
 //!
 //! ```rust,no_run
 //! # #[macro_use] extern crate rocket;
@@ -43,12 +43,13 @@
 //! relaxed atomics (no lock, no allocation). The cache and body counters live in the
 //! engine (`engine::stats`; [`crate::Cache::stats`] reads the same values), the
 //! counts by status in [`MetricsFairing`] (one atomic per status code, indexed by the
-//! code), and the access log's line counts in [`crate::AccessLog`]. The names, with the
+//! code; the range requests read from the record of what was served), and the access log's line counts in [`crate::AccessLog`]. The names, with the
 //! `rocket_mmap_` prefix:
 //!
 //! | metric | type | what |
 //! |---|---|---|
 //! | `responses_total{code}` | counter | responses by status code (needs [`Metrics::fairing`]) |
+//! | `range_requests_total{served}` | counter | requests with a `Range` field answered by the file server, an [`crate::MmapFile`] or a [`crate::StreamedFile`], by what was served: `single` (one part), `multipart`, `whole` (the range ignored: 200), `none` (304, 412, 416) (needs [`Metrics::fairing`]) |
 //! | `body_bytes_sent_total` | counter | body bytes handed to Rocket by file bodies |
 //! | `bodies_completed_total` | counter | file bodies sent to their last byte |
 //! | `responses_cut_total{cause}` | counter | file bodies cut short: `client_gone`, `file_changed`, `truncated` |
@@ -104,7 +105,9 @@ use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
 use crate::engine::stats::{CacheStats, COUNTERS, LOAD_TIME_BUCKETS};
-use crate::shell::access_log::{AccessLogCounts, Done};
+use crate::shell::access_log::AccessLogCounts;
+use crate::shell::done::Done;
+use crate::shell::served::Served;
 use crate::shell::state::Mmap;
 
 #[cfg(target_os = "linux")]
@@ -127,10 +130,12 @@ impl Metrics {
         Metrics
     }
 
-    /// The fairing that counts responses by status code (`rocket_mmap_responses_total`).
+    /// The fairing that counts responses by status code (`rocket_mmap_responses_total`)
+    /// and range requests by what was served (`rocket_mmap_range_requests_total`).
     pub fn fairing() -> MetricsFairing {
         MetricsFairing {
             statuses: Arc::new(StatusCounts::new()),
+            ranges: Arc::default(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Metrics {
                 .map(|s| s.nonzero())
                 .unwrap_or_default(),
             has_statuses: rocket.state::<Arc<StatusCounts>>().is_some(),
+            ranges: rocket.state::<Arc<RangeCounts>>().map(|r| r.read()),
             access_log: rocket.state::<AccessLogCounts>().map(|c| c.read()),
         };
         let mut registry = Registry::default();
@@ -226,11 +232,36 @@ impl StatusCounts {
     }
 }
 
-/// Counts every response by its status code; see [`Metrics::fairing`]. Attach it
-/// once (a second one replaces the first).
+/// Responses to requests with a `Range` field, by what was served (see
+/// `shell::served`), in the order of [`RANGE_SERVED`].
+#[derive(Debug, Default)]
+pub(crate) struct RangeCounts([AtomicU64; 4]);
+
+/// The `served` label of `range_requests_total`, by index in [`RangeCounts`].
+const RANGE_SERVED: [&str; 4] = ["single", "multipart", "whole", "none"];
+
+impl RangeCounts {
+    fn count(&self, served: &Served) {
+        let i = match served.parts.len() {
+            1 => 0,
+            n if n > 1 => 1,
+            _ if served.range_ignored.is_some() => 2,
+            _ => 3,
+        };
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> [u64; 4] {
+        self.0.each_ref().map(|n| n.load(Ordering::Relaxed))
+    }
+}
+
+/// Counts every response by its status code, and range requests by what was served;
+/// see [`Metrics::fairing`]. Attach it once (a second one replaces the first).
 #[derive(Debug, Clone)]
 pub struct MetricsFairing {
     statuses: Arc<StatusCounts>,
+    ranges: Arc<RangeCounts>,
 }
 
 #[rocket::async_trait]
@@ -243,7 +274,10 @@ impl Fairing for MetricsFairing {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
-        Ok(rocket.manage(self.statuses.clone()))
+        let rocket = rocket
+            .manage(self.statuses.clone())
+            .manage(self.ranges.clone());
+        Ok(Served::observed_by(rocket))
     }
 
     // Written out rather than as an `async fn`: the `async_trait` expansion would box
@@ -251,7 +285,7 @@ impl Fairing for MetricsFairing {
     // synchronously and boxes the zero-sized `Done`.
     fn on_response<'r, 'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
-        _req: &'r Request<'life1>,
+        req: &'r Request<'life1>,
         res: &'life2 mut Response<'r>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'async_trait>>
     where
@@ -264,6 +298,9 @@ impl Fairing for MetricsFairing {
         // Rocket strips bodies after the response fairings, but never changes the
         // status: this is the status sent.
         self.statuses.count(res.status().code);
+        if let Some(served) = Served::read(req) {
+            self.ranges.count(served);
+        }
         Box::pin(Done)
     }
 }
@@ -275,6 +312,8 @@ struct Scrape {
     stats: CacheStats,
     statuses: Vec<(u16, u64)>,
     has_statuses: bool,
+    /// By [`RANGE_SERVED`], when the fairing is attached.
+    ranges: Option<[u64; 4]>,
     access_log: Option<(u64, u64)>,
 }
 
@@ -296,6 +335,17 @@ impl Collector for Scrape {
                 code.clear();
                 let _ = write!(code, "{c}");
                 counter(&mut family.encode_family(&[("code", code.as_str())])?, n)?;
+            }
+        }
+        if let Some(ranges) = self.ranges {
+            let mut family = encoder.encode_descriptor(
+                "range_requests",
+                "Requests with a Range field, by what was served.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (served, n) in RANGE_SERVED.into_iter().zip(ranges) {
+                counter(&mut family.encode_family(&[("served", served)])?, n)?;
             }
         }
         // The engine's counters, grouped by family in list order.
@@ -445,6 +495,7 @@ mod tests {
             stats,
             statuses: vec![(200, 7), (404, 1)],
             has_statuses: true,
+            ranges: Some([3, 1, 2, 0]),
             access_log: Some((8, 0)),
         };
         let mut registry = Registry::with_prefix(PREFIX);
@@ -455,6 +506,10 @@ mod tests {
             "# TYPE rocket_mmap_responses_total counter",
             "rocket_mmap_responses_total{code=\"200\"} 7",
             "rocket_mmap_responses_total{code=\"404\"} 1",
+            "rocket_mmap_range_requests_total{served=\"single\"} 3",
+            "rocket_mmap_range_requests_total{served=\"multipart\"} 1",
+            "rocket_mmap_range_requests_total{served=\"whole\"} 2",
+            "rocket_mmap_range_requests_total{served=\"none\"} 0",
             "rocket_mmap_cache_hits_total 11",
             "rocket_mmap_responses_cut_total{cause=\"file_changed\"} 5",
             "rocket_mmap_responses_cut_total{cause=\"client_gone\"} 0",

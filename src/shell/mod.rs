@@ -18,14 +18,18 @@
 
 pub(crate) mod access_log;
 pub(crate) mod config;
+mod done;
 pub(crate) mod file_server;
 #[cfg(feature = "browse")]
 pub(crate) mod listing;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 pub(crate) mod options;
+mod plan;
+mod render;
 pub(crate) mod request;
 pub(crate) mod responder;
+mod served;
 pub(crate) mod state;
 pub(crate) mod streamed;
 #[cfg(feature = "tag-store")]

@@ -42,16 +42,8 @@ impl<'r> RequestHeaders<'r> {
         };
         // One pass over the names finds which of our headers are present; the keyed
         // lookups (each hashes the name) then run only for those — none on a plain GET.
-        let mut present = 0u8;
-        for h in req.headers().iter() {
-            let name = h.name.as_str();
-            for (bit, wanted) in WANTED.iter().enumerate() {
-                if name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
-                    present |= 1 << bit;
-                }
-            }
-        }
-        let has = |i: usize| present & (1 << i) != 0;
+        let found = first_values(req, &WANTED);
+        let has = |i: usize| found[i].is_some();
         RequestHeaders {
             method,
             if_match: has(0).then(|| list_header(req, WANTED[0])).flatten(),
@@ -146,6 +138,30 @@ const WANTED: [&str; 8] = [
     "Want-Repr-Digest",
     "Want-Digest",
 ];
+
+/// The first value of each of the fields `names`, found in one pass over the
+/// request's headers (a keyed lookup hashes the name each time; a request has a
+/// handful of headers): `None` for a field not sent. For the fields this module
+/// reads, and for the access log's line.
+pub(crate) fn first_values<'r, const N: usize>(
+    req: &'r Request<'_>,
+    names: &[&str; N],
+) -> [Option<&'r str>; N] {
+    let mut found = [None; N];
+    for h in req.headers().iter() {
+        let name = h.name.as_str();
+        for (slot, wanted) in found.iter_mut().zip(names) {
+            if slot.is_none() && name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
+                *slot = match h.value {
+                    // `iter` lends the map's own strings (always `Borrowed`).
+                    Cow::Borrowed(value) => Some(value),
+                    Cow::Owned(_) => req.headers().get_one(wanted),
+                };
+            }
+        }
+    }
+    found
+}
 
 /// What a repeated singleton field is passed as when it must count as present but
 /// invalid: a value no parser accepts.

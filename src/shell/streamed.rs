@@ -18,8 +18,9 @@ use crate::semantics::decide::{decide, effective_last_modified, Decision};
 use crate::semantics::etag::EntityTag;
 use crate::semantics::precondition::Validators;
 use crate::semantics::range::{IgnoredBecause, RangeLimits};
+use crate::shell::render::{range_headers, validator_headers};
 use crate::shell::request::RequestHeaders;
-use crate::shell::responder::validator_headers;
+use crate::shell::served::Served;
 use crate::shell::state::Mmap;
 
 /// Content that is not in memory — generated, fetched, decompressed — streamed from an
@@ -116,6 +117,9 @@ impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for Strea
             d => d,
         };
         let status = decision.status();
+        if Served::wanted(req) {
+            Served::of_decision(&decision).record(req);
+        }
         let mut b = Response::build();
         b.status(RocketStatus::new(status.code()));
         if status.carries_validators() {
@@ -135,14 +139,12 @@ impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for Strea
                 b.sized_body(0, SegmentBody::empty());
             }
             Decision::Unsatisfiable => {
-                b.raw_header("Accept-Ranges", "bytes");
-                let len = self.size.unwrap_or(0);
-                b.raw_header("Content-Range", format!("bytes */{len}"));
+                range_headers(&mut b, &decision, self.size.unwrap_or(0));
                 b.sized_body(0, SegmentBody::empty());
             }
             Decision::Full(_) => {
-                if self.size.is_some() {
-                    b.raw_header("Accept-Ranges", "bytes");
+                if let Some(len) = self.size {
+                    range_headers(&mut b, &decision, len);
                 }
                 b.raw_header("Content-Type", self.content_type.into_owned());
                 match self.size {
@@ -156,13 +158,8 @@ impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for Strea
                 b.max_chunk_size(chunk);
             }
             Decision::Single(r) => {
-                let len = self.size.unwrap_or(0);
-                b.raw_header("Accept-Ranges", "bytes");
+                range_headers(&mut b, &decision, self.size.unwrap_or(0));
                 b.raw_header("Content-Type", self.content_type.into_owned());
-                b.raw_header(
-                    "Content-Range",
-                    format!("bytes {}-{}/{len}", r.first, r.last),
-                );
                 b.sized_body(r.len() as usize, Window::new(self.reader, r.first, r.len()));
                 b.max_chunk_size(chunk);
             }
