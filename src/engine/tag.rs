@@ -5,7 +5,7 @@
 //! (small files excepted: see [`HASH_AT_LOAD_MAX`]). The entry is
 //! served at once; its tag is a once-set value ([`TagCell`]) that the shell reads
 //! under a validator policy (a response that does not need the tag goes out without
-//! `ETag`; one that needs it waits for it: see `shell::responder::ValidatorPolicy`).
+//! `ETag`; one that needs it waits for it: see `shell::plan::ValidatorPolicy`).
 //!
 //! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
 //!   most [`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)

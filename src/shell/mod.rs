@@ -6,8 +6,12 @@
 //! | `options` | [`ResponseOptions`](crate::ResponseOptions): range bounds, chunk size, `Cache-Control` |
 //! | `state` | [`Mmap`](crate::Mmap): the managed cache and options |
 //! | `config` | [`MmapConfig`](crate::MmapConfig) from `Rocket.toml` / `ROCKET_MMAP_*`, and the fairing |
-//! | `request` | reading the method and the `Range` / `If-*` headers from a request |
-//! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry |
+//! | `request` | reading the method and the `Range` / `If-*` headers from a request, once |
+//! | `plan` | a file response planned once: the entry, the RFC `Decision`, the validator and body policies, digests, extra headers |
+//! | `render` | the one side-effect-free function that turns a plan into a `Response`; the one `Content-Range` writer |
+//! | `served` | the neutral record of what was served (status, parts, why a range was ignored), read by the access log and the metrics |
+//! | `done` | the end of a response as the access log and the metrics see it |
+//! | `responder` | [`MmapFile`](crate::MmapFile): the responder for an entry (it builds a plan) |
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
 //! | `listing` | directory listings of the file server: query, `Accept`, the page as an `MmapFile` (feature `browse`) |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
