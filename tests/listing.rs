@@ -13,7 +13,8 @@ use rocket::http::Method;
 use rocket::local::asynchronous::Client;
 
 use common::local::{client, figment, get, rocket_with, send, Resp};
-use rocket_mmap::{FileServer, Symlinks, DEFAULT_BROWSE_MAX_ENTRIES};
+use rocket_mmap::setup::DEFAULT_BROWSE_MAX_ENTRIES;
+use rocket_mmap::{FileServer, Symlinks};
 
 // ---------------------------------------------------------------------------
 // Fixtures

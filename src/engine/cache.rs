@@ -28,7 +28,7 @@
 //!   them (one `stat`) before it returns its last bytes; see
 //!   `MappingWatch::verify_unmodified`. A tag whose file's fingerprint changed while
 //!   it was hashed is never published (the entry is poisoned and the file loaded
-//!   afresh), and a file changed less than [`SETTLE`](crate::SETTLE) ago is hashed
+//!   afresh), and a file changed less than [`SETTLE`](crate::cache::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
 //! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
@@ -245,7 +245,7 @@ impl Cache {
     /// serves anything.
     ///
     /// For example `Cache::new(CacheConfig::default()).with_tag_store(store)` with the
-    /// `store` from [`TagStore::open`](crate::TagStore::open); the Rocket configuration
+    /// `store` from [`TagStore::open`](crate::cache::TagStore::open); the Rocket configuration
     /// does this for the `tag_store` key.
     #[cfg(feature = "tag-store")]
     pub fn with_tag_store(mut self, store: crate::engine::tag_store::TagStore) -> Cache {

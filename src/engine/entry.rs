@@ -174,7 +174,7 @@ impl Entry {
 
     /// Starts the tag's hash in the background, if the cache that loaded the entry
     /// hashes in the background
-    /// ([`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)).
+    /// ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).
     pub(crate) fn start_etag(&self) {
         self.tag.start_background();
     }
@@ -212,7 +212,8 @@ impl Entry {
     }
 
     /// The mapping's watch (mapped files only): its poison flag and truncation probe.
-    pub fn watch(&self) -> Option<&Arc<MappingWatch>> {
+    /// Crate-internal: the mapping's guard is no part of the public API.
+    pub(crate) fn watch(&self) -> Option<&Arc<MappingWatch>> {
         self.watch.as_ref()
     }
 

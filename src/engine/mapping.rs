@@ -241,11 +241,6 @@ impl MappingWatch {
         self.rewritten.load(Ordering::SeqCst)
     }
 
-    /// The poison flag.
-    pub fn poison_flag(&self) -> &Arc<AtomicBool> {
-        &self.poison
-    }
-
     /// Whether the mapping was found truncated.
     pub fn is_poisoned(&self) -> bool {
         self.poison.load(Ordering::SeqCst)

@@ -41,7 +41,7 @@
 //!
 //! Every value is read when the endpoint is scraped: the request path only adds to
 //! relaxed atomics (no lock, no allocation). The cache and body counters live in the
-//! engine (`engine::stats`; [`crate::Cache::stats`] reads the same values), the
+//! engine (`engine::stats`; [`crate::cache::Cache::stats`] reads the same values), the
 //! counts by status in [`MetricsFairing`] (one atomic per status code, indexed by the
 //! code), and the access log's line counts in [`crate::AccessLog`]. The names, with the
 //! `rocket_mmap_` prefix:

@@ -1,5 +1,5 @@
 //! The Rocket responder: reads `Range` and the `If-*` headers from the request, runs
-//! the engine's [`respond`](crate::respond), and writes the status, the headers and a sized body.
+//! the engine's [`respond`](crate::cache::respond), and writes the status, the headers and a sized body.
 //!
 //! Headers, by status (RFC 9110 §15):
 //!
@@ -23,7 +23,7 @@
 //! ## Validators and digests: one policy, decided once per request
 //!
 //! A file's strong ETag is computed after the file is first served, in the background
-//! (see [`crate::CacheConfig::max_background_hashes`]). Every file response — the file
+//! (see [`crate::cache::CacheConfig::max_background_hashes`]). Every file response — the file
 //! server's fast path and its ordinary path, an `MmapFile` returned from your own
 //! route, a listing — goes through [`ValidatorPolicy`], decided once per request from
 //! its method and headers:
@@ -183,7 +183,7 @@ pub(crate) struct Prepared {
 pub(crate) const PREFETCH_MAX: u64 = 8 * 1024;
 
 impl MmapFile {
-    /// Serves an entry (from [`crate::Cache::get`] or [`Entry::from_bytes`]).
+    /// Serves an entry (from [`crate::cache::Cache::get`] or [`Entry::from_bytes`]).
     pub fn new(entry: Arc<Entry>) -> MmapFile {
         MmapFile {
             entry,
