@@ -29,7 +29,7 @@ use rocket::fairing::AdHoc;
 use rocket::{get, routes, State};
 use rocket_mmap::cache::Entry;
 use rocket_mmap::setup::{parse_size, SizeSetting};
-use rocket_mmap::{AccessLog, FileServer, Metrics, Mmap, MmapConfig, MmapFile};
+use rocket_mmap::{AccessLog, ConfigError, FileServer, Metrics, Mmap, MmapConfig, MmapFile};
 
 /// Serve files over HTTP with byte ranges, strong ETags and conditional requests,
 /// from memory-mapped files.
@@ -87,8 +87,15 @@ struct Args {
     tag_store: Option<PathBuf>,
 }
 
+/// A size flag's value; clap's message names the flag and the value, so the error is
+/// only what was expected.
 fn size_arg(text: &str) -> Result<u64, String> {
-    parse_size(text).map_err(|e| e.0)
+    parse_size(text).map_err(|e| match e {
+        ConfigError::InvalidSize {
+            too_large: true, ..
+        } => format!("more than {} bytes", u64::MAX),
+        _ => "expected a number of bytes, optionally with k, m or g (e.g. 512k)".to_owned(),
+    })
 }
 
 /// `path` made absolute against the current directory (Rocket would resolve a bare
