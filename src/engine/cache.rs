@@ -151,6 +151,29 @@ impl Slot {
 type Map = DashMap<PathBuf, Arc<Slot>, foldhash::fast::RandomState>;
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
+///
+/// ```rust
+/// use std::sync::Arc;
+/// use rocket_mmap::cache::{Cache, CacheConfig, Revalidate};
+///
+/// # let dir = std::env::temp_dir().join(format!("rocket-mmap-doc-cache-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("hello.txt");
+/// # std::fs::write(&path, "Hello, world!\n").unwrap();
+/// let cache = Cache::new(CacheConfig {
+///     max_entries: 256,
+///     revalidate: Revalidate::Always, // a `stat` per request notices a changed file
+///     ..CacheConfig::default()
+/// });
+/// // On a blocking thread, or at start-up; `cache.get(&path).await` on an async one.
+/// let entry = cache.get_blocking(&path)?; // mapped once…
+/// assert_eq!(&entry.content()[..], b"Hello, world!\n");
+/// let again = cache.get_blocking(&path)?; // …and shared
+/// assert!(Arc::ptr_eq(&entry, &again));
+/// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), rocket_mmap::CacheError>(())
+/// ```
 pub struct Cache {
     /// Keyed by the path as given. Hashed with foldhash, not SipHash: keys are only
     /// ever paths of files that exist (a slot is made after a successful `stat`), so

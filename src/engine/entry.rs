@@ -27,6 +27,19 @@ use crate::semantics::etag::EntityTag;
 /// background hash ends ([`Entry::etag`] is `None` until then; [`Entry::strong_etag`]
 /// waits for it). The tag is published only if the hash proved it describes this
 /// entry's version; no tag ever describes another version.
+///
+/// ```rust
+/// use rocket_mmap::cache::Entry;
+/// use rocket_mmap::EntityTag;
+///
+/// let entry = Entry::from_static(b"Hello, world!\n", "text/plain; charset=utf-8");
+/// assert_eq!(entry.len(), 14);
+/// assert_eq!(entry.content_type(), "text/plain; charset=utf-8");
+/// // In-memory content is hashed at once: its strong ETag is known.
+/// let tag = EntityTag::from_content(b"Hello, world!\n");
+/// assert_eq!(entry.etag(), Some(&tag));
+/// assert_eq!(entry.etag_header(), Some(tag.to_string().as_str()));
+/// ```
 #[derive(Debug)]
 pub struct Entry {
     content: Bytes,

@@ -1,38 +1,7 @@
 //! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`) and the
 //! fairing that installs the managed [`Mmap`] state.
 //!
-//! Every key lives under `mmap` and is optional; each can also be set from the
-//! environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
-//! once as `ROCKET_MMAP={chunk_size=262144}`:
-//!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `max_entries` | `1024` | most files kept mapped |
-//! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
-//! | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
-//! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
-//! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
-//! | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
-//! | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
-//! | `cache_control` | none | `Cache-Control` for every file |
-//! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
-//! | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
-//! | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
-//! | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
-//! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
-//! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
-//! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
-//! | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
-//!
-//! ```toml
-//! [default.mmap]
-//! revalidate = 250
-//! cache_control = "public, max-age=3600"
-//! cache_control_by_extension = { html = "no-cache" }
-//! digests = ["sha-256"]
-//! limit_rate = "512k"
-//! limit_rate_after = "2m"
-//! ```
+//! The keys are in [`MmapConfig`]'s docs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -111,7 +80,58 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
     n.checked_mul(1 << shift).ok_or_else(|| bad(true))
 }
 
-/// The `mmap` section of the Rocket configuration. See the module docs for the keys.
+/// The `mmap` section of the Rocket configuration.
+///
+/// Every key lives under `mmap` and is optional; each can also be set from the
+/// environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
+/// once as `ROCKET_MMAP={chunk_size=262144}`:
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `max_entries` | `1024` | most files kept mapped |
+/// | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+/// | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
+/// | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), `"watch"` (inotify says which files changed; feature `watch`, Linux), or a number of milliseconds between checks |
+/// | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
+/// | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
+/// | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
+/// | `cache_control` | none | `Cache-Control` for every file |
+/// | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
+/// | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
+/// | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
+/// | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
+/// | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
+/// | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
+/// | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
+/// | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
+///
+/// ```toml
+/// [default.mmap]
+/// revalidate = 250
+/// cache_control = "public, max-age=3600"
+/// cache_control_by_extension = { html = "no-cache" }
+/// digests = ["sha-256"]
+/// limit_rate = "512k"
+/// limit_rate_after = "2m"
+/// ```
+///
+/// [`Mmap::fairing`] reads it; an application can also make one in code:
+///
+/// ```rust
+/// use rocket_mmap::setup::{RevalidateSetting, SizeSetting};
+/// use rocket_mmap::{Mmap, MmapConfig};
+///
+/// let config = MmapConfig {
+///     revalidate: RevalidateSetting::Millis(250),
+///     limit_rate: SizeSetting::Text("512k".into()),
+///     cache_control: Some("public, max-age=3600".into()),
+///     ..MmapConfig::default()
+/// };
+/// let (_cache, options) = config.split()?;
+/// assert_eq!(options.rate_limit.bytes_per_second, 512 << 10);
+/// let state = Mmap::from_config(&config)?; // to `manage` instead of `Mmap::fairing()`
+/// # Ok::<(), rocket_mmap::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(crate = "rocket::serde", default)]
 pub struct MmapConfig {

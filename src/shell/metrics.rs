@@ -118,6 +118,20 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The metrics endpoint: a handler to mount (it answers `GET` at its mount point) and a
 /// responder to return from a route of your own. See the module docs.
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_mmap::{FileServer, Metrics, Mmap};
+///
+/// #[launch]
+/// fn rocket() -> _ {
+///     rocket::build()
+///         .attach(Mmap::fairing())
+///         .attach(Metrics::fairing()) // responses by status code
+///         .mount("/metrics", Metrics::new())
+///         .mount("/", FileServer::from("static"))
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Metrics;
 
