@@ -62,6 +62,8 @@
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Every public type a signature hands out can be named by its user.
+#![warn(unnameable_types)]
 
 pub mod semantics;
 
@@ -161,7 +163,10 @@ pub mod cache {
 
     #[cfg(feature = "tag-store")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tag-store")))]
-    pub use crate::engine::tag_store::{StoredTags, TagStore, TagStoreError, TagStoreStats};
+    pub use crate::engine::{
+        fingerprint::Fingerprint,
+        tag_store::{StoredTags, TagStore, TagStoreError, TagStoreStats},
+    };
 
     /// How many mappings the SIGBUS guard has registered now (for the bounds test).
     #[doc(hidden)]

@@ -113,8 +113,9 @@ impl Entry {
 
     /// Which precompressed siblings (`.br`, `.gz`) this file version has: `probe` runs
     /// once per entry, so the file system is asked once per version of the file, not
-    /// on every request.
-    pub fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
+    /// on every request. For the file server.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
         *self.siblings.get_or_init(probe)
     }
 
@@ -220,7 +221,7 @@ impl Entry {
     }
 
     /// The fingerprint of the file version this entry was made from (files only).
-    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+    pub(crate) fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()
     }
 
