@@ -59,6 +59,8 @@
 //!
 //! `default-features = false` builds the semantics and the engine alone.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The crate docs link the Rocket types, which a build without `rocket` does not have.
+#![cfg_attr(not(feature = "rocket"), allow(rustdoc::broken_intra_doc_links))]
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
