@@ -29,7 +29,7 @@
 //! | [`Mmap`] | the managed state: the cache and the response options | what a route takes as `&State<Mmap>` |
 //! | [`MmapConfig`], [`ConfigError`] | the `mmap` section of `Rocket.toml`, and what can be wrong in it | configuration in code, and the error to match |
 //! | [`ResponseOptions`] | range bounds, chunk size, `Cache-Control`, digests, pace | the second half of [`Mmap::new`] |
-//! | [`RateLimit`] | a response's pace (nginx's `limit_rate`) | an option of [`MmapFile`] and [`ResponseOptions`] |
+//! | [`RateLimit`] | a response's pace (nginx's `limit_rate`) | the field of [`ResponseOptions`] that [`MmapFile::limit_rate`] and [`FileServer::limit_rate`] override |
 //! | [`CacheError`] | why a path could not be served | what a route returns beside [`MmapFile`] |
 //! | [`EntityTag`] | a strong or weak entity tag (RFC 9110 §8.8.3) | what a route gives [`StreamedFile`] |
 //! | [`AccessLog`] | the access log fairing (combined log format) | attached by applications that log |
@@ -38,10 +38,12 @@
 //! | [`cache`] | the engine without Rocket: [`Cache`](cache::Cache), [`Entry`](cache::Entry), [`respond`](cache::respond), the body, the counters, the tag store | for serving from another framework, for tests, benchmarks and monitoring |
 //! | [`semantics`] | RFC 9110 as plain values in, decisions out: ranges, entity tags, dates, preconditions, the decision for a request, multipart layout, digests, paths | a framework-free HTTP library of its own |
 //!
-//! That is 16 items at the root with every feature (13 types, 3 modules), 15 with
-//! the default features; `default-features = false` (no Rocket) leaves [`cache`],
+//! That is 16 items at the root (13 types, 3 modules) with the default features or
+//! every feature, 15 for a library that asks for `features = ["rocket"]` alone (no
+//! `Metrics`); `default-features = false` (no Rocket) leaves [`cache`],
 //! [`semantics`], [`CacheError`], [`EntityTag`] and [`RateLimit`]. Nothing of the
-//! memory mapping itself (its SIGBUS guard, its poison flag) is public.
+//! memory mapping itself (its SIGBUS guard, its poison flag) is public, and every
+//! type a public signature names can be named by its user.
 //!
 //! Items behind a feature are marked as such on docs.rs.
 //!
