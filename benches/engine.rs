@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rocket_mmap::SegmentBody;
-use rocket_mmap::{Cache, CacheConfig, EntityTag, Entry, Revalidate};
+use rocket_mmap::cache::SegmentBody;
+use rocket_mmap::cache::{Cache, CacheConfig, Entry, Revalidate};
+use rocket_mmap::EntityTag;
 use tokio::io::ReadBuf;
 
 fn temp_file(name: &str, len: usize) -> PathBuf {
@@ -114,9 +115,9 @@ fn drain(mut body: SegmentBody, buf: &mut [u8]) -> usize {
 }
 
 fn resident_bodies(c: &mut Criterion) {
+    use rocket_mmap::semantics::decide::ServeRequest;
     use rocket_mmap::semantics::precondition::Method;
     use rocket_mmap::semantics::range::RangeLimits;
-    use rocket_mmap::serve::ServeRequest;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,7 +145,8 @@ fn resident_bodies(c: &mut Criterion) {
         for (who, entry) in [("mapped_resident", &*mapped), ("heap", &heap)] {
             g.bench_function(who, |b| {
                 b.iter(|| {
-                    let reply = rocket_mmap::respond(entry, &get, &RangeLimits::default(), now);
+                    let reply =
+                        rocket_mmap::cache::respond(entry, &get, &RangeLimits::default(), now);
                     black_box(drain(reply.body, &mut buf))
                 })
             });

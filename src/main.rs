@@ -4,7 +4,7 @@
 //!
 //! TLS: `--tls-cert FILE --tls-key FILE` (PEM), or `[default.tls]` in `Rocket.toml`,
 //! or `ROCKET_TLS`; the flags win. The pair is checked before launch
-//! ([`rocket_mmap::check_tls`]), so a missing file or a key of another certificate is
+//! ([`rocket_mmap::setup::check_tls`]), so a missing file or a key of another certificate is
 //! one clear line and exit code 2, not a failure to bind. With TLS, Rocket offers
 //! HTTP/2 by ALPN; without it, HTTP/1.1 and HTTP/2 with prior knowledge (h2c).
 //!
@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rocket::fairing::AdHoc;
 use rocket::{get, routes, State};
-use rocket_mmap::config::{parse_size, MmapConfig, SizeSetting};
-use rocket_mmap::{AccessLog, Entry, FileServer, Metrics, Mmap, MmapFile};
+use rocket_mmap::cache::Entry;
+use rocket_mmap::setup::{parse_size, SizeSetting};
+use rocket_mmap::{AccessLog, ConfigError, FileServer, Metrics, Mmap, MmapConfig, MmapFile};
 
 /// Serve files over HTTP with byte ranges, strong ETags and conditional requests,
 /// from memory-mapped files.
@@ -86,8 +87,15 @@ struct Args {
     tag_store: Option<PathBuf>,
 }
 
+/// A size flag's value; clap's message names the flag and the value, so the error is
+/// only what was expected.
 fn size_arg(text: &str) -> Result<u64, String> {
-    parse_size(text).map_err(|e| e.0)
+    parse_size(text).map_err(|e| match e {
+        ConfigError::InvalidSize {
+            too_large: true, ..
+        } => format!("more than {} bytes", u64::MAX),
+        _ => "expected a number of bytes, optionally with k, m or g (e.g. 512k)".to_owned(),
+    })
 }
 
 /// `path` made absolute against the current directory (Rocket would resolve a bare
@@ -289,7 +297,7 @@ fn warm(mmap: &Mmap, dir: &Path) {
 /// Reopens the access log when `SIGUSR1` or `SIGHUP` arrives, on a task of its own,
 /// so that logrotate can rename the file and signal (`postrotate kill -USR1`) instead of
 /// `copytruncate`, which loses lines. The reopen goes through the log's queue (see
-/// [`rocket_mmap::AccessLogFlusher::reopen`]): lines before it end in the renamed file, lines after
+/// [`rocket_mmap::setup::AccessLogFlusher::reopen`]): lines before it end in the renamed file, lines after
 /// it in the new one.
 ///
 /// `SIGUSR1` is nginx's signal for this. `SIGHUP` does the same rather than ending the
@@ -299,7 +307,7 @@ fn warm(mmap: &Mmap, dir: &Path) {
 /// configuration once, so a reopen is all there is to do. Without an access log (or
 /// with `--access-log -`), the signals are noted on standard error and ignored.
 #[cfg(unix)]
-fn reopen_on_signals(log: Option<rocket_mmap::AccessLogFlusher>) -> std::io::Result<()> {
+fn reopen_on_signals(log: Option<rocket_mmap::setup::AccessLogFlusher>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -379,7 +387,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tls = match rocket_mmap::check_tls(&rocket_config) {
+    let tls = match rocket_mmap::setup::check_tls(&rocket_config) {
         Ok(on) => on,
         Err(e) => {
             eprintln!("error: {e}");

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use rocket_mmap::cache::{respond, Entry, SegmentBody};
+use rocket_mmap::semantics::decide::ServeRequest;
 use rocket_mmap::semantics::precondition::Method;
 use rocket_mmap::semantics::range::RangeLimits;
-use rocket_mmap::serve::{respond, ServeRequest};
-use rocket_mmap::Entry;
-use rocket_mmap::SegmentBody;
 use tokio::io::ReadBuf;
 
 struct Counting;

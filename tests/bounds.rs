@@ -1,7 +1,7 @@
 //! Resource bounds: 3000 distinct files requested one after another leave open file
 //! descriptors and mappings under the configured bound.
 
-use rocket_mmap::{Cache, CacheConfig};
+use rocket_mmap::cache::{Cache, CacheConfig};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -55,7 +55,7 @@ async fn three_thousand_files_stay_under_the_bounds() {
     // Mappings: the live entries only (evicted ones are unmapped at once).
     let maps = mappings_under(&dir);
     assert!(maps <= bound, "{maps} mappings of {bound} allowed");
-    assert!(rocket_mmap::sigbus_registrations() <= bound + 16);
+    assert!(rocket_mmap::cache::sigbus_registrations() <= bound + 16);
     drop(cache);
     assert_eq!(
         mappings_under(&dir),

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes, State};
-use rocket_mmap::{
-    CacheConfig, DigestAlgorithm, Entry, FileServer, Mmap, MmapFile, ResponseOptions,
-};
+use rocket_mmap::cache::{CacheConfig, Entry};
+use rocket_mmap::semantics::digest::DigestAlgorithm;
+use rocket_mmap::{FileServer, Mmap, MmapFile, ResponseOptions};
 use sha2::{Digest, Sha256, Sha512};
 
 use common::{etag_of, pseudo_random, TempDir};

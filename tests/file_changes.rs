@@ -133,7 +133,7 @@ fn set_receive_buffer(stream: &std::net::TcpStream, bytes: libc::c_int) {
 /// A file truncated to a size that is not a multiple of the page size keeps its last
 /// page mapped: the bytes of that page past the new end read as zeros *without*
 /// SIGBUS. The mapping's sentinel (its last non-zero byte, see
-/// `rocket_mmap::mapping::MappingWatch`) notices, so the response in flight is cut
+/// `MappingWatch` in `src/engine/mapping.rs`, crate-internal) notices, so the response in flight is cut
 /// rather than completed with zeros (DESIGN.md: "never completed with wrong bytes").
 ///
 /// Steps: a file of 64 MiB + 3000 bytes; a client starts a GET and reads slowly (its

@@ -6,61 +6,53 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rocket::http::Method;
 use rocket::local::asynchronous::Client;
 
 use common::local::{client, figment, get, rocket_with, send, Resp};
-use rocket_mmap::{FileServer, Symlinks, DEFAULT_BROWSE_MAX_ENTRIES};
+use common::TempDir;
+use rocket_mmap::setup::DEFAULT_BROWSE_MAX_ENTRIES;
+use rocket_mmap::{FileServer, Symlinks};
 
 // ---------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------
 
 /// `<base>/root` is served; `<base>/outside.txt` lies next to it and must never be
-/// listed or reachable.
-struct TempDir {
-    base: PathBuf,
+/// listed or reachable. Both directories are removed on drop.
+struct Site {
+    root: TempDir,
+    base: TempDir,
 }
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let base = std::env::temp_dir().join(format!(
-            "rocket-mmap-listing-{name}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("root")).unwrap();
-        std::fs::write(base.join("outside.txt"), b"outside the root").unwrap();
-        TempDir { base }
+impl Site {
+    fn new(name: &str) -> Site {
+        let base = TempDir::new(&format!("listing-{name}"));
+        base.write("outside.txt", b"outside the root");
+        Site {
+            root: base.child("root"),
+            base,
+        }
     }
 
     fn root(&self) -> PathBuf {
-        self.base.join("root")
+        self.root.path().to_path_buf()
     }
 
     /// Writes `content` at `rel` below the root (parents created).
     fn file(&self, rel: &str, content: &[u8]) -> PathBuf {
-        let p = self.root().join(rel);
+        let p = self.root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, content).unwrap();
         p
     }
 
     fn dir(&self, rel: &str) -> PathBuf {
-        let p = self.root().join(rel);
+        let p = self.root.join(rel);
         std::fs::create_dir_all(&p).unwrap();
         p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
     }
 }
 
@@ -109,7 +101,7 @@ fn hrefs(page: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn off_by_default_and_an_index_file_wins() {
-    let d = TempDir::new("off");
+    let d = Site::new("off");
     d.file("a.txt", b"a");
     d.file("site/index.html", b"<p>index</p>");
     d.file("site/other.txt", b"o");
@@ -129,7 +121,7 @@ async fn off_by_default_and_an_index_file_wins() {
 
 #[tokio::test]
 async fn html_lists_directories_first_with_size_and_time() {
-    let d = TempDir::new("html");
+    let d = Site::new("html");
     d.file("b.txt", &[7u8; 2048]);
     d.file("A.txt", b"tiny");
     d.dir("zeta");
@@ -169,7 +161,7 @@ async fn html_lists_directories_first_with_size_and_time() {
 
 #[tokio::test]
 async fn json_by_accept_or_by_query_and_sortable() {
-    let d = TempDir::new("json");
+    let d = Site::new("json");
     d.file("small.txt", b"12");
     d.file("big.txt", &[0u8; 300]);
     d.file("mid.txt", &[0u8; 30]);
@@ -233,7 +225,7 @@ async fn json_by_accept_or_by_query_and_sortable() {
 
 #[tokio::test]
 async fn listing_has_validators_conditionals_ranges_and_head() {
-    let d = TempDir::new("validators");
+    let d = Site::new("validators");
     d.file("one.txt", b"1");
     d.file("two.txt", b"22");
     let c = browse(&d.root()).await;
@@ -279,7 +271,7 @@ async fn listing_has_validators_conditionals_ranges_and_head() {
 
 #[tokio::test]
 async fn rebuilt_when_an_entry_is_added_and_when_a_file_changes_in_place() {
-    let d = TempDir::new("rebuild");
+    let d = Site::new("rebuild");
     d.file("a.txt", b"a");
     let c = browse(&d.root()).await;
     let first = get(&c, "/?format=json", &[]).await;
@@ -311,7 +303,7 @@ async fn rebuilt_when_an_entry_is_added_and_when_a_file_changes_in_place() {
 
 #[tokio::test]
 async fn dotfiles_are_listed_only_when_served() {
-    let d = TempDir::new("dotfiles");
+    let d = Site::new("dotfiles");
     d.file(".env", b"SECRET=1");
     d.file(".git/config", b"x");
     d.file("visible.txt", b"v");
@@ -331,11 +323,11 @@ async fn dotfiles_are_listed_only_when_served() {
 #[cfg(unix)]
 #[tokio::test]
 async fn symlinks_are_listed_only_when_followed() {
-    let d = TempDir::new("links");
+    let d = Site::new("links");
     d.file("real.txt", b"real");
     d.file("docs/manual.txt", b"manual");
     std::os::unix::fs::symlink(d.base.join("outside.txt"), d.root().join("escape.txt")).unwrap();
-    std::os::unix::fs::symlink(&d.base, d.root().join("escape-dir")).unwrap();
+    std::os::unix::fs::symlink(d.base.path(), d.root().join("escape-dir")).unwrap();
     std::os::unix::fs::symlink(d.root().join("real.txt"), d.root().join("alias.txt")).unwrap();
     std::os::unix::fs::symlink(d.root().join("docs"), d.root().join("docs-link")).unwrap();
     std::os::unix::fs::symlink(d.root().join("gone"), d.root().join("dangling")).unwrap();
@@ -395,7 +387,7 @@ async fn symlinks_are_listed_only_when_followed() {
 #[tokio::test]
 async fn hostile_names_are_escaped_and_their_links_serve_them() {
     use std::os::unix::ffi::OsStrExt;
-    let d = TempDir::new("hostile");
+    let d = Site::new("hostile");
     let names_and_bodies: [(&[u8], &[u8]); 9] = [
         (b"<img src=x onerror=alert(1)>.txt", b"img"),
         (b"100%.txt", b"percent"),
@@ -470,7 +462,7 @@ async fn hostile_names_are_escaped_and_their_links_serve_them() {
 #[tokio::test]
 async fn names_the_server_refuses_are_not_listed() {
     use std::os::unix::ffi::OsStrExt;
-    let d = TempDir::new("refused");
+    let d = Site::new("refused");
     for name in [
         &b"new\nline.txt"[..],
         b"back\\slash.txt",
@@ -496,7 +488,7 @@ async fn names_the_server_refuses_are_not_listed() {
 #[tokio::test]
 async fn non_utf8_names_are_served_without_browsing_too() {
     use std::os::unix::ffi::OsStrExt;
-    let d = TempDir::new("bytes");
+    let d = Site::new("bytes");
     std::fs::write(
         d.root().join(std::ffi::OsStr::from_bytes(b"\xff\xfe.bin")),
         b"raw",
@@ -522,7 +514,7 @@ async fn non_utf8_names_are_served_without_browsing_too() {
 
 #[tokio::test]
 async fn without_the_redirect_links_still_resolve_below_the_directory() {
-    let d = TempDir::new("noslash");
+    let d = Site::new("noslash");
     d.file("sub dir/f.txt", b"f");
     let c = client_for(
         FileServer::from(d.root())
@@ -560,7 +552,7 @@ async fn without_the_redirect_links_still_resolve_below_the_directory() {
 
 #[tokio::test]
 async fn a_configured_bound_cuts_the_listing_and_says_so() {
-    let d = TempDir::new("bound");
+    let d = Site::new("bound");
     for i in 0..30 {
         d.file(&format!("f{i:02}.txt"), &vec![b'x'; i]);
     }
@@ -595,7 +587,7 @@ async fn a_configured_bound_cuts_the_listing_and_says_so() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_directory_of_100_000_entries_is_answered_within_the_bound() {
     const ENTRIES: usize = 100_000;
-    let d = TempDir::new("huge");
+    let d = Site::new("huge");
     let huge = d.dir("huge");
     let made = Instant::now();
     for i in 0..ENTRIES {

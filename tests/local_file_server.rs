@@ -13,7 +13,8 @@ use common::{find, set_mtime};
 use rocket::http::Method;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
-use rocket_mmap::{Entry, FileServer, Symlinks};
+use rocket_mmap::cache::Entry;
+use rocket_mmap::{FileServer, Symlinks};
 
 /// IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn assert_imf_fixdate(v: &str) {

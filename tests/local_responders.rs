@@ -11,7 +11,8 @@ use std::sync::Arc;
 use common::local::*;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes, State};
-use rocket_mmap::{CacheError, Entry, Mmap, MmapFile};
+use rocket_mmap::cache::Entry;
+use rocket_mmap::{CacheError, Mmap, MmapFile};
 
 // ---------------------------------------------------------------------------
 // Content-Disposition

@@ -13,11 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 #[allow(dead_code)]
 mod fuzzing;
 
+use rocket_mmap::cache::SegmentBody;
 use rocket_mmap::semantics::date::HttpDate;
 use rocket_mmap::semantics::etag::{list_matches, Comparison, EntityTag};
 use rocket_mmap::semantics::multipart::{self, MultipartLayout};
 use rocket_mmap::semantics::range::{self, ByteRange, RangeLimits, RangePlan, RangeSpec};
-use rocket_mmap::SegmentBody;
 
 /// A range-spec as a client might write it, kept valid (`first <= last`).
 fn spec() -> impl Strategy<Value = RangeSpec> {

@@ -3,8 +3,7 @@
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
-use rocket_mmap::responder::StreamedFile;
-use rocket_mmap::EntityTag;
+use rocket_mmap::{EntityTag, StreamedFile};
 
 const DATA: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 

@@ -327,7 +327,7 @@ fn a_restart_with_the_tag_store_tags_a_known_file_without_reading_it() {
     assert_eq!((meta.len(), meta.modified().unwrap()), (SIZE as u64, mtime));
     let new_tag = etag_of(&rewritten);
     assert_ne!(new_tag, tag);
-    std::thread::sleep(rocket_mmap::SETTLE); // As a deployment would: settled.
+    std::thread::sleep(rocket_mmap::cache::SETTLE); // As a deployment would: settled.
     let b = cold_start(lib.path(), &with_store, Some(&code));
     let r = head(&b);
     assert_ne!(

@@ -45,6 +45,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use tokio::io::ReadBuf;
 
+use rocket_mmap::cache::SegmentBody;
 use rocket_mmap::semantics::date::HttpDate;
 use rocket_mmap::semantics::etag::{list_matches, Comparison, EntityTag};
 use rocket_mmap::semantics::multipart::{self, MultipartLayout};
@@ -52,7 +53,6 @@ use rocket_mmap::semantics::precondition::{self, Conditionals, Method, Outcome, 
 use rocket_mmap::semantics::range::{
     self, ByteRange, IgnoredBecause, ParseError, RangeLimits, RangePlan,
 };
-use rocket_mmap::SegmentBody;
 
 /// Length of the binary prefix [`check_range`] reads before the header value.
 pub const RANGE_PREFIX_LEN: usize = 12;

@@ -56,6 +56,24 @@ impl std::fmt::Display for ContentChanged {
 impl std::error::Error for ContentChanged {}
 
 /// A sized `AsyncRead + AsyncSeek` over a list of `Bytes` segments.
+///
+/// ```rust
+/// use bytes::Bytes;
+/// use rocket_mmap::cache::SegmentBody;
+/// use tokio::io::AsyncReadExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// // Two slices of one buffer, as a multipart body's parts are slices of a mapping.
+/// let content = Bytes::from_static(b"Hello, world!\n");
+/// let mut body = SegmentBody::new(vec![content.slice(0..5), content.slice(7..12)]);
+/// assert_eq!(body.len(), 10);
+/// let mut sent = Vec::new();
+/// body.read_to_end(&mut sent).await?;
+/// assert_eq!(sent, b"Helloworld");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct SegmentBody {
     segments: Vec<Bytes>,

@@ -1,16 +1,16 @@
 //! Integrity digests (SHA-256, SHA-512) of an entry's content: facts of one version of
 //! a file, like its ETag.
 //!
-//! * **Once per entry and algorithm**, kept in the [`Entry`](crate::Entry) (a cell per
+//! * **Once per entry and algorithm**, kept in the [`Entry`](crate::cache::Entry) (a cell per
 //!   algorithm). A changed file is a new entry (the cache's change detection), so a
 //!   digest can never outlive the version it describes.
 //! * **Off the async workers**: hashing runs on tokio's blocking pool
 //!   (`spawn_blocking`). It is a detached task: a request that stops waiting (client
 //!   gone) does not waste it; the result is kept for the next request. A file entry's
 //!   digests wait for a permit of the cache's bound on hashes, which they share with
-//!   the ETags' hashes ([`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)).
+//!   the ETags' hashes ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).
 //! * **Single flight**: however many requests ask at once, one task hashes; the others
-//!   wait for its notification ([`Entry::digest_computations`](crate::Entry::digest_computations)
+//!   wait for its notification ([`Entry::digest_computations`](crate::cache::Entry::digest_computations)
 //!   counts the hashes, for tests and monitoring).
 //! * **Never a digest of zeros or of a mix of versions**: after hashing a mapping, the
 //!   task checks the SIGBUS guard's poison flag, the last page's sentinel, and (unless

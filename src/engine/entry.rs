@@ -27,6 +27,19 @@ use crate::semantics::etag::EntityTag;
 /// background hash ends ([`Entry::etag`] is `None` until then; [`Entry::strong_etag`]
 /// waits for it). The tag is published only if the hash proved it describes this
 /// entry's version; no tag ever describes another version.
+///
+/// ```rust
+/// use rocket_mmap::cache::Entry;
+/// use rocket_mmap::EntityTag;
+///
+/// let entry = Entry::from_static(b"Hello, world!\n", "text/plain; charset=utf-8");
+/// assert_eq!(entry.len(), 14);
+/// assert_eq!(entry.content_type(), "text/plain; charset=utf-8");
+/// // In-memory content is hashed at once: its strong ETag is known.
+/// let tag = EntityTag::from_content(b"Hello, world!\n");
+/// assert_eq!(entry.etag(), Some(&tag));
+/// assert_eq!(entry.etag_header(), Some(tag.to_string().as_str()));
+/// ```
 #[derive(Debug)]
 pub struct Entry {
     content: Bytes,
@@ -100,8 +113,9 @@ impl Entry {
 
     /// Which precompressed siblings (`.br`, `.gz`) this file version has: `probe` runs
     /// once per entry, so the file system is asked once per version of the file, not
-    /// on every request.
-    pub fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
+    /// on every request. For the file server.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
         *self.siblings.get_or_init(probe)
     }
 
@@ -174,7 +188,7 @@ impl Entry {
 
     /// Starts the tag's hash in the background, if the cache that loaded the entry
     /// hashes in the background
-    /// ([`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)).
+    /// ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).
     pub(crate) fn start_etag(&self) {
         self.tag.start_background();
     }
@@ -207,12 +221,13 @@ impl Entry {
     }
 
     /// The fingerprint of the file version this entry was made from (files only).
-    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+    pub(crate) fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()
     }
 
     /// The mapping's watch (mapped files only): its poison flag and truncation probe.
-    pub fn watch(&self) -> Option<&Arc<MappingWatch>> {
+    /// Crate-internal: the mapping's guard is no part of the public API.
+    pub(crate) fn watch(&self) -> Option<&Arc<MappingWatch>> {
         self.watch.as_ref()
     }
 

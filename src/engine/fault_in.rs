@@ -41,7 +41,7 @@
 //!   flight ahead of its reader.
 //!   `MADV_SEQUENTIAL` is not used: it applies to the shared mapping and would make the
 //!   kernel drop pages that other readers of the file still use.
-//! * **Bounded**: at most [`CacheConfig::max_fault_ins`](crate::CacheConfig) fault-ins
+//! * **Bounded**: at most [`CacheConfig::max_fault_ins`](crate::cache::CacheConfig) fault-ins
 //!   run at once for a whole cache (a semaphore); the others wait, counted as queued.
 //!   Done, queued and running fault-ins and the time they waited are in the cache's
 //!   counters (`engine::stats`) and the metrics.
@@ -78,7 +78,7 @@ use crate::engine::stats::Counters;
 pub const WINDOW: usize = 1 << 20;
 
 /// The default bound on fault-ins in flight for one cache
-/// ([`CacheConfig::max_fault_ins`](crate::CacheConfig)): as many as nginx's default
+/// ([`CacheConfig::max_fault_ins`](crate::cache::CacheConfig)): as many as nginx's default
 /// `aio threads` pool has threads. Each one is a blocking-pool thread waiting for the
 /// disk, so the bound is on the disk's queue, not on CPU.
 pub const DEFAULT_MAX_FAULT_INS: usize = 32;

@@ -6,12 +6,12 @@
 //! `engine::tag`, which also holds the checks that make the tag describe exactly one
 //! version). Three loads hash before they return, on the loading thread, with the same
 //! checks (a file changed while it was hashed is loaded again; see
-//! [`SETTLE`](crate::SETTLE)):
+//! [`SETTLE`](crate::cache::SETTLE)):
 //!
 //! * start-up warming and other synchronous callers ([`Hash::AtLoad`], through
-//!   [`Cache::get_blocking`](crate::Cache::get_blocking), which the binary's `--warm`
+//!   [`Cache::get_blocking`](crate::cache::Cache::get_blocking), which the binary's `--warm`
 //!   uses);
-//! * a cache with [`CacheConfig::digests_at_load`](crate::CacheConfig::digests_at_load),
+//! * a cache with [`CacheConfig::digests_at_load`](crate::cache::CacheConfig::digests_at_load),
 //!   whose digests are computed here too, with the same guarantee;
 //! * a small file ([`HASH_AT_LOAD_MAX`](crate::engine::tag::HASH_AT_LOAD_MAX), 64 KiB):
 //!   one small read the body makes anyway.
@@ -58,8 +58,8 @@ const LOAD_ATTEMPTS: usize = 3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Hash {
     /// Hash now, on the calling (blocking) thread: start-up warming
-    /// ([`Cache::get_blocking`](crate::Cache::get_blocking)) and
-    /// [`CacheConfig::digests_at_load`](crate::CacheConfig::digests_at_load).
+    /// ([`Cache::get_blocking`](crate::cache::Cache::get_blocking)) and
+    /// [`CacheConfig::digests_at_load`](crate::cache::CacheConfig::digests_at_load).
     AtLoad,
     /// Hash now only a small file ([`HASH_AT_LOAD_MAX`](crate::engine::tag::HASH_AT_LOAD_MAX));
     /// leave the tag of any other file pending, for the background.

@@ -241,11 +241,6 @@ impl MappingWatch {
         self.rewritten.load(Ordering::SeqCst)
     }
 
-    /// The poison flag.
-    pub fn poison_flag(&self) -> &Arc<AtomicBool> {
-        &self.poison
-    }
-
     /// Whether the mapping was found truncated.
     pub fn is_poisoned(&self) -> bool {
         self.poison.load(Ordering::SeqCst)
@@ -320,7 +315,7 @@ pub(crate) fn read_in(_bytes: &[u8]) {}
 /// nothing later shows that the copy ended: a load (and the background hash of its
 /// tag, and every body served under that fingerprint) would read the old bytes or a
 /// mix under a fingerprint that names the new version. The settle rule
-/// ([`SETTLE`](crate::SETTLE): hash again 50 ms after a recent change, the two must
+/// ([`SETTLE`](crate::cache::SETTLE): hash again 50 ms after a recent change, the two must
 /// agree) closes that window only for writers that are not stalled longer than that
 /// between the two steps, and the soak (README, "Soak") once saw a writer that was.
 ///

@@ -1,5 +1,8 @@
 //! The mmap engine: files mapped once, hashed once, and served as slices of the
 //! mapping. It uses the [`semantics`](crate::semantics) and knows nothing of Rocket.
+//! Its public types are re-exported in [`cache`](crate::cache) (the few that a
+//! Rocket application names, [`CacheError`](crate::CacheError) and
+//! [`RateLimit`](crate::RateLimit), at the crate root too).
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -19,7 +22,7 @@
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `listing` | directory listings: a directory read, bounded, as the file server would serve it, and rendered as HTML or JSON (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
-//! | `respond` | from an entry and a request to a [`Reply`](crate::Reply) (status, headers, body) |
+//! | `respond` | from an entry and a request to a [`Reply`](crate::cache::Reply) (status, headers, body) |
 
 pub(crate) mod body;
 pub(crate) mod cache;

@@ -46,6 +46,21 @@ pub struct Reply {
 /// `If-None-Match` or `If-Range` would then be decided as for a representation without
 /// a tag, so wait for it first ([`Entry::strong_etag`]), as the Rocket shell does
 /// (its validator policy); a plain GET or HEAD needs no tag.
+///
+/// ```rust
+/// use std::time::SystemTime;
+/// use rocket_mmap::cache::{respond, Entry};
+/// use rocket_mmap::semantics::decide::{ServeRequest, Status};
+/// use rocket_mmap::semantics::precondition::Method;
+/// use rocket_mmap::semantics::range::RangeLimits;
+///
+/// let entry = Entry::from_static(b"Hello, world!\n", "text/plain");
+/// let request = ServeRequest::new(Method::Get).range("bytes=7-11");
+/// let reply = respond(&entry, &request, &RangeLimits::default(), SystemTime::now());
+/// assert_eq!(reply.status, Status::PartialContent);
+/// assert_eq!(reply.content_range.as_deref(), Some("bytes 7-11/14"));
+/// assert_eq!(reply.body.segments(), [&b"world"[..]]);
+/// ```
 pub fn respond(
     entry: &Entry,
     req: &ServeRequest<'_>,

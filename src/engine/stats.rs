@@ -27,8 +27,8 @@
 //! `counters.FIELD.fetch_add(1, Ordering::Relaxed)` where it happens (digests
 //! computed and paced responses were added this way).
 //!
-//! [`Cache`]: crate::Cache
-//! [`Cache::stats`]: crate::Cache::stats
+//! [`Cache`]: crate::cache::Cache
+//! [`Cache::stats`]: crate::cache::Cache::stats
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -73,8 +73,8 @@ macro_rules! counters {
             pub(crate) fault_in_wait: LoadTimeHistogram,
         }
 
-        /// A snapshot of a [`Cache`](crate::Cache)'s state and counters (see
-        /// [`Cache::stats`](crate::Cache::stats)): for tests, benchmarks and monitoring.
+        /// A snapshot of a [`Cache`](crate::cache::Cache)'s state and counters (see
+        /// [`Cache::stats`](crate::cache::Cache::stats)): for tests, benchmarks and monitoring.
         /// Counters only grow; `entries`, `bytes` and `bodies_in_flight` are levels.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct CacheStats {

@@ -8,7 +8,7 @@
 //! `ETag`; one that needs it waits for it: see `shell::plan::ValidatorPolicy`).
 //!
 //! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
-//!   most [`CacheConfig::max_background_hashes`](crate::CacheConfig::max_background_hashes)
+//!   most [`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)
 //!   files are hashed at once in the background for the whole cache (a semaphore,
 //!   [`HashLimit`]); the others queue. The digests of file entries (`engine::digest`)
 //!   take their permits from the same semaphore. A response that waits for a tag
@@ -31,7 +31,7 @@
 //!   load to the end of its hash), so that the check above is the same `fstat` of the
 //!   same open file a load made.
 //!
-//! In-memory entries ([`Entry::from_bytes`](crate::Entry::from_bytes) and friends) are
+//! In-memory entries ([`Entry::from_bytes`](crate::cache::Entry::from_bytes) and friends) are
 //! hashed when they are made, as before: their bytes are in memory.
 
 use std::fs::File;

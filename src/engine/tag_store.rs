@@ -10,7 +10,7 @@
 //! -d`), but every write moves the ctime, which no unprivileged process can set. The
 //! racy case of git's index (a change within the same timestamp tick as the hash) is
 //! the caller's: [`TagStore::record`] is only called for versions that had settled
-//! (ctime older than [`SETTLE`](crate::SETTLE)) when they were hashed.
+//! (ctime older than [`SETTLE`](crate::cache::SETTLE)) when they were hashed.
 //!
 //! Decisions:
 //! * **The store**: one [`redb`] file (3.x: pure Rust, copy-on-write B-trees, every
@@ -427,7 +427,7 @@ impl TagStore {
     ///
     /// The caller's contract (git's "racy" rule): `fp` must be the fingerprint the
     /// content was hashed under, and that version must have **settled** — its ctime
-    /// older than [`SETTLE`](crate::SETTLE) when it was hashed, with the
+    /// older than [`SETTLE`](crate::cache::SETTLE) when it was hashed, with the
     /// fingerprint unchanged after the hash — so that no second write within the same
     /// timestamp tick can share the fingerprint. `etag` is the strong tag of exactly
     /// those bytes, and `digests` the digests known for them so far; a later record of

@@ -1,38 +1,7 @@
 //! Configuration from Rocket's figment (`Rocket.toml`, `ROCKET_MMAP_*`) and the
 //! fairing that installs the managed [`Mmap`] state.
 //!
-//! Every key lives under `mmap` and is optional; each can also be set from the
-//! environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
-//! once as `ROCKET_MMAP={chunk_size=262144}`:
-//!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `max_entries` | `1024` | most files kept mapped |
-//! | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
-//! | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
-//! | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), or a number of milliseconds between checks |
-//! | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
-//! | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
-//! | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
-//! | `cache_control` | none | `Cache-Control` for every file |
-//! | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
-//! | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
-//! | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
-//! | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
-//! | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
-//! | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
-//! | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
-//! | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
-//!
-//! ```toml
-//! [default.mmap]
-//! revalidate = 250
-//! cache_control = "public, max-age=3600"
-//! cache_control_by_extension = { html = "no-cache" }
-//! digests = ["sha-256"]
-//! limit_rate = "512k"
-//! limit_rate_after = "2m"
-//! ```
+//! The keys are in [`MmapConfig`]'s docs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,9 +49,7 @@ impl SizeSetting {
     pub fn bytes(&self, key: &str) -> Result<u64, ConfigError> {
         match self {
             SizeSetting::Bytes(n) => Ok(*n),
-            SizeSetting::Text(t) => {
-                parse_size(t).map_err(|e| ConfigError(format!("{key} = {t:?}: {}", e.0)))
-            }
+            SizeSetting::Text(t) => parse_size(t).map_err(|e| e.for_key(key)),
         }
     }
 }
@@ -100,17 +67,71 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
         Some(b'g') => (&t[..t.len() - 1], 30),
         _ => (t, 0),
     };
-    let bad =
-        || ConfigError("expected a number of bytes, optionally with k, m or g (e.g. 512k)".into());
+    let bad = |too_large| ConfigError::InvalidSize {
+        key: None,
+        value: text.to_owned(),
+        too_large,
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+        return Err(bad(false));
     }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| ConfigError(format!("{text:?} is more than {} bytes", u64::MAX)))
+    // Only digits: a parse error is an overflow.
+    let n: u64 = digits.parse().map_err(|_| bad(true))?;
+    n.checked_mul(1 << shift).ok_or_else(|| bad(true))
 }
 
-/// The `mmap` section of the Rocket configuration. See the module docs for the keys.
+/// The `mmap` section of the Rocket configuration.
+///
+/// Every key lives under `mmap` and is optional; each can also be set from the
+/// environment as `ROCKET_MMAP_<KEY>` (e.g. `ROCKET_MMAP_CHUNK_SIZE=262144`) or all at
+/// once as `ROCKET_MMAP={chunk_size=262144}`:
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `max_entries` | `1024` | most files kept mapped |
+/// | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+/// | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
+/// | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), `"watch"` (inotify says which files changed; feature `watch`, Linux), or a number of milliseconds between checks |
+/// | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
+/// | `merge_gap` | `80` | ranges at most this many bytes apart are merged |
+/// | `chunk_size` | `65536` | Rocket body chunk size for large bodies |
+/// | `cache_control` | none | `Cache-Control` for every file |
+/// | `cache_control_by_extension` | `{}` | per extension, e.g. `{ html = "no-cache" }` |
+/// | `digests` | `["sha-256", "sha-512"]` | digest algorithms offered to `Want-Repr-Digest` / `Want-Digest`, preferred first; `[]`: none |
+/// | `digest_at_load` | `false` | compute every digest when a file is loaded (with `--warm`: before listening), not on the first request that asks |
+/// | `max_background_hashes` | `2` | most files hashed at once for their ETags, in the background after their first response; `0`: only when a response needs the tag (see [`CacheConfig::max_background_hashes`]) |
+/// | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
+/// | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
+/// | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
+/// | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
+///
+/// ```toml
+/// [default.mmap]
+/// revalidate = 250
+/// cache_control = "public, max-age=3600"
+/// cache_control_by_extension = { html = "no-cache" }
+/// digests = ["sha-256"]
+/// limit_rate = "512k"
+/// limit_rate_after = "2m"
+/// ```
+///
+/// [`Mmap::fairing`] reads it; an application can also make one in code:
+///
+/// ```rust
+/// use rocket_mmap::setup::{RevalidateSetting, SizeSetting};
+/// use rocket_mmap::{Mmap, MmapConfig};
+///
+/// let config = MmapConfig {
+///     revalidate: RevalidateSetting::Millis(250),
+///     limit_rate: SizeSetting::Text("512k".into()),
+///     cache_control: Some("public, max-age=3600".into()),
+///     ..MmapConfig::default()
+/// };
+/// let (_cache, options) = config.split()?;
+/// assert_eq!(options.rate_limit.bytes_per_second, 512 << 10);
+/// let state = Mmap::from_config(&config)?; // to `manage` instead of `Mmap::fairing()`
+/// # Ok::<(), rocket_mmap::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(crate = "rocket::serde", default)]
 pub struct MmapConfig {
@@ -177,17 +198,146 @@ impl Default for MmapConfig {
     }
 }
 
-/// A configuration value that makes no sense.
+/// What is wrong with an `mmap` configuration: one variant per mistake, with the key
+/// and the value it is about. Its `Display` is one line that names both
+/// (`invalid mmap configuration: revalidate = "sometimes": expected …`).
+///
+/// ```rust
+/// use rocket_mmap::{ConfigError, MmapConfig};
+///
+/// let config = MmapConfig { max_parts: 0, ..MmapConfig::default() };
+/// match config.split() {
+///     Err(ConfigError::Zero { key }) => assert_eq!(key, "max_parts"),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The `mmap` section could not be read from Rocket's configuration: a value of
+    /// the wrong type, or a `ROCKET_MMAP` that does not parse. Figment's message,
+    /// which names the key and where its value came from.
+    Unreadable(String),
+    /// `revalidate` is neither `"always"`, `"never"`, `"watch"` nor a number of
+    /// milliseconds.
+    InvalidRevalidate {
+        /// The value given.
+        value: String,
+    },
+    /// A bound that must be at least 1 is 0 (`max_entries`, `max_bytes`,
+    /// `max_fault_ins`, `max_parts` or `chunk_size`).
+    Zero {
+        /// The key.
+        key: &'static str,
+    },
+    /// A size (`limit_rate`, `limit_rate_after`, or text given to [`parse_size`]) that
+    /// is not a number of bytes with an optional unit `k`, `m` or `g`, or is more than
+    /// `u64::MAX` bytes.
+    InvalidSize {
+        /// The key, when the size is a key's value.
+        key: Option<String>,
+        /// The text given.
+        value: String,
+        /// Whether it is a size, but more than `u64::MAX` bytes.
+        too_large: bool,
+    },
+    /// A name in `digests` that is not a supported algorithm (`"sha-256"`,
+    /// `"sha-512"`).
+    UnknownDigest {
+        /// The name given.
+        name: String,
+    },
+    /// An algorithm listed twice in `digests`.
+    RepeatedDigest {
+        /// The name given the second time.
+        name: String,
+    },
+    /// `digest_at_load` or `digest_unsolicited` with no algorithm in `digests`.
+    NoDigestAlgorithm {
+        /// The switch that needs one.
+        key: &'static str,
+    },
+    /// A key that needs a crate feature this build does not have: `digests` without
+    /// `digest`, `tag_store` without `tag-store`.
+    MissingFeature {
+        /// The key.
+        key: &'static str,
+        /// The feature it needs.
+        feature: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// An [`InvalidSize`](ConfigError::InvalidSize) from [`parse_size`] attributed to
+    /// `key`; any other error as it is.
+    fn for_key(self, key: &str) -> ConfigError {
+        match self {
+            ConfigError::InvalidSize {
+                key: None,
+                value,
+                too_large,
+            } => ConfigError::InvalidSize {
+                key: Some(key.to_owned()),
+                value,
+                too_large,
+            },
+            other => other,
+        }
+    }
+}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid mmap configuration: {}", self.0)
+        f.write_str("invalid mmap configuration: ")?;
+        match self {
+            ConfigError::Unreadable(message) => f.write_str(message),
+            ConfigError::InvalidRevalidate { value } => write!(
+                f,
+                "revalidate = {value:?}: expected \"always\", \"never\", \"watch\" or milliseconds"
+            ),
+            ConfigError::Zero { key } => write!(f, "{key} must be > 0"),
+            ConfigError::InvalidSize {
+                key,
+                value,
+                too_large,
+            } => {
+                match key {
+                    Some(key) => write!(f, "{key} = {value:?}: ")?,
+                    None => write!(f, "{value:?}: ")?,
+                }
+                if *too_large {
+                    write!(f, "more than {} bytes", u64::MAX)
+                } else {
+                    f.write_str(SIZE_SYNTAX)
+                }
+            }
+            ConfigError::UnknownDigest { name } => write!(
+                f,
+                "digests: unknown algorithm {name:?}; supported: \"sha-256\", \"sha-512\""
+            ),
+            ConfigError::RepeatedDigest { name } => {
+                write!(f, "digests: {name:?} is listed twice")
+            }
+            ConfigError::NoDigestAlgorithm { key } => {
+                write!(f, "{key} needs at least one algorithm in digests")
+            }
+            ConfigError::MissingFeature { key, feature } => write!(
+                f,
+                "{key}: this build has no `{feature}` feature; {}",
+                if *key == "digests" {
+                    "set digests = [] or enable it"
+                } else {
+                    "remove the key or enable it"
+                }
+            ),
+        }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+/// What a size looks like, in [`ConfigError`]'s messages.
+const SIZE_SYNTAX: &str = "expected a number of bytes, optionally with k, m or g (e.g. 512k)";
 
 impl MmapConfig {
     /// Reads the `mmap` section from a Rocket figment (`Rocket.toml`, `ROCKET_MMAP={…}`)
@@ -208,7 +358,7 @@ impl MmapConfig {
         }
         figment
             .extract_inner("mmap")
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError::Unreadable(e.to_string()))
     }
 
     /// Checks the values and splits them into the cache's and the responses' parts.
@@ -226,34 +376,36 @@ impl MmapConfig {
             RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("never") => Revalidate::Never,
             RevalidateSetting::Word(w) if w.eq_ignore_ascii_case("watch") => Revalidate::Watch,
             RevalidateSetting::Word(w) => {
-                return Err(ConfigError(format!(
-                    "revalidate = {w:?}: expected \"always\", \"never\", \"watch\" or milliseconds"
-                )))
+                return Err(ConfigError::InvalidRevalidate { value: w.clone() })
             }
         };
-        if self.max_entries == 0 || self.max_bytes == 0 || self.max_fault_ins == 0 {
-            return Err(ConfigError(
-                "max_entries, max_bytes and max_fault_ins must be > 0".into(),
-            ));
-        }
-        if self.max_parts == 0 {
-            return Err(ConfigError("max_parts must be > 0".into()));
-        }
-        if self.chunk_size == 0 {
-            return Err(ConfigError("chunk_size must be > 0".into()));
+        for (key, zero) in [
+            ("max_entries", self.max_entries == 0),
+            ("max_bytes", self.max_bytes == 0),
+            ("max_fault_ins", self.max_fault_ins == 0),
+            ("max_parts", self.max_parts == 0),
+            ("chunk_size", self.chunk_size == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero { key });
+            }
         }
         let digests = self.digest_algorithms()?;
-        if digests.is_empty() && (self.digest_at_load || self.digest_unsolicited) {
-            return Err(ConfigError(
-                "digest_at_load and digest_unsolicited need at least one algorithm in digests"
-                    .into(),
-            ));
+        if digests.is_empty() {
+            for (key, on) in [
+                ("digest_at_load", self.digest_at_load),
+                ("digest_unsolicited", self.digest_unsolicited),
+            ] {
+                if on {
+                    return Err(ConfigError::NoDigestAlgorithm { key });
+                }
+            }
         }
         if self.tag_store.is_some() && !cfg!(feature = "tag-store") {
-            return Err(ConfigError(
-                "tag_store: this build has no `tag-store` feature; remove the key or enable it"
-                    .into(),
-            ));
+            return Err(ConfigError::MissingFeature {
+                key: "tag_store",
+                feature: "tag-store",
+            });
         }
         let rate_limit = RateLimit {
             bytes_per_second: self.limit_rate.bytes("limit_rate")?,
@@ -297,19 +449,18 @@ impl MmapConfig {
         let mut out = Vec::new();
         for name in &self.digests {
             let Some(a) = DigestAlgorithm::from_name(name.trim()) else {
-                return Err(ConfigError(format!(
-                    "digests: unknown algorithm {name:?}; supported: \"sha-256\", \"sha-512\""
-                )));
+                return Err(ConfigError::UnknownDigest { name: name.clone() });
             };
             if out.contains(&a) {
-                return Err(ConfigError(format!("digests: {name:?} is listed twice")));
+                return Err(ConfigError::RepeatedDigest { name: name.clone() });
             }
             out.push(a);
         }
         if !out.is_empty() && !DIGESTS_AVAILABLE {
-            return Err(ConfigError(
-                "digests: this build has no `digest` feature; set digests = [] or enable it".into(),
-            ));
+            return Err(ConfigError::MissingFeature {
+                key: "digests",
+                feature: "digest",
+            });
         }
         Ok(out)
     }
@@ -427,7 +578,12 @@ mod tests {
         c.revalidate = RevalidateSetting::Word("watch".into());
         assert_eq!(c.split().unwrap().0.revalidate, Revalidate::Watch);
         c.revalidate = RevalidateSetting::Word("sometimes".into());
-        assert!(c.split().is_err());
+        assert_eq!(
+            c.split().unwrap_err(),
+            ConfigError::InvalidRevalidate {
+                value: "sometimes".into()
+            }
+        );
     }
 
     #[test]
@@ -499,7 +655,16 @@ mod tests {
             jail.set_env("ROCKET_MMAP_MAX_FAULT_INS", "0");
             let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
             let err = c.split().unwrap_err();
-            assert!(err.0.contains("max_fault_ins"), "{err}");
+            assert_eq!(
+                err,
+                ConfigError::Zero {
+                    key: "max_fault_ins"
+                }
+            );
+            assert!(
+                err.to_string().contains("max_fault_ins must be > 0"),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -524,16 +689,30 @@ mod tests {
             assert_eq!(cache.digests_at_load, o.digests);
         }
         c.digests = vec!["md5".into()];
-        let e = c.split().unwrap_err().to_string();
-        assert!(e.contains("unknown algorithm \"md5\""), "{e}");
+        let e = c.split().unwrap_err();
+        assert_eq!(e, ConfigError::UnknownDigest { name: "md5".into() });
+        assert!(e.to_string().contains("unknown algorithm \"md5\""), "{e}");
         c.digests = vec!["sha-256".into(), "Sha-256".into()];
-        assert!(c.split().unwrap_err().to_string().contains("listed twice"));
+        let e = c.split().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::RepeatedDigest {
+                name: "Sha-256".into()
+            }
+        );
+        assert!(e.to_string().contains("listed twice"), "{e}");
         c.digests = vec![];
-        assert!(c
-            .split()
-            .unwrap_err()
-            .to_string()
-            .contains("need at least one"));
+        let e = c.split().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::NoDigestAlgorithm {
+                key: "digest_at_load"
+            }
+        );
+        assert!(
+            e.to_string().contains("needs at least one algorithm"),
+            "{e}"
+        );
         c.digest_at_load = false;
         assert!(c.split().unwrap().1.digests.is_empty());
     }
@@ -569,8 +748,28 @@ mod tests {
             limit_rate: SizeSetting::Text("fast".into()),
             ..MmapConfig::default()
         };
-        let e = c.split().unwrap_err().to_string();
-        assert!(e.contains("limit_rate = \"fast\""), "{e}");
+        let e = c.split().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::InvalidSize {
+                key: Some("limit_rate".into()),
+                value: "fast".into(),
+                too_large: false
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid mmap configuration: limit_rate = \"fast\": expected a number of bytes, \
+             optionally with k, m or g (e.g. 512k)"
+        );
+        assert!(matches!(
+            parse_size("17179869184g"),
+            Err(ConfigError::InvalidSize {
+                key: None,
+                too_large: true,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -617,8 +816,15 @@ mod tests {
             let c = MmapConfig::from_figment(&rocket::Config::figment()).unwrap();
             assert_eq!(c.tag_store.as_deref(), Some(Path::new("state/tags.redb")));
             if !cfg!(feature = "tag-store") {
-                let e = c.split().unwrap_err().to_string();
-                assert!(e.contains("no `tag-store` feature"), "{e}");
+                let e = c.split().unwrap_err();
+                assert_eq!(
+                    e,
+                    ConfigError::MissingFeature {
+                        key: "tag_store",
+                        feature: "tag-store"
+                    }
+                );
+                assert!(e.to_string().contains("no `tag-store` feature"), "{e}");
             }
             Ok(())
         });
@@ -630,6 +836,9 @@ mod tests {
             chunk_size: 0,
             ..MmapConfig::default()
         };
-        assert!(c.split().is_err());
+        assert_eq!(
+            c.split().unwrap_err(),
+            ConfigError::Zero { key: "chunk_size" }
+        );
     }
 }

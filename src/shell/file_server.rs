@@ -93,6 +93,18 @@ pub enum Symlinks {
 }
 
 /// A handler serving the files below a directory. See the module docs.
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_mmap::{FileServer, Mmap, Symlinks};
+///
+/// #[launch]
+/// fn rocket() -> _ {
+///     rocket::build()
+///         .attach(Mmap::fairing())
+///         .mount("/", FileServer::from("static").symlinks(Symlinks::Never))
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct FileServer {
     root: PathBuf,

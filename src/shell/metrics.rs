@@ -41,7 +41,7 @@
 //!
 //! Every value is read when the endpoint is scraped: the request path only adds to
 //! relaxed atomics (no lock, no allocation). The cache and body counters live in the
-//! engine (`engine::stats`; [`crate::Cache::stats`] reads the same values), the
+//! engine (`engine::stats`; [`crate::cache::Cache::stats`] reads the same values), the
 //! counts by status in [`MetricsFairing`] (one atomic per status code, indexed by the
 //! code; the range requests read from the record of what was served), and the access log's line counts in [`crate::AccessLog`]. The names, with the
 //! `rocket_mmap_` prefix:
@@ -121,6 +121,20 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The metrics endpoint: a handler to mount (it answers `GET` at its mount point) and a
 /// responder to return from a route of your own. See the module docs.
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_mmap::{FileServer, Metrics, Mmap};
+///
+/// #[launch]
+/// fn rocket() -> _ {
+///     rocket::build()
+///         .attach(Mmap::fairing())
+///         .attach(Metrics::fairing()) // responses by status code
+///         .mount("/metrics", Metrics::new())
+///         .mount("/", FileServer::from("static"))
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Metrics;
 

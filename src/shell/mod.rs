@@ -15,7 +15,7 @@
 //! | `streamed` | [`StreamedFile`](crate::StreamedFile): the same rules over an `AsyncRead` |
 //! | `listing` | directory listings of the file server: query, `Accept`, the page as an `MmapFile` (feature `browse`) |
 //! | `file_server` | [`FileServer`](crate::FileServer): a drop-in for `rocket::fs::FileServer` |
-//! | `tls` | [`check_tls`](crate::check_tls) (feature `tls`): the certificate and key checked before launch |
+//! | `tls` | [`check_tls`](crate::setup::check_tls) (feature `tls`): the certificate and key checked before launch |
 //! | `access_log` | [`AccessLog`](crate::AccessLog): the combined log format, bytes measured at the body, written off the workers |
 //! | `tag_store` | opening the tag store at ignition: each failure one warning, the server serving on (feature `tag-store`) |
 //! | `metrics` | `Metrics` (feature `metrics`): responses by status and the engine's counters in the Prometheus text format |

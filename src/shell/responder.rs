@@ -60,7 +60,7 @@ pub struct MmapFile {
 }
 
 impl MmapFile {
-    /// Serves an entry (from [`crate::Cache::get`] or [`Entry::from_bytes`]).
+    /// Serves an entry (from [`Cache::get`](crate::cache::Cache::get) or [`Entry::from_bytes`]).
     pub fn new(entry: Arc<Entry>) -> MmapFile {
         MmapFile {
             entry,

@@ -14,6 +14,30 @@ use crate::shell::options::ResponseOptions;
 /// The crate's managed state: the cache and the response options. Installed by
 /// [`Mmap::fairing`] (from configuration), or managed by the application itself; responders and file
 /// servers find it in Rocket's state, and fall back to a default instance otherwise.
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket::State;
+/// use rocket_mmap::cache::CacheConfig;
+/// use rocket_mmap::{CacheError, Mmap, MmapFile, ResponseOptions};
+///
+/// #[get("/files/<name>")]
+/// async fn file(name: &str, mmap: &State<Mmap>) -> Result<MmapFile, CacheError> {
+///     mmap.open(format!("files/{name}")).await
+/// }
+///
+/// #[launch]
+/// fn rocket() -> _ {
+///     let cache = CacheConfig {
+///         max_entries: 256,
+///         ..CacheConfig::default()
+///     };
+///     rocket::build()
+///         .manage(Mmap::new(cache, ResponseOptions::default()))
+///         .attach(Mmap::fairing()) // keeps the managed state; records HEAD before routing
+///         .mount("/", routes![file])
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Mmap {
     cache: Cache,

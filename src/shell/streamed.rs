@@ -33,8 +33,7 @@ use crate::shell::state::Mmap;
 ///
 /// ```rust,no_run
 /// # #[macro_use] extern crate rocket;
-/// use rocket_mmap::responder::StreamedFile;
-/// use rocket_mmap::EntityTag;
+/// use rocket_mmap::{EntityTag, StreamedFile};
 ///
 /// #[get("/report.csv")]
 /// async fn report() -> std::io::Result<StreamedFile<tokio::fs::File>> {

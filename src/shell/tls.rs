@@ -121,7 +121,7 @@ impl std::error::Error for TlsError {
 /// ```rust,no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config: rocket::Config = rocket::Config::figment().extract()?;
-/// if rocket_mmap::check_tls(&config)? {
+/// if rocket_mmap::setup::check_tls(&config)? {
 ///     println!("serving https://{}:{}/", config.address, config.port);
 /// }
 /// # Ok(()) }

@@ -80,7 +80,7 @@ impl Served {
         let mut config = crate::common::test_config();
         config.tls = tls.map(SelfSigned::rocket_config);
         assert_eq!(
-            rocket_mmap::check_tls(&config).expect("a valid test certificate"),
+            rocket_mmap::setup::check_tls(&config).expect("a valid test certificate"),
             tls.is_some()
         );
         let crate::common::Launched {

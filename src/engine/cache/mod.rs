@@ -28,7 +28,7 @@
 //!   them (one `stat`) before it returns its last bytes; see
 //!   `MappingWatch::verify_unmodified`. A tag whose file's fingerprint changed while
 //!   it was hashed is never published (the entry is poisoned and the file loaded
-//!   afresh), and a file changed less than [`SETTLE`](crate::SETTLE) ago is hashed
+//!   afresh), and a file changed less than [`SETTLE`](crate::cache::SETTLE) ago is hashed
 //!   again once the change has settled, so an ETag never describes a mix of two
 //!   versions.
 //! * **Counters** ([`Cache::stats`]): hits, misses, loads, evictions, single-flight
@@ -62,6 +62,29 @@ use file_slot::FileSlots;
 use watching::on_change;
 
 /// The mmap cache. Share it (it is `Send + Sync`; Rocket keeps it in managed state).
+///
+/// ```rust
+/// use std::sync::Arc;
+/// use rocket_mmap::cache::{Cache, CacheConfig, Revalidate};
+///
+/// # let dir = std::env::temp_dir().join(format!("rocket-mmap-doc-cache-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("hello.txt");
+/// # std::fs::write(&path, "Hello, world!\n").unwrap();
+/// let cache = Cache::new(CacheConfig {
+///     max_entries: 256,
+///     revalidate: Revalidate::Always, // a `stat` per request notices a changed file
+///     ..CacheConfig::default()
+/// });
+/// // On a blocking thread, or at start-up; `cache.get(&path).await` on an async one.
+/// let entry = cache.get_blocking(&path)?; // mapped once…
+/// assert_eq!(&entry.content()[..], b"Hello, world!\n");
+/// let again = cache.get_blocking(&path)?; // …and shared
+/// assert!(Arc::ptr_eq(&entry, &again));
+/// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), rocket_mmap::CacheError>(())
+/// ```
 pub struct Cache {
     /// The entries, keyed by the path as given, bounded by
     /// [`CacheConfig::max_entries`] and [`CacheConfig::max_bytes`]. Shared with the
@@ -137,7 +160,7 @@ impl Cache {
     /// serves anything.
     ///
     /// For example `Cache::new(CacheConfig::default()).with_tag_store(store)` with the
-    /// `store` from [`TagStore::open`](crate::TagStore::open); the Rocket configuration
+    /// `store` from [`TagStore::open`](crate::cache::TagStore::open); the Rocket configuration
     /// does this for the `tag_store` key.
     #[cfg(feature = "tag-store")]
     pub fn with_tag_store(mut self, store: crate::engine::tag_store::TagStore) -> Cache {

@@ -110,6 +110,19 @@ use crate::shell::served::Served;
 ///
 /// One per Rocket instance (a second one attached replaces the first); to write the
 /// lines to several places, give it a writer that does.
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_mmap::{AccessLog, FileServer, Mmap};
+///
+/// #[launch]
+/// fn rocket() -> _ {
+///     rocket::build()
+///         .attach(Mmap::fairing())
+///         .mount("/", FileServer::from("static"))
+///         .attach(AccessLog::stdout().extended(true)) // last: it wraps the final body
+/// }
+/// ```
 #[derive(Debug)]
 pub struct AccessLog {
     sink: Arc<Sink>,
