@@ -295,10 +295,15 @@ def whose_tag(reg, name, tag):
         total = int(tag.strip('"').rsplit("-", 1)[1], 16)
     except (ValueError, IndexError):
         return "not one of our tags"
+    with reg.lock:
+        changes = list(reg.history.get(name, []))  # a copy: the writer appends meanwhile
+    changes = ", ".join(f"{t} {op} -> " + (f"version {gen} of {length} bytes" if gen else "gone")
+                        for t, op, gen, length in changes)
+    changes = f"the file's last changes (seconds since 00:00 UTC): {changes or 'none'}"
     for gen, v in sorted(reg.gens(name).items(), reverse=True):
         if (total in v["lengths"] or (v["prefix_ok"] and total <= v["max"])) and reg.etag(name, gen, total) == tag:
-            return f"it is the tag of version {gen} of {total} bytes; changes: {reg.history.get(name)}"
-    return f"it is the tag of no version written (mixed bytes?); changes: {reg.history.get(name)}"
+            return f"it is the tag of version {gen} of {total} bytes; {changes}"
+    return f"it is the tag of no version written (mixed bytes?); {changes}"
 
 
 def parse_content_range(value):
@@ -1094,6 +1099,10 @@ def main():
                   f"({v['growth_pct_of_mean']:+.1f}%, tolerance {v['tolerance']:.1f})  "
                   f"min {v['min']}  max {v['max']}  {'' if not v['judged'] else 'ok' if v['ok'] else 'GROWS'}")
     print(f"  cache entries never above {MAX_ENTRIES}: {entries_bound_ok}")
+    if stats.examples:
+        print("\nwrong responses (the first 30, in full; also in the results' \"examples\"):")
+        for e in stats.examples:
+            print(f"  {e}")
     print(f"access log: {log_lines} lines, rocket_mmap_responses_total {responses_total}")
     print(f"\n{'PASS' if passed else 'FAIL'}; wrote {args.out / 'soak_results.json'} and {args.out / 'soak.svg'}")
     sys.exit(0 if passed else 1)
