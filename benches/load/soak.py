@@ -253,7 +253,20 @@ class Bad(Exception):
 
 def match_version(reg: Registry, name, body: bytes, offset: int, total: int):
     """The gen of the one registered version of `name` at length `total` whose bytes
-    at `offset` are `body`; raises Bad otherwise."""
+    at `offset` are `body` (the newest, if the body holds no whole record and several
+    versions have those bytes there: see `match_versions`); raises Bad otherwise."""
+    return match_versions(reg, name, body, offset, total)[0]
+
+
+def match_versions(reg: Registry, name, body: bytes, offset: int, total: int):
+    """The gens, newest first, of the registered versions of `name` at length `total`
+    whose bytes at `offset` are `body`; raises Bad if there is none. A body holding a
+    whole record names its one version. A shorter one (a small range, a file of under
+    32 bytes) may have the same bytes in several versions: a one-byte range at offset
+    14 of a record is the first hex digit of the version, "0" in every version below
+    0x10000000. Any of those versions may be the one served, and its tag the right
+    one; the checker once took the newest and called the older version's correct tag
+    wrong."""
     if offset + len(body) > total:
         raise Bad("bad_content_range", f"{name}: {len(body)} bytes at {offset} beyond length {total}")
     versions = reg.gens(name)
@@ -269,6 +282,7 @@ def match_version(reg: Registry, name, body: bytes, offset: int, total: int):
     if len(set(seen)) > 1:
         raise Bad("mixed_version", f"{name}: records of versions {seen} in one body at {offset}+{len(body)}")
     candidates = seen[:1] if seen else sorted(versions, reverse=True)
+    found = []
     for gen in candidates:
         v = versions.get(gen)
         if v is None:
@@ -279,11 +293,13 @@ def match_version(reg: Registry, name, body: bytes, offset: int, total: int):
                                           f"(lengths {sorted(v['lengths'])}, max {v['max']})")
             continue
         if reg.content(name, gen, total)[0][offset:offset + len(body)] == body:
-            return gen
-        if seen:
+            found.append(gen)
+        elif seen:
             raise Bad("wrong_bytes", f"{name}: body at {offset}+{len(body)} differs from version {gen} "
                                      f"of length {total}")
-    raise Bad("wrong_bytes", f"{name}: {len(body)} bytes at {offset} (length {total}) match no version")
+    if not found:
+        raise Bad("wrong_bytes", f"{name}: {len(body)} bytes at {offset} (length {total}) match no version")
+    return found
 
 
 # ---------------------------------------------------------------- checks
@@ -295,10 +311,15 @@ def whose_tag(reg, name, tag):
         total = int(tag.strip('"').rsplit("-", 1)[1], 16)
     except (ValueError, IndexError):
         return "not one of our tags"
+    with reg.lock:
+        changes = list(reg.history.get(name, []))  # a copy: the writer appends meanwhile
+    changes = ", ".join(f"{t} {op} -> " + (f"version {gen} of {length} bytes" if gen else "gone")
+                        for t, op, gen, length in changes)
+    changes = f"the file's last changes (seconds since 00:00 UTC): {changes or 'none'}"
     for gen, v in sorted(reg.gens(name).items(), reverse=True):
         if (total in v["lengths"] or (v["prefix_ok"] and total <= v["max"])) and reg.etag(name, gen, total) == tag:
-            return f"it is the tag of version {gen} of {total} bytes; changes: {reg.history.get(name)}"
-    return f"it is the tag of no version written (mixed bytes?); changes: {reg.history.get(name)}"
+            return f"it is the tag of version {gen} of {total} bytes; {changes}"
+    return f"it is the tag of no version written (mixed bytes?); {changes}"
 
 
 def parse_content_range(value):
@@ -315,23 +336,32 @@ def parse_content_range(value):
         raise Bad("bad_content_range", f"Content-Range {value!r}") from None
 
 
-def check_tags(reg, name, gen, total, hdrs, counts):
+def check_tags(reg, name, gens, total, hdrs, counts):
+    """The ETag and Repr-Digest must be those of one version the body may be (`gens`,
+    from `match_versions`; the same one for both)."""
+    if len(gens) > 1:
+        counts["body_of_several_versions"] += 1
     tag = hdrs.get("etag")
     if tag is None:
         counts["no_etag"] += 1
     else:
-        want = reg.etag(name, gen, total)
-        if tag != want:
-            raise Bad("wrong_etag", f"{name}: ETag {tag}, version {gen} of {total} bytes has {want}; "
+        tagged = [g for g in gens if reg.etag(name, g, total) == tag]
+        if not tagged:
+            gen = gens[0]
+            want = reg.etag(name, gen, total)
+            others = f" (or of versions {gens[1:]}, whose bytes are the same there)" if gens[1:] else ""
+            raise Bad("wrong_etag", f"{name}: ETag {tag}, version {gen} of {total} bytes has {want}{others}; "
                                     f"{whose_tag(reg, name, tag)}; {hdrs}")
+        gens = tagged
         counts["etag_checked"] += 1
         with reg.lock:
             reg.tags[name] = tag
     digest = hdrs.get("repr-digest")
     if digest is not None:
-        want = f"sha-256=:{reg.digest(name, gen, total)}:"
-        if digest != want:
-            raise Bad("wrong_digest", f"{name}: Repr-Digest {digest}, version {gen} of {total} bytes has {want}")
+        wants = [f"sha-256=:{reg.digest(name, g, total)}:" for g in gens]
+        if digest not in wants:
+            raise Bad("wrong_digest", f"{name}: Repr-Digest {digest}, version {gens[0]} of {total} bytes "
+                                      f"has {wants[0]}")
         counts["digest_checked"] += 1
 
 
@@ -406,35 +436,37 @@ def check_file_response(reg, name, kind, req, status, hdrs, body, counts):
             return
         if len(body) != total:
             raise Bad("wrong_length", f"{name}: {len(body)} bytes for Content-Length {total}")
-        gen = match_version(reg, name, body, 0, total)
+        gens = match_versions(reg, name, body, 0, total)
         if kind == "if_none_match" and hdrs.get("etag") == req.get("If-None-Match"):
             raise Bad("bad_304", f"{name}: 200 although If-None-Match {hdrs.get('etag')} is its tag")
-        check_tags(reg, name, gen, total, hdrs, counts)
+        check_tags(reg, name, gens, total, hdrs, counts)
         counts["ok_200"] += 1
         return
     if status == 206:
         ctype = hdrs.get("content-type", "")
         if ctype.startswith("multipart/byteranges"):
-            gens, totals = set(), set()
+            gens, totals, parts = None, set(), []
             for cr, data in parse_multipart(ctype, body):
                 a, b, total = parse_content_range(cr)
-                gens.add(match_version(reg, name, data, a, total))
+                part = match_versions(reg, name, data, a, total)
+                parts.append(part)
+                gens = set(part) if gens is None else gens & set(part)
                 totals.add(total)
-            if len(gens) != 1 or len(totals) != 1:
-                raise Bad("mixed_version", f"{name}: multipart parts of versions {gens}, lengths {totals}")
+            if not gens or len(totals) != 1:
+                raise Bad("mixed_version", f"{name}: multipart parts of versions {parts}, lengths {totals}")
             if length is not None and int(length) != len(body):
                 raise Bad("wrong_length", f"{name}: multipart {len(body)} bytes for Content-Length {length}")
-            check_tags(reg, name, gens.pop(), totals.pop(), hdrs, counts)
+            check_tags(reg, name, sorted(gens, reverse=True), totals.pop(), hdrs, counts)
             counts["ok_206_multipart"] += 1
             return
         a, b, total = parse_content_range(hdrs.get("content-range"))
         if a is None or b - a + 1 != len(body) or (length is not None and int(length) != len(body)):
             raise Bad("bad_content_range", f"{name}: Content-Range {hdrs.get('content-range')}, "
                                            f"Content-Length {length}, {len(body)} bytes")
-        gen = match_version(reg, name, body, a, total)
+        gens = match_versions(reg, name, body, a, total)
         if hdrs.get("etag") is None:
             raise Bad("wrong_etag", f"{name}: a 206 without ETag")
-        check_tags(reg, name, gen, total, hdrs, counts)
+        check_tags(reg, name, gens, total, hdrs, counts)
         counts["ok_206"] += 1
         return
     raise Bad("unexpected_status", f"{name} {kind}: {status}")
@@ -501,6 +533,17 @@ def self_test():
     bad("wrong_digest", resp(200, {"content-length": "1000", "repr-digest": "sha-256=:AAAA:"}, v1))
     bad("bad_content_range", resp(206, {"content-range": "bytes 0-9/1000", "etag": tag1}, v1[:11]))
     bad("wrong_etag", resp(206, {"content-range": "bytes 0-9/1000"}, v1[:10]))
+    # One byte both versions have (the first hex digit of the version): either tag is
+    # right, a third is not.
+    assert v1[14:15] == v2[14:15] == b"0"
+    for tag in (tag1, etag_of(v2)):
+        resp(206, {"content-range": "bytes 14-14/1000", "etag": tag}, v1[14:15])()
+    bad("wrong_etag", resp(206, {"content-range": "bytes 14-14/1000", "etag": etag_of(v1[:999] + b"!")},
+                           v1[14:15]))
+    mp1 = (b"--B\r\nContent-Range: bytes 14-14/1000\r\n\r\n" + v1[14:15] + b"\r\n"
+           b"--B\r\nContent-Range: bytes 0-99/1000\r\n\r\n" + v1[:100] + b"\r\n--B--\r\n")
+    resp(206, {"content-type": "multipart/byteranges; boundary=B", "etag": tag1}, mp1)()
+    bad("wrong_etag", resp(206, {"content-type": "multipart/byteranges; boundary=B", "etag": etag_of(v2)}, mp1))
     bad("bad_304", resp(304, {"etag": tag1}, b"", "if_none_match", {"If-None-Match": etag_of(v2)}))
     bad("bad_304", resp(200, {"content-length": "1000", "etag": tag1}, v1, "if_none_match",
                         {"If-None-Match": tag1}))
@@ -1094,6 +1137,10 @@ def main():
                   f"({v['growth_pct_of_mean']:+.1f}%, tolerance {v['tolerance']:.1f})  "
                   f"min {v['min']}  max {v['max']}  {'' if not v['judged'] else 'ok' if v['ok'] else 'GROWS'}")
     print(f"  cache entries never above {MAX_ENTRIES}: {entries_bound_ok}")
+    if stats.examples:
+        print("\nwrong responses (the first 30, in full; also in the results' \"examples\"):")
+        for e in stats.examples:
+            print(f"  {e}")
     print(f"access log: {log_lines} lines, rocket_mmap_responses_total {responses_total}")
     print(f"\n{'PASS' if passed else 'FAIL'}; wrote {args.out / 'soak_results.json'} and {args.out / 'soak.svg'}")
     sys.exit(0 if passed else 1)

@@ -195,11 +195,11 @@ impl ListingCache {
             Some(fp) => fp,
             None => stat_dir(dir)?,
         };
-        let slot = self
-            .slots
-            .slot_for(key.clone(), fingerprint, now, revalidate, || ListingAge {
-                created: now,
-            });
+        let (slot, _evicted) =
+            self.slots
+                .slot_for(key.clone(), fingerprint, now, revalidate, || ListingAge {
+                    created: now,
+                });
         let listing = slot
             .cell
             .get_or_try_init(|| async {

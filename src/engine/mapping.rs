@@ -579,7 +579,12 @@ const EMPTY: Slot = Slot {
 };
 
 static REGISTRY: [Slot; SLOTS] = [EMPTY; SLOTS];
-/// Where the next free-slot search starts.
+/// Where the next free-slot search starts: after the slot claimed last, or at the
+/// lowest slot released since. A release moves it back, so the slots in use stay at
+/// the low end of the registry and only the pages those slots are on are ever written.
+/// (Searching on from the last claim alone wrote every slot in turn: the registry's
+/// 384 KiB, of `.bss`, became resident page by page over the first ~16 000 mappings,
+/// anonymous memory that grew for a quarter of an hour of a soak.)
 static HINT: AtomicUsize = AtomicUsize::new(0);
 /// Slots that are claimed (registered or being registered).
 static CLAIMED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
@@ -602,6 +607,7 @@ impl Drop for Registration {
         s.len.store(0, Ordering::SeqCst);
         s.flag.store(std::ptr::null_mut(), Ordering::SeqCst);
         CLAIMED[self.slot].store(false, Ordering::Release);
+        HINT.fetch_min(self.slot, Ordering::Relaxed);
     }
 }
 
@@ -793,6 +799,24 @@ mod tests {
         assert!(lookup(addr + 100).is_none_or(|f| !std::ptr::eq(f, &*flag)));
         drop(reg);
         assert!(lookup(addr).is_none());
+    }
+
+    /// Released slots are taken again: registering and dropping mappings one after
+    /// another, many more than the registry has slots, uses a few slots at its low
+    /// end (other tests register mappings meanwhile), not every slot in turn, whose
+    /// pages would all become resident.
+    #[test]
+    fn released_slots_are_reused() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let buf = [0u8; 100];
+        let mut highest = 0;
+        for _ in 0..2 * SLOTS {
+            // SAFETY: as in `register_and_lookup`.
+            let reg = unsafe { register(buf.as_ptr(), buf.len(), &flag) }.expect("registered");
+            highest = highest.max(reg.slot);
+            drop(reg);
+        }
+        assert!(highest < SLOTS / 8, "slot {highest} was used");
     }
 }
 

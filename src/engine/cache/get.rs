@@ -214,19 +214,21 @@ impl Cache {
     /// fingerprint (so concurrent misses share one load), otherwise a new one. A file
     /// larger than [`CacheConfig::max_bytes`](super::CacheConfig::max_bytes) on its
     /// own gets a slot that is served, never kept.
-    fn slot_for(&self, path: &Path, fingerprint: Fingerprint) -> Arc<FileSlot> {
+    pub(super) fn slot_for(&self, path: &Path, fingerprint: Fingerprint) -> Arc<FileSlot> {
         let now = self.now_ms();
         if fingerprint.size > self.config.max_bytes {
             return VersionSlot::new(fingerprint, now, FileState::unverified());
         }
         let revalidate = self.config.revalidate;
-        self.slots.slot_for(
+        let (slot, evicted) = self.slots.slot_for(
             path.to_path_buf(),
             fingerprint,
             now,
             revalidate,
             FileState::unverified,
-        )
+        );
+        self.count_evictions(evicted);
+        slot
     }
 
     /// Accounts for a finished load (counted once per slot) and enforces the bounds.
@@ -235,6 +237,10 @@ impl Cache {
         if first {
             self.counters.loads.fetch_add(1, Ordering::Relaxed);
         }
+        self.count_evictions(evicted);
+    }
+
+    fn count_evictions(&self, evicted: u64) {
         if evicted > 0 {
             self.counters
                 .evictions

@@ -143,7 +143,13 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
 
     /// The slot for the version `fingerprint` of `key`: the one kept if it was made
     /// for the same version and is still fresh (so concurrent misses share one load),
-    /// otherwise a new one with the state `state` makes, kept in its place.
+    /// otherwise a new one with the state `state` makes, kept in its place. Also
+    /// returns how many slots were evicted to make room.
+    ///
+    /// A slot counts as an entry from here on, while its value loads (a load can take
+    /// long on a busy machine): a new key makes room before it is inserted, and the
+    /// bounds are enforced again once it is (a concurrent miss may have taken the
+    /// room), so loads in flight never take the map past `max_entries`.
     pub(crate) fn slot_for(
         &self,
         key: K,
@@ -151,7 +157,9 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         now: u64,
         revalidate: Revalidate,
         state: impl FnOnce() -> F,
-    ) -> Arc<VersionSlot<F>> {
+    ) -> (Arc<VersionSlot<F>>, u64) {
+        let new_key = !self.map.contains_key(&key);
+        let mut evicted = if new_key { self.enforce_bounds(1) } else { 0 };
         let mut replaced = None;
         let slot = match self.map.entry(key) {
             dashmap::Entry::Occupied(mut o) => {
@@ -171,7 +179,10 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         if let Some(old) = replaced {
             self.uncount(&old);
         }
-        slot
+        if new_key {
+            evicted += self.enforce_bounds(0);
+        }
+        (slot, evicted)
     }
 
     /// Accounts for a finished load of `slot` (kept under `key`, or no longer), marks
@@ -196,7 +207,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             }
         }
         slot.last_used.store(now, Ordering::Relaxed);
-        (first, self.enforce_bounds())
+        (first, self.enforce_bounds(0))
     }
 
     /// Drops the slot kept for `key`, if any.
@@ -230,10 +241,10 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         entries > self.max_entries || bytes > self.max_bytes
     }
 
-    /// Evicts least recently used slots until both bounds hold with 1/8 to spare;
-    /// returns how many.
-    fn enforce_bounds(&self) -> u64 {
-        if !self.over(self.map.len(), self.bytes()) {
+    /// Evicts least recently used slots until both bounds hold with 1/8 to spare,
+    /// counting `incoming` slots about to be inserted; returns how many.
+    fn enforce_bounds(&self, incoming: usize) -> u64 {
+        if !self.over(self.map.len() + incoming, self.bytes()) {
             return 0;
         }
         let target_entries = self.max_entries - self.max_entries / 8;
@@ -246,7 +257,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         by_age.sort_unstable_by_key(|(t, _)| *t);
         let mut evicted = 0;
         for (_, key) in by_age {
-            if self.map.len() <= target_entries && self.bytes() <= target_bytes {
+            if self.map.len() + incoming <= target_entries && self.bytes() <= target_bytes {
                 break;
             }
             if let Some((_, slot)) = self.map.remove(&key) {
