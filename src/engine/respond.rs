@@ -88,64 +88,61 @@ pub fn respond_typed(
     };
     let len = entry.len();
     let overhead = part_overhead(content_type.len(), len);
-    let reply = |status, content_range, multipart_content_type, body, range_ignored| Reply {
+    let decision = decide(req, &validators, Some(len), overhead, limits, now);
+    let (body, multipart_content_type) = lay_out(entry, content_type, &decision);
+    let (status, content_range, range_ignored, parts) = match decision {
+        Decision::PreconditionFailed => (Status::PreconditionFailed, None, None, Vec::new()),
+        Decision::NotModified => (Status::NotModified, None, None, Vec::new()),
+        Decision::Full(why) => (Status::Ok, None, Some(why), Vec::new()),
+        Decision::Unsatisfiable => (
+            Status::RangeNotSatisfiable,
+            Some(format!("bytes */{len}")),
+            None,
+            Vec::new(),
+        ),
+        Decision::Single(r) => (
+            Status::PartialContent,
+            Some(format!("bytes {}-{}/{len}", r.first, r.last)),
+            None,
+            Vec::new(),
+        ),
+        Decision::Multi(parts) => (Status::PartialContent, None, None, parts),
+    };
+    Reply {
         status,
         content_range,
         multipart_content_type,
         body,
         range_ignored,
-        last_modified_override: last_modified_override.clone(),
-        parts: Vec::new(),
-    };
-    match decide(req, &validators, Some(len), overhead, limits, now) {
-        Decision::PreconditionFailed => reply(
-            Status::PreconditionFailed,
-            None,
-            None,
-            SegmentBody::empty(),
-            None,
-        ),
-        Decision::NotModified => reply(Status::NotModified, None, None, SegmentBody::empty(), None),
-        Decision::Full(why) => reply(
-            Status::Ok,
-            None,
-            None,
-            body_of(entry, vec![entry.content().clone()]),
-            Some(why),
-        ),
-        Decision::Unsatisfiable => reply(
-            Status::RangeNotSatisfiable,
-            Some(format!("bytes */{len}")),
-            None,
-            SegmentBody::empty(),
-            None,
-        ),
-        Decision::Single(r) => reply(
-            Status::PartialContent,
-            Some(format!("bytes {}-{}/{len}", r.first, r.last)),
-            None,
-            body_of(entry, vec![entry.content().slice(r.to_usize_range())]),
-            None,
-        ),
-        Decision::Multi(parts) => {
-            let ct = (!content_type.is_empty()).then_some(content_type);
-            let layout = MultipartLayout::new(&parts, len, ct, &new_boundary());
-            Reply {
-                parts,
-                ..reply(
-                    Status::PartialContent,
-                    None,
-                    Some(layout.content_type()),
-                    body_of(entry, layout.segments(entry.content())),
-                    None,
-                )
-            }
-        }
+        last_modified_override,
+        parts,
     }
 }
 
-fn body_of(entry: &Entry, segments: Vec<bytes::Bytes>) -> SegmentBody {
-    SegmentBody::new(segments).with_watch(entry.watch().cloned())
+/// The body of a 200 or 206 as slices of the entry's content (one slice, or the
+/// `multipart/byteranges` segments, RFC 9110 §14.6), and the multipart `Content-Type`
+/// replacing the entry's; an empty body for the other decisions. The one body layout:
+/// [`respond_typed`] and the Rocket shell's plans both use it.
+pub(crate) fn lay_out(
+    entry: &Entry,
+    content_type: &str,
+    decision: &Decision,
+) -> (SegmentBody, Option<String>) {
+    let content = entry.content();
+    let (segments, multipart) = match decision {
+        Decision::Full(_) => (vec![content.clone()], None),
+        Decision::Single(r) => (vec![content.slice(r.to_usize_range())], None),
+        Decision::Multi(parts) => {
+            let ct = (!content_type.is_empty()).then_some(content_type);
+            let layout = MultipartLayout::new(parts, entry.len(), ct, &new_boundary());
+            (layout.segments(content), Some(layout.content_type()))
+        }
+        Decision::NotModified | Decision::PreconditionFailed | Decision::Unsatisfiable => {
+            return (SegmentBody::empty(), None)
+        }
+    };
+    let body = SegmentBody::new(segments).with_watch(entry.watch().cloned());
+    (body, multipart)
 }
 
 #[cfg(test)]

@@ -59,10 +59,11 @@ use crate::engine::body::SegmentBody;
 use crate::engine::digest::ReprDigest;
 use crate::engine::entry::Entry;
 use crate::engine::pace::RateLimit;
+use crate::engine::respond::lay_out;
 use crate::semantics::date::HttpDate;
 use crate::semantics::decide::{decide, effective_last_modified, Decision, Status};
 use crate::semantics::digest::DigestAlgorithm;
-use crate::semantics::multipart::{new_boundary, part_overhead, MultipartLayout};
+use crate::semantics::multipart::part_overhead;
 use crate::semantics::precondition::{Method, Validators};
 use crate::shell::options::ResponseOptions;
 use crate::shell::request::RequestHeaders;
@@ -349,29 +350,4 @@ fn digest_now(entry: &Entry, algorithm: DigestAlgorithm) -> Option<&ReprDigest> 
         entry.start_digest(algorithm);
         None
     }
-}
-
-/// The body of a 200 or 206 as slices of the entry's content (one slice, or the
-/// `multipart/byteranges` segments, RFC 9110 §14.6), and the multipart `Content-Type`
-/// replacing the entry's; an empty body for the other decisions.
-fn lay_out(
-    entry: &Entry,
-    content_type: &str,
-    decision: &Decision,
-) -> (SegmentBody, Option<String>) {
-    let content = entry.content();
-    let (segments, multipart) = match decision {
-        Decision::Full(_) => (vec![content.clone()], None),
-        Decision::Single(r) => (vec![content.slice(r.to_usize_range())], None),
-        Decision::Multi(parts) => {
-            let ct = (!content_type.is_empty()).then_some(content_type);
-            let layout = MultipartLayout::new(parts, entry.len(), ct, &new_boundary());
-            (layout.segments(content), Some(layout.content_type()))
-        }
-        Decision::NotModified | Decision::PreconditionFailed | Decision::Unsatisfiable => {
-            return (SegmentBody::empty(), None)
-        }
-    };
-    let body = SegmentBody::new(segments).with_watch(entry.watch().cloned());
-    (body, multipart)
 }
