@@ -82,10 +82,13 @@ pub use semantics::etag::EntityTag;
 
 #[cfg(feature = "rocket")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rocket")))]
+pub use engine::links::Symlinks;
+#[cfg(feature = "rocket")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rocket")))]
 pub use shell::{
     access_log::AccessLog,
     config::{ConfigError, MmapConfig},
-    file_server::{FileServer, Symlinks},
+    file_server::FileServer,
     options::ResponseOptions,
     responder::MmapFile,
     state::Mmap,

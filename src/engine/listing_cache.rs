@@ -248,7 +248,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::listing::scan::LinkPolicy;
+    use crate::engine::links::Symlinks;
     use crate::semantics::listing::Format;
 
     use crate::engine::test_support::TempDir;
@@ -256,7 +256,8 @@ mod tests {
     fn opts() -> ScanOptions {
         ScanOptions {
             dotfiles: false,
-            links: LinkPolicy::Never,
+            links: Symlinks::Never,
+            root: std::path::PathBuf::from("/"),
             max_entries: 100,
         }
     }

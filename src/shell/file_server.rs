@@ -59,8 +59,9 @@ use rocket::{Data, Request};
 
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
+use crate::engine::links::Symlinks;
 #[cfg(feature = "browse")]
-use crate::engine::listing::{LinkPolicy, ScanOptions};
+use crate::engine::listing::ScanOptions;
 #[cfg(feature = "browse")]
 use crate::engine::listing_cache::ListingCache;
 use crate::semantics::encoding::{negotiate, Coding, Siblings};
@@ -80,17 +81,6 @@ pub const DEFAULT_RANK: isize = 10;
 /// [`FileServer::browse_max_entries`]).
 #[cfg(feature = "browse")]
 pub const DEFAULT_BROWSE_MAX_ENTRIES: usize = 10_000;
-
-/// Which symbolic links the file server follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Symlinks {
-    /// Follow links whose target (fully resolved) lies inside the root. The default.
-    WithinRoot,
-    /// Follow every link.
-    Follow,
-    /// Serve no file reached through a link below the root.
-    Never,
-}
 
 /// A handler serving the files below a directory. See the module docs.
 ///
@@ -332,12 +322,7 @@ impl FileServer {
     }
 
     fn allowed(&self, path: &Path, canonical: Option<&Path>) -> bool {
-        match (self.symlinks, canonical) {
-            (Symlinks::Follow, _) => true,
-            (Symlinks::WithinRoot, Some(c)) => within(c, &self.root),
-            (Symlinks::Never, Some(c)) => c == path,
-            (_, None) => false,
-        }
+        self.symlinks.allows(path, canonical, &self.root)
     }
 
     async fn open(&self, mmap: &Mmap, path: &Path) -> Result<MmapFile, CacheError> {
@@ -368,23 +353,6 @@ fn with_path_hint(mmap: &Mmap, file: MmapFile, path: &Path) -> MmapFile {
         file
     } else {
         file.path_hint(path)
-    }
-}
-
-/// Whether the canonical path `c` is `root` or lies under it. Both are canonical (no
-/// `.`, `..`, repeated or trailing separators), so a byte-prefix test that ends on a
-/// separator boundary is exact, and it is several times cheaper per request than
-/// `Path::starts_with`, which parses both paths into components.
-fn within(c: &Path, root: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let (c, r) = (c.as_os_str().as_bytes(), root.as_os_str().as_bytes());
-        c.starts_with(r) && (c.len() == r.len() || r.ends_with(b"/") || c[r.len()] == b'/')
-    }
-    #[cfg(not(unix))]
-    {
-        c.starts_with(root)
     }
 }
 
@@ -601,11 +569,8 @@ impl FileServer {
         let rel = dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
         let options = ScanOptions {
             dotfiles: self.dotfiles,
-            links: match self.symlinks {
-                Symlinks::WithinRoot => LinkPolicy::WithinRoot(self.root.clone()),
-                Symlinks::Follow => LinkPolicy::Follow,
-                Symlinks::Never => LinkPolicy::Never,
-            },
+            links: self.symlinks,
+            root: self.root.clone(),
             max_entries: self.browse_max_entries,
         };
         let is_root = rel.as_os_str().is_empty();
@@ -694,32 +659,6 @@ fn redirect_to_slash<'r>(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
     match Outcome::from(req, Redirect::permanent(location)) {
         Outcome::Success(r) => Outcome::Success(r),
         _ => Outcome::forward(data, Status::NotFound),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::within;
-    use std::path::Path;
-
-    #[test]
-    fn within_agrees_with_path_starts_with_on_canonical_paths() {
-        let cases = [
-            ("/srv/www", "/srv/www", true),
-            ("/srv/www/a.txt", "/srv/www", true),
-            ("/srv/www/d/e/f", "/srv/www", true),
-            ("/srv/wwwx/a.txt", "/srv/www", false),
-            ("/srv/ww", "/srv/www", false),
-            ("/srv", "/srv/www", false),
-            ("/etc/passwd", "/srv/www", false),
-            ("/etc/passwd", "/", true),
-            ("/", "/", true),
-        ];
-        for (c, root, want) in cases {
-            let (c, root) = (Path::new(c), Path::new(root));
-            assert_eq!(within(c, root), want, "{c:?} within {root:?}");
-            assert_eq!(within(c, root), c.starts_with(root), "{c:?} vs {root:?}");
-        }
     }
 }
 

@@ -17,4 +17,4 @@ pub(crate) mod scan;
 
 // The shell's view: what a file server passes in.
 pub(crate) use page::PageSpec;
-pub(crate) use scan::{LinkPolicy, ScanOptions};
+pub(crate) use scan::ScanOptions;

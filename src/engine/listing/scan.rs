@@ -6,7 +6,7 @@
 //! * a name the file server would refuse ([`check_segment_bytes`]: hidden dot-files
 //!   unless allowed, control characters, `\`) is skipped;
 //! * a symbolic link is listed as what it points to only if the file server's policy
-//!   would follow it ([`LinkPolicy`]); a dangling link is skipped;
+//!   would follow it ([`Symlinks`]); a dangling link is skipped;
 //! * anything but a regular file or a directory (FIFOs, sockets, devices) is skipped,
 //!   as the file server never serves them;
 //! * every entry that passes counts towards [`Scan::total`], and a bounded heap keeps
@@ -25,19 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::links::Symlinks;
 use crate::engine::listing::entries::{Kind, Listed, NameKey};
 use crate::semantics::path::check_segment_bytes;
-
-/// Which symbolic links a listing shows (the file server's policy, seen by the engine).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum LinkPolicy {
-    /// Links whose fully resolved target lies inside this canonical root.
-    WithinRoot(PathBuf),
-    /// Every link whose target exists.
-    Follow,
-    /// No link.
-    Never,
-}
 
 /// What a scan keeps.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,7 +35,9 @@ pub(crate) struct ScanOptions {
     /// Whether names starting with `.` are listed.
     pub(crate) dotfiles: bool,
     /// The symbolic link policy.
-    pub(crate) links: LinkPolicy,
+    pub(crate) links: Symlinks,
+    /// The canonical root the policy keeps links within.
+    pub(crate) root: PathBuf,
     /// The most entries kept.
     pub(crate) max_entries: usize,
 }
@@ -153,13 +145,14 @@ fn kind_of(item: &std::fs::DirEntry, options: &ScanOptions) -> Option<Kind> {
         return None;
     }
     let path = item.path();
-    let allowed = match &options.links {
-        LinkPolicy::Never => false,
-        LinkPolicy::Follow => true,
-        LinkPolicy::WithinRoot(root) => {
-            std::fs::canonicalize(&path).is_ok_and(|c| c.starts_with(root))
-        }
+    let canonical = if options.links.needs_canonical() {
+        std::fs::canonicalize(&path).ok()
+    } else {
+        None
     };
+    let allowed = options
+        .links
+        .allows(&path, canonical.as_deref(), &options.root);
     if !allowed {
         return None;
     }
@@ -223,7 +216,8 @@ mod tests {
     fn options(max_entries: usize) -> ScanOptions {
         ScanOptions {
             dotfiles: false,
-            links: LinkPolicy::Never,
+            links: Symlinks::Never,
+            root: PathBuf::from("/"),
             max_entries,
         }
     }
@@ -305,19 +299,17 @@ mod tests {
                 &root,
                 &ScanOptions {
                     links,
+                    root: root.clone(),
                     ..options(10)
                 },
             )
             .unwrap();
             names(&s)
         };
-        assert_eq!(with(LinkPolicy::Never), ["inside.txt"]);
+        assert_eq!(with(Symlinks::Never), ["inside.txt"]);
+        assert_eq!(with(Symlinks::WithinRoot), ["in-link", "inside.txt"]);
         assert_eq!(
-            with(LinkPolicy::WithinRoot(root.clone())),
-            ["in-link", "inside.txt"]
-        );
-        assert_eq!(
-            with(LinkPolicy::Follow),
+            with(Symlinks::Follow),
             ["in-link", "inside.txt", "out-link"]
         );
     }
