@@ -721,8 +721,8 @@ pub fn check_path(data: &[u8]) {
 pub fn check_want_digest(data: &[u8]) {
     use base64::Engine as _;
     use rocket_mmap::semantics::digest::{
-        digest_value, negotiate, parse_want_digest, parse_want_repr_digest, repr_digest_value,
-        DigestAlgorithm, Preferences,
+        digest_value, negotiate_digests, parse_want_digest, parse_want_repr_digest,
+        repr_digest_value, DigestAlgorithm, Preferences,
     };
     use DigestAlgorithm::{Sha256, Sha512};
 
@@ -823,7 +823,7 @@ pub fn check_want_digest(data: &[u8]) {
     // The response's choice is each field's own.
     let want_repr = (flags & 16 == 0).then_some(repr_field.as_str());
     let want_digest = (flags & 32 == 0).then_some(legacy_field.as_str());
-    let c = negotiate(want_repr, want_digest, enabled, unsolicited);
+    let c = negotiate_digests(want_repr, want_digest, enabled, unsolicited);
     let expected_repr = match want_repr {
         Some(_) => repr_choice,
         None if unsolicited => enabled.first().copied(),

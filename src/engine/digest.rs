@@ -95,7 +95,7 @@ impl ReprDigest {
 /// The digests of one entry: a cell per algorithm, filled at most once.
 #[derive(Debug, Default)]
 pub(crate) struct Digests {
-    slots: [Slot; 2],
+    slots: [DigestSlot; 2],
     computations: AtomicU32,
     /// The counters of the cache that loaded the entry, if any (`digests_computed`).
     counters: OnceLock<Arc<Counters>>,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for OnComputed {
 }
 
 #[derive(Debug, Default)]
-struct Slot {
+struct DigestSlot {
     value: OnceLock<ReprDigest>,
     /// A hashing task is running for this slot.
     running: AtomicBool,

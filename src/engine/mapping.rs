@@ -565,20 +565,20 @@ impl Drop for MappedFile {
 /// The number of mappings that can be protected at once.
 pub(crate) const SLOTS: usize = 16_384;
 
-struct Slot {
+struct GuardSlot {
     start: AtomicUsize,
     len: AtomicUsize,
     flag: AtomicPtr<AtomicBool>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: Slot = Slot {
+const EMPTY: GuardSlot = GuardSlot {
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     flag: AtomicPtr::new(std::ptr::null_mut()),
 };
 
-static REGISTRY: [Slot; SLOTS] = [EMPTY; SLOTS];
+static REGISTRY: [GuardSlot; SLOTS] = [EMPTY; SLOTS];
 /// Where the next free-slot search starts: after the slot claimed last, or at the
 /// lowest slot released since. A release moves it back, so the slots in use stay at
 /// the low end of the registry and only the pages those slots are on are ever written.

@@ -31,7 +31,7 @@
 //! * Each field is answered on its own: a request with both gets both, each with its
 //!   own choice. Without `Want-Repr-Digest`, an *unsolicited* `Repr-Digest` with the
 //!   first enabled algorithm is sent only when the server is configured to
-//!   ([`negotiate`]'s `unsolicited`; off by default, RFC 9530 Appendix C).
+//!   ([`negotiate_digests`]'s `unsolicited`; off by default, RFC 9530 Appendix C).
 //! * Only one digest per field is sent (RFC 9530 §3 allows several): the one chosen.
 //! * Responses do not carry `Vary: Want-Repr-Digest`: a digest field is metadata about
 //!   the same bytes, harmless to a client that did not ask, and varying on it would
@@ -263,7 +263,7 @@ impl DigestChoice {
 /// `Repr-Digest` with the first enabled algorithm. Nothing is sent when `enabled` is
 /// empty. Which statuses carry the fields is the caller's business (this crate: 200
 /// and 206, GET and HEAD).
-pub fn negotiate(
+pub fn negotiate_digests(
     want_repr_digest: Option<&str>,
     want_digest: Option<&str>,
     enabled: &[DigestAlgorithm],
@@ -415,17 +415,17 @@ mod tests {
 
     #[test]
     fn negotiate_each_field_on_its_own() {
-        let c = negotiate(Some("sha-512=1"), Some("SHA-256"), BOTH, false);
+        let c = negotiate_digests(Some("sha-512=1"), Some("SHA-256"), BOTH, false);
         assert_eq!((c.repr, c.legacy), (Some(Sha512), Some(Sha256)));
         assert_eq!(c.algorithms().collect::<Vec<_>>(), vec![Sha512, Sha256]);
-        let c = negotiate(Some("sha-256=1"), Some("SHA-256"), BOTH, false);
+        let c = negotiate_digests(Some("sha-256=1"), Some("SHA-256"), BOTH, false);
         assert_eq!(c.algorithms().collect::<Vec<_>>(), vec![Sha256]);
-        assert!(negotiate(None, None, BOTH, false).is_empty());
+        assert!(negotiate_digests(None, None, BOTH, false).is_empty());
         // Unsolicited: the first enabled algorithm, unless Want-Repr-Digest says otherwise.
-        let c = negotiate(None, None, &[Sha512, Sha256], true);
+        let c = negotiate_digests(None, None, &[Sha512, Sha256], true);
         assert_eq!((c.repr, c.legacy), (Some(Sha512), None));
-        assert!(negotiate(Some("sha-256=0"), None, BOTH, true).is_empty());
-        assert!(negotiate(None, None, &[], true).is_empty());
+        assert!(negotiate_digests(Some("sha-256=0"), None, BOTH, true).is_empty());
+        assert!(negotiate_digests(None, None, &[], true).is_empty());
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn weights(field: &str) -> [Option<u16>; 4] {
 
 /// The coding to send for an `Accept-Encoding` field, given the available siblings;
 /// `None` means identity (the file itself). See the module docs for the rules.
-pub fn negotiate(accept_encoding: Option<&str>, siblings: Siblings) -> Option<Coding> {
+pub fn negotiate_coding(accept_encoding: Option<&str>, siblings: Siblings) -> Option<Coding> {
     let field = accept_encoding?;
     if !siblings.any() {
         return None;
@@ -166,66 +166,78 @@ mod tests {
 
     #[test]
     fn no_header_means_identity() {
-        assert_eq!(negotiate(None, BOTH), None);
+        assert_eq!(negotiate_coding(None, BOTH), None);
     }
 
     #[test]
     fn browsers_get_brotli() {
         assert_eq!(
-            negotiate(Some("gzip, deflate, br, zstd"), BOTH),
+            negotiate_coding(Some("gzip, deflate, br, zstd"), BOTH),
             Some(Coding::Br)
         );
-        assert_eq!(negotiate(Some("gzip, deflate, br"), GZ), Some(Coding::Gzip));
+        assert_eq!(
+            negotiate_coding(Some("gzip, deflate, br"), GZ),
+            Some(Coding::Gzip)
+        );
     }
 
     #[test]
     fn q_values_decide() {
         assert_eq!(
-            negotiate(Some("br;q=0.5, gzip;q=0.8"), BOTH),
+            negotiate_coding(Some("br;q=0.5, gzip;q=0.8"), BOTH),
             Some(Coding::Gzip)
         );
-        assert_eq!(negotiate(Some("br;q=0, gzip"), BOTH), Some(Coding::Gzip));
-        assert_eq!(negotiate(Some("br;q=0, gzip;q=0"), BOTH), None);
-        assert_eq!(negotiate(Some("BR;Q=1.000"), BOTH), Some(Coding::Br));
         assert_eq!(
-            negotiate(Some("gzip;q=1.5"), GZ),
+            negotiate_coding(Some("br;q=0, gzip"), BOTH),
+            Some(Coding::Gzip)
+        );
+        assert_eq!(negotiate_coding(Some("br;q=0, gzip;q=0"), BOTH), None);
+        assert_eq!(negotiate_coding(Some("BR;Q=1.000"), BOTH), Some(Coding::Br));
+        assert_eq!(
+            negotiate_coding(Some("gzip;q=1.5"), GZ),
             None,
             "malformed q is unacceptable"
         );
-        assert_eq!(negotiate(Some("gzip;q=0.1234"), GZ), None);
+        assert_eq!(negotiate_coding(Some("gzip;q=0.1234"), GZ), None);
     }
 
     #[test]
     fn identity_preferred_when_it_weighs_more() {
-        assert_eq!(negotiate(Some("gzip;q=0.5, identity"), GZ), None);
+        assert_eq!(negotiate_coding(Some("gzip;q=0.5, identity"), GZ), None);
         assert_eq!(
-            negotiate(Some("gzip;q=0.5, identity;q=0.5"), GZ),
+            negotiate_coding(Some("gzip;q=0.5, identity;q=0.5"), GZ),
             Some(Coding::Gzip)
         );
         assert_eq!(
-            negotiate(Some("identity;q=0, gzip;q=0.1"), GZ),
+            negotiate_coding(Some("identity;q=0, gzip;q=0.1"), GZ),
             Some(Coding::Gzip)
         );
     }
 
     #[test]
     fn star_covers_unnamed_codings() {
-        assert_eq!(negotiate(Some("*"), BOTH), Some(Coding::Br));
-        assert_eq!(negotiate(Some("*;q=0"), BOTH), None);
-        assert_eq!(negotiate(Some("br;q=0, *"), BOTH), Some(Coding::Gzip));
+        assert_eq!(negotiate_coding(Some("*"), BOTH), Some(Coding::Br));
+        assert_eq!(negotiate_coding(Some("*;q=0"), BOTH), None);
+        assert_eq!(
+            negotiate_coding(Some("br;q=0, *"), BOTH),
+            Some(Coding::Gzip)
+        );
     }
 
     #[test]
     fn identity_only_or_unknown_codings() {
-        assert_eq!(negotiate(Some("identity"), BOTH), None);
-        assert_eq!(negotiate(Some("deflate, zstd"), BOTH), None);
-        assert_eq!(negotiate(Some(""), BOTH), None);
-        assert_eq!(negotiate(Some(",,;;=,"), BOTH), None);
-        assert_eq!(negotiate(Some("x-gzip"), GZ), Some(Coding::Gzip));
+        assert_eq!(negotiate_coding(Some("identity"), BOTH), None);
+        assert_eq!(negotiate_coding(Some("deflate, zstd"), BOTH), None);
+        assert_eq!(negotiate_coding(Some(""), BOTH), None);
+        assert_eq!(negotiate_coding(Some(",,;;=,"), BOTH), None);
+        assert_eq!(negotiate_coding(Some("x-gzip"), GZ), Some(Coding::Gzip));
     }
 
     #[test]
     fn no_siblings_means_identity() {
-        assert_eq!(negotiate(Some("br, gzip"), Siblings::default()), None);
+        assert_eq!(
+            negotiate_coding(Some("br, gzip"), Siblings::default()),
+            None
+        );
     }
 }

@@ -64,7 +64,7 @@ use crate::engine::links::Symlinks;
 use crate::engine::listing::ScanOptions;
 #[cfg(feature = "browse")]
 use crate::engine::listing_cache::ListingCache;
-use crate::semantics::encoding::{negotiate, Coding, Siblings};
+use crate::semantics::encoding::{negotiate_coding, Coding, Siblings};
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
 use crate::shell::listing::{listing, Listing};
@@ -359,7 +359,7 @@ fn with_path_hint(mmap: &Mmap, file: MmapFile, path: &Path) -> MmapFile {
 impl FileServer {
     /// Picks a precompressed sibling of `path` for the request's `Accept-Encoding`,
     /// or `file` itself (with `Vary` if siblings exist).
-    async fn negotiate(
+    async fn pick_precompressed(
         &self,
         mmap: &Mmap,
         req: &Request<'_>,
@@ -382,7 +382,7 @@ impl FileServer {
             return file;
         }
         let accept = req.headers().get_one("Accept-Encoding");
-        if let Some(coding) = negotiate(accept, siblings) {
+        if let Some(coding) = negotiate_coding(accept, siblings) {
             if let Ok(variant) = self.open(mmap, &with_ext(coding.extension())).await {
                 let content_type = file.entry().content_type().to_owned();
                 return with_path_hint(mmap, variant, path)
@@ -492,7 +492,9 @@ impl Handler for FileServer {
             other => (path, other),
         };
         let file = match file {
-            Ok(file) if self.precompressed => Ok(self.negotiate(mmap, req, &path, file).await),
+            Ok(file) if self.precompressed => {
+                Ok(self.pick_precompressed(mmap, req, &path, file).await)
+            }
             other => other,
         };
         let mut file = match file {
@@ -533,7 +535,7 @@ impl FileServer {
     ) -> Result<MmapFile, CacheError> {
         let file = self.open(mmap, path).await?;
         Ok(if self.precompressed {
-            self.negotiate(mmap, req, path, file).await
+            self.pick_precompressed(mmap, req, path, file).await
         } else {
             file
         })

@@ -8,7 +8,7 @@ use rocket::http::Method as RocketMethod;
 use rocket::request::Request;
 
 use crate::semantics::decide::ServeRequest;
-use crate::semantics::digest::{negotiate, DigestAlgorithm, DigestChoice};
+use crate::semantics::digest::{negotiate_digests, DigestAlgorithm, DigestChoice};
 use crate::semantics::precondition::{Conditionals, Method};
 
 /// The headers of a request that the core needs, with list headers that came in
@@ -72,7 +72,7 @@ impl<'r> RequestHeaders<'r> {
         enabled: &[DigestAlgorithm],
         unsolicited: bool,
     ) -> DigestChoice {
-        negotiate(
+        negotiate_digests(
             self.want_repr_digest.as_deref(),
             self.want_digest.as_deref(),
             enabled,

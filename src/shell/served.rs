@@ -35,7 +35,7 @@ struct Observed;
 
 /// The request-local slot of the record.
 #[derive(Debug, Default)]
-struct Slot(OnceLock<Served>);
+struct ServedSlot(OnceLock<Served>);
 
 impl Served {
     /// The record of the answer `decision`.
@@ -65,7 +65,7 @@ impl Served {
     /// once, with the response that is handed to Rocket.
     pub(crate) fn record(self, req: &Request<'_>) {
         if Served::wanted(req) {
-            let _ = req.local_cache(Slot::default).0.set(self);
+            let _ = req.local_cache(ServedSlot::default).0.set(self);
         }
     }
 
@@ -75,7 +75,7 @@ impl Served {
         if !req.headers().contains("Range") {
             return None;
         }
-        req.local_cache(Slot::default).0.get()
+        req.local_cache(ServedSlot::default).0.get()
     }
 
     /// Asks for records from now on: for an observer's `on_ignite`.
