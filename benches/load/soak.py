@@ -34,7 +34,9 @@ Checking. Every version's bytes are self-describing: the content of version `gen
 length. The writer registers each version before it becomes visible. A client
 checks that every complete body (or range, or multipart part) equals the bytes of
 ONE registered version of that name at the offsets claimed (a body holding records of
-two versions is a "mixed_version"), that `Content-Length` and `Content-Range` agree
+two versions is a "mixed_version"; a body holding no whole record, such as a one-byte
+range, may be the bytes of several versions, and then its tag and digest must be those
+of one of them), that `Content-Length` and `Content-Range` agree
 with the body and the version's length, that an `ETag`, when present, is the crate's
 tag of those bytes (CRC-64/XZ of the content, hex, `-`, length in hex;
 src/semantics/etag.rs `from_content`), and that a `Repr-Digest` is their SHA-256.

@@ -584,7 +584,7 @@ static REGISTRY: [GuardSlot; SLOTS] = [EMPTY; SLOTS];
 /// the low end of the registry and only the pages those slots are on are ever written.
 /// (Searching on from the last claim alone wrote every slot in turn: the registry's
 /// 384 KiB, of `.bss`, became resident page by page over the first ~16 000 mappings,
-/// anonymous memory that grew for a quarter of an hour of a soak.)
+/// anonymous memory that grew for the first minutes of a soak.)
 static HINT: AtomicUsize = AtomicUsize::new(0);
 /// Slots that are claimed (registered or being registered).
 static CLAIMED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
