@@ -67,9 +67,8 @@ pub(crate) fn stat_dir(dir: &Path) -> Result<Fingerprint, CacheError> {
 /// The heap of the names a scan keeps (at most `cap`). A max-heap: its top is the
 /// last of the kept entries, the first to give way. Room for a few names only: it
 /// grows with the directory. Reserving `max_entries` (up to 4096) names up front
-/// allocated 229 KiB for every listing built, however small the directory, and a
-/// block that large, once freed, makes glibc's malloc raise its mmap and trim
-/// thresholds for good, after which each thread's arena keeps such blocks resident.
+/// allocated 229 KiB for every listing built, however small the directory: the only
+/// block over glibc's 128 KiB mmap threshold in the soak's traffic.
 fn kept_heap(cap: usize) -> BinaryHeap<NameKey> {
     BinaryHeap::with_capacity(cap.min(64) + 1)
 }
