@@ -4,7 +4,8 @@
 //! download needs: byte ranges (single and `multipart/byteranges`), strong
 //! content-derived ETags and every conditional request of RFC 9110.
 //!
-//! ```rust,no_run
+#![cfg_attr(feature = "rocket", doc = "```rust,no_run")]
+#![cfg_attr(not(feature = "rocket"), doc = "```rust,ignore")]
 //! # #[macro_use] extern crate rocket;
 //! use rocket_mmap::{FileServer, Mmap};
 //!
