@@ -430,6 +430,8 @@ async fn a_large_files_first_responses_carry_no_digest_and_a_later_one_does() {
     let dir = TempDir::new("digest-first-byte");
     let data = pseudo_random(9, 3 << 20);
     dir.write("big.bin", &data);
+    // Settled, as a deployed file is: a file changed moments ago waits for its tag.
+    std::thread::sleep(rocket_mmap::cache::SETTLE * 2);
     let lazy = Mmap::new(
         CacheConfig {
             max_background_hashes: 0,

@@ -360,6 +360,8 @@ async fn a_plain_get_of_an_unhashed_file_is_answered_at_once_without_etag() {
     let t = Site::new("early-plain");
     let content = pattern(LARGE);
     t.file("f.bin", &content);
+    // Settled, as a deployed file is: a file changed moments ago waits for its tag.
+    std::thread::sleep(rocket_mmap::cache::SETTLE * 2);
     let c = lazy_server(&t).await;
     for r in [get(&c, "/f.bin", &[]).await, head(&c, "/f.bin", &[]).await] {
         assert_eq!(r.status, 200);
@@ -487,6 +489,8 @@ async fn a_file_rewritten_before_its_hash_is_answered_with_the_new_versions_tag(
     let (v1, v2) = (pattern(LARGE), pattern(LARGE + 1)[1..].to_vec());
     assert_ne!(v1, v2);
     let path = t.file("f.bin", &v1);
+    // Settled, as a deployed file is: a file changed moments ago waits for its tag.
+    std::thread::sleep(rocket_mmap::cache::SETTLE * 2);
     let fig = figment()
         .merge(("mmap.max_background_hashes", 0))
         .merge(("mmap.revalidate", "never"));

@@ -215,6 +215,8 @@ async fn user_route_waits_for_the_tag_only_when_the_request_needs_it() {
     let content = pattern(1 << 20);
     t.file("big.bin", &content);
     t.file("other.bin", &content);
+    // Settled, as a deployed file is: a file changed moments ago waits for its tag.
+    std::thread::sleep(rocket_mmap::cache::SETTLE * 2);
     let fig = figment().merge(("mmap.max_background_hashes", 0));
     let c = client(
         rocket_with(fig)

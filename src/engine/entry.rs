@@ -220,6 +220,14 @@ impl Entry {
         &self.content_type
     }
 
+    /// Whether this entry's file changed less than [`SETTLE`](crate::cache::SETTLE)
+    /// ago (see `engine::tag::changed_within_settle`); never for in-memory entries.
+    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    pub(crate) fn settling(&self) -> bool {
+        self.fingerprint()
+            .is_some_and(crate::engine::tag::changed_within_settle)
+    }
+
     /// The fingerprint of the file version this entry was made from (files only).
     pub(crate) fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()

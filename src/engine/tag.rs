@@ -502,6 +502,16 @@ fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
         .then(|| Duration::from_nanos((settled_at - now).min(SETTLE.as_nanos() as i128) as u64))
 }
 
+/// Whether the version `fingerprint` describes changed less than [`SETTLE`] ago. On a
+/// file system whose timestamps are coarse (a clock tick), a writer that writes a
+/// version in several calls within one tick leaves no trace in `stat` between them:
+/// bytes read from such a version may still be changing, which only the settled
+/// second hash of its tag can rule out.
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn changed_within_settle(fingerprint: &Fingerprint) -> bool {
+    settle_wait(fingerprint).is_some()
+}
+
 /// Whether a file is hashed while it is loaded (see [`HASH_AT_LOAD_MAX`]).
 pub(crate) fn hash_at_load(fingerprint: &Fingerprint) -> bool {
     fingerprint.size <= HASH_AT_LOAD_MAX

@@ -24,7 +24,11 @@
 //!   `If-None-Match` and `If-Range`: the answer goes out at once. If the tag is not
 //!   known yet, the response carries **no `ETag`** (RFC 9110 §8.8.3 makes it a SHOULD)
 //!   and no digest; `Last-Modified` is sent as always, and `If-Modified-Since` /
-//!   `If-Unmodified-Since`, which compare dates, are answered as always.
+//!   `If-Unmodified-Since`, which compare dates, are answered as always. Except for
+//!   a file changed less than [`SETTLE`](crate::cache::SETTLE) ago whose tag is not
+//!   known: on coarse timestamps a writer may still be writing it without `stat`
+//!   showing it, so such a response waits for the tag, as `Await` does (the tag's
+//!   hash runs twice across the settle time and must agree).
 //! * [`ValidatorPolicy::Await`] for everything else: the response waits for the
 //!   strong tag. So every 206 (single or multipart) carries the strong tag, which lets
 //!   a client or a slicing cache check that parts belong together, `If-Range` is
@@ -201,7 +205,13 @@ impl<'a> Plan<'a> {
         options: &'a ResponseOptions,
         body_policy: BodyPolicy,
     ) -> Result<Plan<'a>, TagPending> {
-        let policy = ValidatorPolicy::for_request(headers);
+        let mut policy = ValidatorPolicy::for_request(headers);
+        // A file changed within the settle time may still be being written (several
+        // writes in one timestamp tick show no change to `stat`): its bytes are served
+        // once its tag, hashed twice across the settle time, says they hold still.
+        if policy == ValidatorPolicy::IfReady && entry.settling() && entry.etag().is_none() {
+            policy = ValidatorPolicy::Await;
+        }
         // Read once: the decision, the `ETag` field and the digests all follow it.
         let tag = entry.etag();
         if policy == ValidatorPolicy::Await && tag.is_none() {
