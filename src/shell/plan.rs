@@ -206,14 +206,14 @@ impl<'a> Plan<'a> {
         body_policy: BodyPolicy,
     ) -> Result<Plan<'a>, TagPending> {
         let mut policy = ValidatorPolicy::for_request(headers);
+        // Read once: the decision, the `ETag` field and the digests all follow it.
+        let tag = entry.etag();
         // A file changed within the settle time may still be being written (several
         // writes in one timestamp tick show no change to `stat`): its bytes are served
         // once its tag, hashed twice across the settle time, says they hold still.
-        if policy == ValidatorPolicy::IfReady && entry.settling() && entry.etag().is_none() {
+        if policy == ValidatorPolicy::IfReady && tag.is_none() && entry.settling() {
             policy = ValidatorPolicy::Await;
         }
-        // Read once: the decision, the `ETag` field and the digests all follow it.
-        let tag = entry.etag();
         if policy == ValidatorPolicy::Await && tag.is_none() {
             return Err(TagPending);
         }
