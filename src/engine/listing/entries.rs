@@ -93,10 +93,11 @@ pub(crate) fn sort_entries(entries: &mut Vec<Listed>, sort: SortKey, order: Orde
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn file(name: &[u8], size: u64, mtime: i64) -> Listed {
+    /// A listed file, for the listing's tests.
+    pub(crate) fn file(name: &[u8], size: u64, mtime: i64) -> Listed {
         Listed {
             name: name.to_vec(),
             kind: Kind::File,
@@ -105,7 +106,8 @@ mod tests {
         }
     }
 
-    fn dir(name: &[u8], mtime: i64) -> Listed {
+    /// A listed directory, for the listing's tests.
+    pub(crate) fn dir(name: &[u8], mtime: i64) -> Listed {
         Listed {
             name: name.to_vec(),
             kind: Kind::Directory,

@@ -248,25 +248,8 @@ fn render_json(entries: &[Listed], prefix: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::listing::entries::tests::{dir, file};
     use proptest::prelude::*;
-
-    fn file(name: &[u8], size: u64, mtime: i64) -> Listed {
-        Listed {
-            name: name.to_vec(),
-            kind: Kind::File,
-            size: Some(size),
-            mtime: Some(mtime),
-        }
-    }
-
-    fn dir(name: &[u8], mtime: i64) -> Listed {
-        Listed {
-            name: name.to_vec(),
-            kind: Kind::Directory,
-            size: None,
-            mtime: Some(mtime),
-        }
-    }
 
     fn html(entries: Vec<Listed>, total: usize, spec: &PageSpec) -> String {
         String::from_utf8(render(entries, total, spec)).unwrap()
