@@ -37,6 +37,8 @@ The servers, all in one run (`--rounds` rounds, the servers in a shuffled order 
 each; a figure is the median over rounds):
 
 - `mmap`: the crate's binary (`--mmap-bin`, default target/release/rocket-mmap);
+- `mmap_baseline`: another build of it (`--baseline-bin`), for a before/after
+  comparison within one run; measured only when given;
 - `fileserver`: Rocket's own `FileServer` (`--peers-bin`, the `peers` example;
   reads run on tokio's blocking pool);
 - `nginx_aio`: nginx with `aio threads` and `sendfile off`: every file read runs in
@@ -54,6 +56,7 @@ each; a figure is the median over rounds):
     python3 benches/load/cold.py                # 3 rounds, ~4 minutes; needs root
     python3 benches/load/cold.py --rounds 1 --targets mmap nginx_aio
     python3 benches/load/cold.py --mmap-bin /tmp/after/release/rocket-mmap
+    python3 benches/load/cold.py --targets mmap mmap_baseline fileserver --baseline-bin /tmp/before/rocket-mmap
 
 Needs root (cgroups, drop_caches), cgroup v1 `blkio` and `memory` mounted under
 /sys/fs/cgroup, nginx, taskset, and release builds of the binary and the `peers`
@@ -101,6 +104,7 @@ NGINX_AIO_CONF = NGINX_HTTP + """    server {{
 
 TARGETS = {
     "mmap": "rocket-mmap",
+    "mmap_baseline": "rocket-mmap, `--baseline-bin` build",
     "fileserver": "Rocket `FileServer` (tokio::fs)",
     "nginx_aio": "nginx, `aio threads`, sendfile off",
     "nginx_aio_sendfile": "nginx, `aio threads`, sendfile on",
@@ -215,12 +219,13 @@ class Targets:
         group = f"rocket-mmap-cold-{name}"
         cgroup = Cgroup(group, self.device, a.read_bps, a.read_iops, a.memory)
         self.live[group] = (None, cgroup)
-        mmap_bin, peers_bin = self.bins
+        mmap_bin, peers_bin, baseline_bin = self.bins
         port = free_port()
         env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1",
                "ROCKET_PORT": str(port)}
-        if name == "mmap":
-            argv = [str(mmap_bin), str(self.data), "--port", str(port)]
+        if name in ("mmap", "mmap_baseline"):
+            binary = mmap_bin if name == "mmap" else baseline_bin
+            argv = [str(binary), str(self.data), "--port", str(port)]
         elif name == "fileserver":
             argv = [str(peers_bin), "fileserver", str(self.data)]
         elif name.startswith("nginx"):
@@ -328,6 +333,7 @@ class HotClient:
         self.sock, self.sent_at, self.buf = None, None, b""
         self.next_tick = t0
         self.latencies, self.answered_in_window, self.errors, self.reconnects = [], 0, [], 0
+        self.sent = []  # time.monotonic() of each answered request's send, for `slowest`
         self.statuses = {}
 
     def connect(self, sel):
@@ -397,6 +403,7 @@ class HotClient:
         status = int(lines[0].split()[1])
         self.statuses[status] = self.statuses.get(status, 0) + 1
         self.latencies.append(now - self.sent_at)
+        self.sent.append(self.sent_at)
         if now <= self.until:
             self.answered_in_window += 1
         self.sent_at = None
@@ -410,6 +417,9 @@ class HotClient:
                 "p50_ms": percentile(lat, 50) if lat else None,
                 "p99_ms": percentile(lat, 99) if lat else None,
                 "max_ms": max(lat) if lat else None,
+                # The eight slowest, as [sent at (time.monotonic(), CLOCK_MONOTONIC: line
+                # them up with `perf record -k CLOCK_MONOTONIC`), latency ms].
+                "slowest": sorted(([t, ms] for t, ms in zip(self.sent, lat)), key=lambda x: -x[1])[:8],
                 "in_flight_at_end_ms": None if self.sent_at is None else (now - self.sent_at) * 1000,
                 "statuses": self.statuses, "errors": self.errors[:5], "reconnects": self.reconnects}
 
@@ -587,8 +597,11 @@ def main():
                     help="the crate's binary (default: $CARGO_TARGET_DIR or target, release)")
     ap.add_argument("--peers-bin", type=Path, default=target_dir / "examples" / "peers",
                     help="the peers example, for Rocket's FileServer")
-    ap.add_argument("--targets", nargs="*", choices=list(TARGETS), default=list(TARGETS),
-                    help="the servers to measure (default: all)")
+    ap.add_argument("--baseline-bin", type=Path,
+                    help="another build of the binary, measured as target mmap_baseline in the "
+                    "same run (a before/after comparison)")
+    ap.add_argument("--targets", nargs="*", choices=list(TARGETS),
+                    help="the servers to measure (default: all; mmap_baseline with --baseline-bin)")
     ap.add_argument("--scenario", choices=list(SCENARIOS), default="cold")
     ap.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians over them")
     ap.add_argument("--hot-seconds", type=float, default=8.0, help="how long the hot client runs")
@@ -615,8 +628,13 @@ def main():
             skip(f"cgroup v1 controller {c} is not mounted at {CGROUP_ROOT / c}")
     for tool in ("taskset",) + (("nginx",) if any(t.startswith("nginx") for t in args.targets) else ()):
         need(tool)
-    bins = (args.mmap_bin.resolve(), args.peers_bin.resolve())
-    for name, b in (("mmap", bins[0]), ("fileserver", bins[1])):
+    if args.targets is None:
+        args.targets = [t for t in TARGETS if t != "mmap_baseline" or args.baseline_bin]
+    if "mmap_baseline" in args.targets and not args.baseline_bin:
+        sys.exit("error: target mmap_baseline needs --baseline-bin")
+    bins = (args.mmap_bin.resolve(), args.peers_bin.resolve(),
+            args.baseline_bin.resolve() if args.baseline_bin else None)
+    for name, b in (("mmap", bins[0]), ("fileserver", bins[1]), ("mmap_baseline", bins[2])):
         if name in args.targets and not b.exists():
             sys.exit(f"error: {b} does not exist (cargo build --release --bin rocket-mmap --example peers)")
     data = args.data or Path(tempfile.gettempdir()) / "rocket-mmap-cold-data"
