@@ -30,7 +30,10 @@
 //!     and costs a fault-in that finds it at once (a minor fault on a blocking thread),
 //!     never a stall on a worker. A page this process has mapped is reported resident,
 //!     so a hot file pays the one check and nothing else.
-//! * **The fault-in** runs on tokio's blocking pool: `madvise(MADV_WILLNEED)` over the
+//! * **The fault-in** runs on a blocking pool of lower-priority threads
+//!   (`engine::background`: the async worker keeps the CPU it needs for answers from
+//!   memory while a burst of fault-ins allocates and reclaims page cache):
+//!   `madvise(MADV_WILLNEED)` over the
 //!   window, so the kernel reads it ahead in large requests, then
 //!   `madvise(MADV_POPULATE_READ)` (Linux 5.14), which waits for the pages and maps
 //!   them ([`MappingWatch::populate`]). The body returns `Pending` until it completes.
@@ -63,6 +66,7 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::engine::background;
 use crate::engine::mapping::{MappingWatch, Truncated};
 use crate::engine::stats::Counters;
 
@@ -113,7 +117,7 @@ impl Pager {
     }
 
     /// Starts faulting in `[from, to)` of `watch`'s mapping: waits for a permit, then
-    /// runs [`MappingWatch::populate`] on the blocking pool. `None` outside a tokio
+    /// runs [`MappingWatch::populate`] on the background pool. `None` outside a tokio
     /// runtime (the copy then faults on the calling thread, as it would have anyway).
     pub(crate) fn fault_in(
         self: &Arc<Pager>,
@@ -130,7 +134,7 @@ impl Pager {
             };
             drop(queued);
             let counters = Arc::clone(&pager.counters);
-            let job = runtime.spawn_blocking(move || {
+            let job = background::spawn_blocking(&runtime, move || {
                 let _permit = permit;
                 counters.fault_ins_running.fetch_add(1, Relaxed);
                 #[cfg(test)]

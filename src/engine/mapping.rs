@@ -371,6 +371,35 @@ pub fn release_free_heap() -> bool {
     false
 }
 
+/// The calling thread's nice value (Linux keeps it per thread; 0 elsewhere).
+#[cfg(target_os = "linux")]
+pub(crate) fn this_threads_nice() -> i32 {
+    // SAFETY: `getpriority(PRIO_PROCESS, 0)` reads the calling thread's nice value and
+    // touches no memory of ours. Its -1 on error is also a valid value; the callers
+    // only derive a lower priority from it.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Elsewhere: 0.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn this_threads_nice() -> i32 {
+    0
+}
+
+/// Sets the calling thread's nice value (Linux keeps it per thread; the kernel clamps
+/// it to -20..=19, and raising a priority needs privilege). Failure is ignored: the
+/// thread keeps the priority it had. See `engine::background` for why.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_this_threads_nice(nice: i32) {
+    // SAFETY: `setpriority(PRIO_PROCESS, 0, ..)` changes only the calling thread's nice
+    // value and touches no memory of ours.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+}
+
+/// Elsewhere threads keep their priority.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_this_threads_nice(_nice: i32) {}
+
 /// The system's page size (4096 until the SIGBUS guard is installed and asks).
 pub(crate) fn page_size() -> usize {
     PAGE_SIZE.load(Ordering::Relaxed)
@@ -1034,5 +1063,38 @@ mod release_tests {
             "RssAnon {before} → {after}: less than 32 MiB of the 64 MiB freed went back"
         );
         drop(held);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod priority_tests {
+    /// The nice value of the calling thread, from /proc/thread-self/stat.
+    fn nice() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[16].parse().unwrap() // field 19 of stat(5), counted after "(comm)"
+    }
+
+    #[test]
+    fn sets_only_the_calling_thread() {
+        let (before, after, started_by_it) = std::thread::spawn(|| {
+            let before = super::this_threads_nice();
+            assert_eq!(i64::from(before), nice());
+            super::set_this_threads_nice((before + 10).min(19));
+            let started_by_it = std::thread::spawn(nice).join().unwrap();
+            (before, nice(), started_by_it)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, i64::from((before + 10).min(19)));
+        // A thread started by the lowered one inherits its value; the test thread
+        // kept its own.
+        assert_eq!(started_by_it, after);
+        assert_eq!(nice(), i64::from(before));
     }
 }

@@ -19,12 +19,14 @@
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
-//! | `fault_in` | residency before a copy; missing pages faulted in on the blocking pool, bounded, read ahead |
+//! | `fault_in` | residency before a copy; missing pages faulted in on the background pool, bounded, read ahead |
+//! | `background` | the pool of lower-priority threads that fault-ins and background hashes run on |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
 //! | `listing` | directory listings: a directory read, bounded, as the file server would serve it, and rendered as HTML or JSON (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::cache::Reply) (status, headers, body) |
 
+pub(crate) mod background;
 pub(crate) mod body;
 pub(crate) mod cache;
 pub(crate) mod digest;

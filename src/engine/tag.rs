@@ -43,6 +43,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::engine::background;
 use crate::engine::fingerprint::Fingerprint;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
@@ -205,8 +206,9 @@ impl HashLimit {
         self.memory.as_ref()
     }
 
-    /// Runs `job` on the blocking pool of `handle`'s runtime once a permit of `lane` is
-    /// free (detached: it runs even if no one waits for it any more).
+    /// Runs `job` once a permit of `lane` is free: a background hash on the background
+    /// pool (`engine::background`), an awaited one on the blocking pool of `handle`'s
+    /// runtime (detached: it runs even if no one waits for it any more).
     pub(crate) fn spawn(
         &self,
         lane: Lane,
@@ -217,14 +219,21 @@ impl HashLimit {
             Lane::Background => self.permits.clone(),
             Lane::Awaited => self.awaited.clone(),
         };
+        let runtime = handle.clone();
         drop(handle.spawn(async move {
             let Ok(permit) = permits.acquire_owned().await else {
                 return;
             };
-            let _ = tokio::task::spawn_blocking(move || {
+            let job = move || {
                 job();
                 drop(permit);
-            })
+            };
+            // Background hashes yield the CPU (`engine::background`); a hash that a
+            // response waits for runs at the caller's priority.
+            let _ = match lane {
+                Lane::Background => background::spawn_blocking(&runtime, job),
+                Lane::Awaited => tokio::task::spawn_blocking(job),
+            }
             .await;
         }));
     }

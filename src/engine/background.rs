@@ -1,0 +1,102 @@
+//! The threads of work that must not run on an async worker and may yield the CPU to
+//! it: fault-ins ([`engine::fault_in`](crate::engine::fault_in)) and background hashes
+//! ([`engine::tag`](crate::engine::tag)'s background lane, digests started for later).
+//!
+//! They run on a blocking pool of their own (a tokio runtime that is never driven,
+//! only its `spawn_blocking` pool is used; threads named `rocket-mmap-bg`, started on
+//! demand and ended after ten idle seconds as in any tokio pool), whose threads run
+//! [`NICE_STEPS`] nice levels below the thread that first used the pool (an async
+//! worker, in a server).
+//!
+//! # Why a lower priority
+//!
+//! Measured with the cold-library scenario (`benches/load/cold.py`: one CPU, four
+//! downloads of cold files through a 64 MB/s throttle, a 1 KiB GET every 20 ms): the
+//! throttle releases reads in bursts, and each burst woke up to a dozen fault-ins at
+//! once. Each spent 0.2–0.5 ms of CPU in the kernel (allocating page-cache pages,
+//! charging and reclaiming memory) on the same CPU as the async worker, which then
+//! waited its turn with a small GET in hand: in the small GETs' slowest windows, the
+//! fault-in threads took about as much CPU as the worker itself (`perf record`,
+//! 89 samples against its 134). With the fault-ins and background hashes ten nice
+//! levels lower, the worker gets the CPU at once when it has work. Five rounds of one
+//! run, this build against the one before it: the small GETs' p99 1.0–2.4 ms (median
+//! 1.4) against 2.3–3.8 ms (2.7), lower in every round; Rocket `FileServer`'s 1.2–1.5
+//! ms (1.3); downloads 67.3 against 67.8 MB/s, since the disk, not the CPU, bounds
+//! them. A nice value is a weight, not a ban: beside a worker that keeps the CPU busy,
+//! the background threads still get about a tenth of it (the weights of nice 10 and
+//! nice 0 are 110 and 1024), so cold downloads slow down but go on.
+//!
+//! Work a response waits for at normal priority stays on the caller's runtime: a load
+//! (a first byte waits for its mapping) and the awaited hash lane.
+
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::engine::mapping::{set_this_threads_nice, this_threads_nice};
+
+/// How many nice levels the background threads run below the thread that first used
+/// the pool (nice 10 under a server at 0; at most 19).
+pub(crate) const NICE_STEPS: i32 = 10;
+
+/// The name of the background threads (`top -H`, `/proc/PID/task/*/comm`).
+pub(crate) const THREAD_NAME: &str = "rocket-mmap-bg";
+
+/// Runs `job` on a background thread; its handle may be awaited from any runtime.
+/// Without the background pool (its runtime could not be built), on the blocking pool
+/// of `fallback`, at the caller's priority.
+pub(crate) fn spawn_blocking<F, R>(fallback: &Handle, job: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match pool() {
+        Some(runtime) => runtime.spawn_blocking(job),
+        None => fallback.spawn_blocking(job),
+    }
+}
+
+/// The background pool's runtime, built on first use and kept for the process's life.
+fn pool() -> Option<&'static Runtime> {
+    static POOL: OnceLock<Option<Runtime>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        // One value for every thread, whichever thread happens to start it.
+        let nice = (this_threads_nice() + NICE_STEPS).min(19);
+        Builder::new_current_thread()
+            .thread_name(THREAD_NAME)
+            .on_thread_start(move || set_this_threads_nice(nice))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn nice_and_name() -> (i32, String) {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        (fields[16].parse().unwrap(), name.trim().to_owned())
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_named_threads_below_the_callers_priority() {
+        let caller = nice_and_name().0;
+        let (nice, name) = spawn_blocking(&Handle::current(), nice_and_name)
+            .await
+            .unwrap();
+        assert_eq!(name, THREAD_NAME);
+        // The pool took its value from the first thread that used it; in this test
+        // binary every test thread has the same.
+        assert_eq!(nice, (caller + NICE_STEPS).min(19));
+    }
+}
