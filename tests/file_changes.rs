@@ -186,6 +186,11 @@ struct Download {
     etag: Option<String>,
     content_length: u64,
     body: Vec<u8>,
+    /// How the body's reading ended, if not by EOF (a reset, a read timeout): a short
+    /// body says which.
+    ended_by: Option<std::io::Error>,
+    /// From connecting to the end of the body.
+    took: Duration,
 }
 
 fn download(addr: SocketAddr, path: &str) -> Download {
@@ -196,6 +201,7 @@ fn download(addr: SocketAddr, path: &str) -> Download {
 /// response whose body failed at its first read (its file found changed by then) is
 /// aborted before hyper wrote the head.
 fn try_download(addr: SocketAddr, path: &str) -> std::io::Result<Download> {
+    let started = Instant::now();
     let mut stream = connect(addr);
     stream
         .write_all(request_bytes("GET", path, &[], true).as_bytes())
@@ -206,12 +212,14 @@ fn try_download(addr: SocketAddr, path: &str) -> std::io::Result<Download> {
     let mut body = Vec::with_capacity(content_length as usize);
     // Read to EOF (Connection: close): a cut shows as a short body, extra bytes as a
     // long one.
-    let _ = reader.read_to_end(&mut body);
+    let ended_by = reader.read_to_end(&mut body).err();
     Ok(Download {
         status: head.status,
         etag: head.header("ETag").map(str::to_owned),
         content_length,
         body,
+        ended_by,
+        took: started.elapsed(),
     })
 }
 
@@ -252,9 +260,13 @@ fn replace_by_rename_under_concurrent_downloads() {
                             d.body.len() as u64,
                             d.content_length,
                             "client {c}, download {n}: body of {} bytes for Content-Length {} \
-                             (a rename must never cut a response)",
+                             (a rename must never cut a response), ended by {:?} after {:?}",
                             d.body.len(),
-                            d.content_length
+                            d.content_length,
+                            d.ended_by
+                                .as_ref()
+                                .map_or("EOF".to_owned(), ToString::to_string),
+                            d.took
                         );
                         let h = sha256_hex(&d.body);
                         let v = hashes.iter().position(|x| *x == h).unwrap_or_else(|| {
