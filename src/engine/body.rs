@@ -24,9 +24,9 @@
 //!
 //! Read through [`AsyncRead`], a body never copies mapped bytes whose pages are not
 //! in memory: it tests their residency first and, when pages are missing, has them
-//! faulted in on tokio's blocking pool and returns `Pending` meanwhile, reading ahead
-//! of a sequential reader (see `engine::fault_in`). The synchronous
-//! [`SegmentBody::read_into`] does not: it is for blocking threads.
+//! faulted in on the background pool (`engine::background`) and returns `Pending`
+//! meanwhile, reading ahead of a sequential reader (see `engine::fault_in`). The
+//! synchronous [`SegmentBody::read_into`] does not: it is for blocking threads.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;

@@ -4,8 +4,8 @@
 //! * **Once per entry and algorithm**, kept in the [`Entry`](crate::cache::Entry) (a cell per
 //!   algorithm). A changed file is a new entry (the cache's change detection), so a
 //!   digest can never outlive the version it describes.
-//! * **Off the async workers**: hashing runs on tokio's blocking pool
-//!   (`spawn_blocking`). It is a detached task: a request that stops waiting (client
+//! * **Off the async workers**: hashing runs on a blocking pool (a file entry's on the
+//!   background pool, at low priority: `engine::background`). It is a detached task: a request that stops waiting (client
 //!   gone) does not waste it; the result is kept for the next request. A file entry's
 //!   digests wait for a permit of the cache's bound on hashes, which they share with
 //!   the ETags' hashes ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).

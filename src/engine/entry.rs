@@ -262,7 +262,7 @@ impl Entry {
         self.digests.ready(algorithm)
     }
 
-    /// Starts computing the digest in the background (tokio's blocking pool) unless it
+    /// Starts computing the digest in the background (on a blocking pool) unless it
     /// is computed or being computed; outside a tokio runtime, computes it now.
     pub fn start_digest(&self, algorithm: DigestAlgorithm) {
         self.digests.start(algorithm, self.source());

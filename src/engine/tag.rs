@@ -7,7 +7,7 @@
 //! under a validator policy (a response that does not need the tag goes out without
 //! `ETag`; one that needs it waits for it: see `shell::plan::ValidatorPolicy`).
 //!
-//! * **In the background, bounded.** A file's hash runs on tokio's blocking pool. At
+//! * **In the background, bounded.** A file's hash runs on a blocking pool. At
 //!   most [`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)
 //!   files are hashed at once in the background for the whole cache (a semaphore,
 //!   [`HashLimit`]); the others queue. The digests of file entries (`engine::digest`)
@@ -30,6 +30,21 @@
 //! * **A file descriptor** stays open only while an entry's tag is pending (from the
 //!   load to the end of its hash), so that the check above is the same `fstat` of the
 //!   same open file a load made.
+//!
+//! * **At low priority, giving way.** Background hashes run on the background pool
+//!   (`engine::background`, ten nice levels down) and pause between 2 MiB windows
+//!   while the cache's fault-ins are queued or running ([`HashLimit::give_way`]), so a
+//!   hash never takes the disk or the CPU from a download that waits.
+//!
+//! Not done: feeding the hash from a download that reads a file in order, so that the
+//! disk reads those bytes once. The hash reads through the same page cache, so a
+//! window a download brought in moments before costs it no disk read; what the feed
+//! would save is the second read of a file whose pages left memory before its hash
+//! got its turn (a library larger than memory, downloaded while it is being hashed).
+//! It would tie the body, which must stay cheap and has no order to keep, to the
+//! hash's sequential state and to its version checks above (the fingerprint around
+//! the whole hash, the settle double-hash); we judged that not worth the risk to the
+//! one rule that matters most here: no tag describes another version.
 //!
 //! In-memory entries ([`Entry::from_bytes`](crate::cache::Entry::from_bytes) and friends) are
 //! hashed when they are made, as before: their bytes are in memory.

@@ -49,9 +49,9 @@ pub struct CacheConfig {
     pub max_fault_ins: usize,
     /// How many files are hashed at once, at most, in the background for their ETags
     /// and digests (default 2). A file is served as soon as it is mapped; its tag
-    /// (CRC-64 of the whole content) is computed afterwards on tokio's blocking pool,
-    /// and the responses that need it wait for it (see `engine::tag`, and the README's
-    /// "Decisions"). The bound keeps background hashing from taking the disk from
+    /// (CRC-64 of the whole content) is computed afterwards on a blocking pool of lower
+    /// priority, and the responses that need it wait for it (see `engine::tag`, and the
+    /// README's "Decisions"). The bound keeps background hashing from taking the disk from
     /// downloads. A response waiting for a tag whose hash has not started yet does not
     /// queue behind other files: such hashes have a lane of as many permits of their
     /// own. 0: no hashing in the background; a file is hashed only when a response
