@@ -105,10 +105,8 @@ pub use shell::metrics::Metrics;
 pub mod setup {
     //! What a server's setup names beside the root types: the fairings' types, the values
     //! of configuration keys and their defaults, the access log's flusher and counts, the
-    //! metrics format, [`release_free_heap`] for a long-running binary and, with
-    //! feature `tls`, the TLS check made before launch.
+    //! metrics format and, with feature `tls`, the TLS check made before launch.
 
-    pub use crate::engine::mapping::release_free_heap;
     pub use crate::shell::access_log::{AccessLogFlusher, AccessLogLines};
     pub use crate::shell::config::{parse_size, MmapFairing, RevalidateSetting, SizeSetting};
     pub use crate::shell::options::DEFAULT_CHUNK_SIZE;

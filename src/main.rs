@@ -17,10 +17,6 @@
 //! Signals ([`reopen_on_signals`]): `SIGUSR1` and `SIGHUP` reopen the access log at its
 //! path (for logrotate: rename, then signal; no line is lost or split); `SIGTERM` and
 //! Ctrl-C are Rocket's graceful shutdown.
-//!
-//! Every [`HEAP_RELEASE_EVERY`] it gives the heap memory its allocator holds free back
-//! to the system ([`release_heap_periodically`]): glibc keeps it otherwise, and a
-//! server meant to run for weeks would see its memory creep (README, "Soak").
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -110,32 +106,6 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Below this many open files the binary warns at start.
 const LOW_OPEN_FILES: u64 = 4096;
-
-/// How often the binary gives freed heap memory back to the system.
-const HEAP_RELEASE_EVERY: Duration = Duration::from_secs(30);
-
-/// Every [`HEAP_RELEASE_EVERY`], [`rocket_mmap::setup::release_free_heap`] on the
-/// blocking pool (it takes the allocator's locks in turn; a few hundred microseconds
-/// for this server's heap).
-///
-/// The soak measured the need: with the live heap flat (heaptrack: 2.48 MiB in every
-/// 30 s of a 20-minute run), the anonymous memory grew 8–18 % over the run, all of it
-/// freed memory glibc's arenas kept (`MALLOC_ARENA_MAX=2` lowered the level, not the
-/// slope). The library leaves its host's allocator alone: this is the binary's choice
-/// for its own process. A different allocator (mimalloc, jemalloc) would also return
-/// memory, but would change every figure of the load comparison; the call keeps the
-/// allocator that was measured.
-fn release_heap_periodically() {
-    tokio::spawn(async {
-        let mut every = tokio::time::interval(HEAP_RELEASE_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.tick().await; // the first tick is immediate
-        loop {
-            every.tick().await;
-            let _ = tokio::task::spawn_blocking(rocket_mmap::setup::release_free_heap).await;
-        }
-    });
-}
 
 /// The open-files limit (`RLIMIT_NOFILE`) as start-up left it.
 #[derive(Debug)]
@@ -401,7 +371,6 @@ async fn main() -> ExitCode {
     }
     .map(|log| log.extended(args.access_log_extended));
     let flusher = access_log.as_ref().map(AccessLog::flusher);
-    release_heap_periodically();
     #[cfg(unix)]
     if let Err(e) = reopen_on_signals(flusher.clone()) {
         eprintln!("warning: cannot listen for SIGUSR1/SIGHUP (access log reopening): {e}");

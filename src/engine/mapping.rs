@@ -342,35 +342,6 @@ pub(crate) fn wait_for_writes(file: &File) {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn wait_for_writes(_file: &File) {}
 
-/// Gives the heap memory that the C allocator holds free back to the system, and says
-/// whether it released any.
-///
-/// glibc's `malloc` keeps what is freed in its arenas (one per thread, up to eight per
-/// core) for reuse: pages in the middle of an arena are returned only by
-/// `malloc_trim`, and the thresholds that trim an arena's top rise by themselves after
-/// a large block is freed. A long-running server whose threads come and go (tokio's
-/// blocking pool) then sees its anonymous memory creep up while its live heap stays
-/// flat: that is what the soak (README, "Soak") measured. `malloc_trim(0)` walks every
-/// arena and releases each whole free page (`MADV_DONTNEED`); it takes each arena's
-/// lock in turn, so call it off the async workers. Elsewhere than glibc it does
-/// nothing and returns `false`: other allocators return memory by themselves, or have
-/// their own controls.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[cfg_attr(not(feature = "rocket"), allow(dead_code))] // offered in `setup`
-pub fn release_free_heap() -> bool {
-    // SAFETY: `malloc_trim` takes no pointer and touches only the allocator's own
-    // arenas, each under its lock, so it may run on any thread at any time, beside
-    // allocations on other threads.
-    unsafe { libc::malloc_trim(0) == 1 }
-}
-
-/// Elsewhere than glibc the allocator is left alone (see the glibc version).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-pub fn release_free_heap() -> bool {
-    false
-}
-
 /// The calling thread's nice value (Linux keeps it per thread; 0 elsewhere).
 #[cfg(target_os = "linux")]
 pub(crate) fn this_threads_nice() -> i32 {
@@ -1021,48 +992,6 @@ mod write_barrier_tests {
             raced > 0,
             "no attempt caught a write under way: the test proved nothing"
         );
-    }
-}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod release_tests {
-    use super::release_free_heap;
-
-    /// This process's anonymous resident memory, from /proc/self/status.
-    fn rss_anon() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib * 1024
-    }
-
-    /// 64 MiB of blocks freed between blocks still in use (holes that `free` alone
-    /// cannot give back: only an arena's top is trimmed) stay resident until
-    /// `release_free_heap` returns their whole pages.
-    #[test]
-    fn freed_blocks_go_back_to_the_system() {
-        const BLOCKS: usize = 1024;
-        const BLOCK: usize = 64 * 1024; // under glibc's 128 KiB mmap threshold
-        let held = std::thread::spawn(|| {
-            let mut freed = Vec::with_capacity(BLOCKS);
-            let mut kept = Vec::with_capacity(BLOCKS);
-            for i in 0..BLOCKS {
-                freed.push(vec![i as u8 | 1; BLOCK]);
-                kept.push(vec![1u8; 64]);
-            }
-            drop(freed);
-            kept
-        })
-        .join()
-        .unwrap();
-        let before = rss_anon();
-        assert!(release_free_heap(), "malloc_trim released nothing");
-        let after = rss_anon();
-        assert!(
-            before.saturating_sub(after) >= 32 << 20,
-            "RssAnon {before} → {after}: less than 32 MiB of the 64 MiB freed went back"
-        );
-        drop(held);
     }
 }
 
