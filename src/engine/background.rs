@@ -76,16 +76,11 @@ fn pool() -> Option<&'static Runtime> {
 mod tests {
     use super::*;
 
+    /// The calling thread's nice value (read as the priority tests of `mapping` check
+    /// it against /proc) and name.
     fn nice_and_name() -> (i32, String) {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
         let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
-        (fields[16].parse().unwrap(), name.trim().to_owned())
+        (this_threads_nice(), name.trim().to_owned())
     }
 
     #[tokio::test]
