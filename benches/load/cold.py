@@ -626,12 +626,12 @@ def main():
     for c in ("blkio", "memory"):
         if not (CGROUP_ROOT / c / "cgroup.procs").exists():
             skip(f"cgroup v1 controller {c} is not mounted at {CGROUP_ROOT / c}")
-    for tool in ("taskset",) + (("nginx",) if any(t.startswith("nginx") for t in args.targets) else ()):
-        need(tool)
     if args.targets is None:
         args.targets = [t for t in TARGETS if t != "mmap_baseline" or args.baseline_bin]
     if "mmap_baseline" in args.targets and not args.baseline_bin:
         sys.exit("error: target mmap_baseline needs --baseline-bin")
+    for tool in ("taskset",) + (("nginx",) if any(t.startswith("nginx") for t in args.targets) else ()):
+        need(tool)
     bins = (args.mmap_bin.resolve(), args.peers_bin.resolve(),
             args.baseline_bin.resolve() if args.baseline_bin else None)
     for name, b in (("mmap", bins[0]), ("fileserver", bins[1]), ("mmap_baseline", bins[2])):
