@@ -50,13 +50,13 @@ length or Content-Range, other 5xx, unexpected status, or a bad listing.
 Leaks. Every 10 s: VmRSS (and RssAnon, RssFile) from /proc/PID/status, open
 descriptors (/proc/PID/fd), mappings (lines of /proc/PID/maps) and
 `rocket_mmap_cache_entries` from /metrics. After the warm-up (`--warmup`, default
-the first half of the run) a least-squares line is fit to each series; its rise over the post-warm-up span ("fitted growth") must stay
-within a tolerance: 10% of the series' post-warm-up mean for RSS (VmRSS, and RssAnon
-alone: the heap, where a leak shows; VmRSS also counts the mapped files' pages, which
-come and go with the churn), and the larger of
-10% of the mean and a small absolute allowance for the counts (8 descriptors,
-16 mappings, 8 entries: a few connections or entries more or less at the last sample
-is noise, a leak of one per minute is not). The cache must also never hold more than
+the first half of the run) a least-squares line is fit to each series; its rise over
+the post-warm-up span ("fitted growth") must stay within a tolerance: 10% of the
+series' post-warm-up mean for RSS (VmRSS, and RssAnon alone: the heap, where a leak
+shows; VmRSS also counts the mapped files' pages, which come and go with the churn),
+and the larger of 10% of the mean and a small absolute allowance for the counts (8
+descriptors, 16 mappings, 8 entries: a few connections or entries more or less at the
+last sample is noise, a leak of one per minute is not). The cache must also never hold more than
 max_entries. The fit, not first-against-last, so that one busy sample does not
 decide.
 
@@ -1002,7 +1002,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=40.0)
     ap.add_argument("--warmup", type=float, help="seconds before the trend is judged "
-                                                 "(default 120; a quarter of runs under 8 minutes)")
+                                                 "(default: half the run)")
     ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "rocket-mmap")
     ap.add_argument("--rate", type=float, default=240.0, help="HTTP/1.1 requests per second, all clients")
     ap.add_argument("--clients", type=int, default=4)

@@ -5,10 +5,11 @@
 //!   algorithm). A changed file is a new entry (the cache's change detection), so a
 //!   digest can never outlive the version it describes.
 //! * **Off the async workers**: hashing runs on a blocking pool (a file entry's on the
-//!   background pool, at low priority: `engine::background`). It is a detached task: a request that stops waiting (client
-//!   gone) does not waste it; the result is kept for the next request. A file entry's
-//!   digests wait for a permit of the cache's bound on hashes, which they share with
-//!   the ETags' hashes ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).
+//!   background pool, at low priority: `engine::background`). It is a detached task: a
+//!   request that stops waiting (client gone) does not waste it; the result is kept
+//!   for the next request. A file entry's digests wait for a permit of the cache's
+//!   bound on hashes, which they share with the ETags' hashes
+//!   ([`CacheConfig::max_background_hashes`](crate::cache::CacheConfig::max_background_hashes)).
 //! * **Single flight**: however many requests ask at once, one task hashes; the others
 //!   wait for its notification ([`Entry::digest_computations`](crate::cache::Entry::digest_computations)
 //!   counts the hashes, for tests and monitoring).

@@ -33,10 +33,9 @@
 //! * **The fault-in** runs on a blocking pool of lower-priority threads
 //!   (`engine::background`: the async worker keeps the CPU it needs for answers from
 //!   memory while a burst of fault-ins allocates and reclaims page cache):
-//!   `madvise(MADV_WILLNEED)` over the
-//!   window, so the kernel reads it ahead in large requests, then
-//!   `madvise(MADV_POPULATE_READ)` (Linux 5.14), which waits for the pages and maps
-//!   them ([`MappingWatch::populate`]). The body returns `Pending` until it completes.
+//!   `madvise(MADV_WILLNEED)` over the window, so the kernel reads it ahead in large
+//!   requests, then `madvise(MADV_POPULATE_READ)` (Linux 5.14), which waits for the
+//!   pages and maps them ([`MappingWatch::populate`]). The body returns `Pending` until it completes.
 //!   A body has at most one fault-in in flight.
 //! * **Read ahead**: a body that is within a window of the end of what it knows to be
 //!   resident checks the next window and, when part of it is missing, starts its
