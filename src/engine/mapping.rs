@@ -13,8 +13,8 @@
 //! * A process-wide `SIGBUS` handler (`sigaction`, `SA_SIGINFO`) is installed once,
 //!   the first time a file is mapped.
 //! * Every mapping the cache makes is recorded in a fixed-size, lock-free registry of
-//!   `(start, length, poison flag)` slots ([`register`]); the record is removed before
-//!   the mapping is unmapped ([`Registration`]'s `Drop`).
+//!   `(start, length, poison flag)` slots, each with a sequence counter ([`register`]);
+//!   the record is removed before the mapping is unmapped ([`Registration`]'s `Drop`).
 //! * On a fault, the handler looks the faulting address (`si_addr`) up in the registry
 //!   using only atomic loads. If it lies inside one of our mappings, the handler first
 //!   sets that mapping's poison flag, then maps an anonymous zero page over the faulting
@@ -33,11 +33,21 @@
 //!
 //! * The handler calls no allocator, lock or non-reentrant function: atomic loads and
 //!   stores, `mmap` and `sigaction` (both plain system calls on Linux).
-//! * A slot is published by storing its `start` last (release) and retracted by
-//!   clearing `start` first; the mapping it describes, and the poison flag (kept alive
-//!   by the [`Registration`]), outlive the slot. A fault inside a mapping can only come
-//!   from a thread that holds a reference to that mapping, so the mapping is
-//!   registered while the handler runs.
+//! * A slot is written only by whoever holds its claim ([`register`], then the
+//!   [`Registration`] until its `Drop` gives the claim up), and every write (publish or
+//!   retract) makes the slot's sequence counter odd first and even again after. The
+//!   handler reads the counter, the fields, then the counter again, and trusts the
+//!   fields only if both reads gave the same even value: it never pairs one
+//!   mapping's `start` with another's `len` or flag, even when a slot is released and
+//!   taken again while it is read. A slot being written, or rewritten while it is
+//!   read, is skipped, not waited for (the handler may have interrupted its writer).
+//! * The mapping a slot describes, and the poison flag (kept alive by the
+//!   [`Registration`]), outlive the slot. A fault inside a mapping can only come from
+//!   a thread that holds a reference to that mapping, so that mapping's slot is
+//!   published and unchanging while the handler runs, and is never skipped. Any other
+//!   record the handler reads consistently was registered, so mapped, at that moment,
+//!   beside the faulting one; mappings do not overlap, so no other record holds the
+//!   faulting address, and only the faulting mapping's flag is ever set.
 //! * The zero page replaces only pages that no longer have file data behind them; the
 //!   mapping is later unmapped as a whole by `munmap`, which removes the zero pages too.
 //! * The flag is set before the zero page exists, so any reader that obtains zeros from
@@ -594,7 +604,12 @@ impl Drop for MappedFile {
 /// The number of mappings that can be protected at once.
 pub(crate) const SLOTS: usize = 16_384;
 
+/// One registry record. `start == 0` marks an empty slot.
 struct GuardSlot {
+    /// Odd while the slot's writer changes the fields below, even otherwise; it only
+    /// grows, so a reader that sees the same even value before and after reading the
+    /// fields read one record whole.
+    seq: AtomicUsize,
     start: AtomicUsize,
     len: AtomicUsize,
     flag: AtomicPtr<AtomicBool>,
@@ -602,17 +617,42 @@ struct GuardSlot {
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: GuardSlot = GuardSlot {
+    seq: AtomicUsize::new(0),
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     flag: AtomicPtr::new(std::ptr::null_mut()),
 };
+
+impl GuardSlot {
+    /// Records a mapping in this slot. Only the holder of the slot's claim writes it.
+    fn publish(&self, start: usize, len: usize, flag: *const AtomicBool) {
+        self.write(start, len, flag.cast_mut());
+    }
+
+    /// Empties this slot. Only the holder of the slot's claim writes it.
+    fn retract(&self) {
+        self.write(0, 0, std::ptr::null_mut());
+    }
+
+    /// Replaces the record between two increments of `seq` (odd while it changes).
+    /// Every access is `SeqCst`: a reader whose two loads of `seq` read the same
+    /// even value read the fields between this write's closing increment and the
+    /// next write's opening one, so all from one record.
+    fn write(&self, start: usize, len: usize, flag: *mut AtomicBool) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.start.store(start, Ordering::SeqCst);
+        self.len.store(len, Ordering::SeqCst);
+        self.flag.store(flag, Ordering::SeqCst);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 static REGISTRY: [GuardSlot; SLOTS] = [EMPTY; SLOTS];
 /// Where the next free-slot search starts: after the slot claimed last, or at the
 /// lowest slot released since. A release moves it back, so the slots in use stay at
 /// the low end of the registry and only the pages those slots are on are ever written.
 /// (Searching on from the last claim alone wrote every slot in turn: the registry's
-/// 384 KiB, of `.bss`, became resident page by page over the first ~16 000 mappings,
+/// 512 KiB, of `.bss`, became resident page by page over the first ~16 000 mappings,
 /// anonymous memory that grew for the first minutes of a soak.)
 static HINT: AtomicUsize = AtomicUsize::new(0);
 /// Slots that are claimed (registered or being registered).
@@ -630,11 +670,8 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let s = &REGISTRY[self.slot];
         // Retract first: from here on the handler ignores this slot.
-        s.start.store(0, Ordering::SeqCst);
-        s.len.store(0, Ordering::SeqCst);
-        s.flag.store(std::ptr::null_mut(), Ordering::SeqCst);
+        REGISTRY[self.slot].retract();
         CLAIMED[self.slot].store(false, Ordering::Release);
         HINT.fetch_min(self.slot, Ordering::Relaxed);
     }
@@ -661,11 +698,7 @@ unsafe fn register(start: *const u8, len: usize, flag: &Arc<AtomicBool>) -> Opti
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            let s = &REGISTRY[idx];
-            s.flag.store(Arc::as_ptr(flag).cast_mut(), Ordering::SeqCst);
-            s.len.store(len, Ordering::SeqCst);
-            // Publish last.
-            s.start.store(start as usize, Ordering::SeqCst);
+            REGISTRY[idx].publish(start as usize, len, Arc::as_ptr(flag));
             HINT.store(idx + 1, Ordering::Relaxed);
             return Some(Registration {
                 slot: idx,
@@ -689,25 +722,47 @@ pub(crate) fn install() -> bool {
     INSTALLED.load(Ordering::SeqCst)
 }
 
-/// Finds the poison flag of the registered mapping holding `addr`. Only atomic loads:
-/// callable from the signal handler.
+/// Where a test can release and reuse slot `slot` while [`lookup`] reads it (after
+/// `start`, before the rest); nothing outside tests.
+#[cfg(not(test))]
+#[inline(always)]
+fn between_reads(_slot: usize) {}
+
+#[cfg(test)]
+use tests::between_reads;
+
+/// Finds the poison flag of the registered mapping holding `addr`. Only atomic loads,
+/// no waiting: callable from the signal handler.
+///
+/// A slot counts only if its sequence counter read the same even value before and
+/// after its fields (see [`GuardSlot::write`]); a slot being written, or rewritten
+/// while it was read, is skipped. The faulting mapping's own slot is never skipped:
+/// it stays published and unwritten while the faulting thread holds the mapping.
 fn lookup(addr: usize) -> Option<&'static AtomicBool> {
-    for s in REGISTRY.iter() {
+    for (i, s) in REGISTRY.iter().enumerate() {
+        let seq = s.seq.load(Ordering::SeqCst);
+        if seq % 2 == 1 {
+            continue;
+        }
         let start = s.start.load(Ordering::SeqCst);
         if start == 0 || addr < start {
             continue;
         }
+        between_reads(i);
         let len = s.len.load(Ordering::SeqCst);
-        if addr - start < len {
-            let flag = s.flag.load(Ordering::SeqCst);
-            if flag.is_null() {
-                return None;
-            }
-            // SAFETY: a published slot's flag points into an `Arc<AtomicBool>` that its
-            // `Registration` keeps alive until after the slot is retracted, and the
-            // faulting thread holds the mapping (and so its registration) alive.
-            return Some(unsafe { &*flag });
+        if addr - start >= len {
+            continue;
         }
+        let flag = s.flag.load(Ordering::SeqCst);
+        if s.seq.load(Ordering::SeqCst) != seq || flag.is_null() {
+            continue;
+        }
+        // SAFETY: `start`, `len` and `flag` are one published record (the counter did
+        // not move while they were read), and its range holds `addr`: it is the record
+        // of the mapping the faulting thread is reading (see the module's soundness
+        // notes), whose `Registration` keeps the `Arc<AtomicBool>` that `flag` points
+        // into alive for as long as the faulting thread holds the mapping.
+        return Some(unsafe { &*flag });
     }
     None
 }
@@ -815,6 +870,84 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Called by [`lookup`] on this thread after it has read a candidate slot's
+        /// `start` and before it reads the rest, with the slot's index: where a slot
+        /// released and taken again by another thread would change under it. A plain
+        /// reference in a const-initialised cell, so reading it in the SIGBUS handler
+        /// (other tests' real faults) neither allocates nor registers a destructor.
+        static BETWEEN_READS: Cell<Option<&'static dyn Fn(usize)>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn between_reads(slot: usize) {
+        if let Some(hook) = BETWEEN_READS.with(Cell::get) {
+            hook(slot);
+        }
+    }
+
+    /// A slot released and taken by another mapping while `lookup` reads it: the
+    /// lookup must not pair the old mapping's `start` with the new one's `len` and
+    /// flag. Here the old record `[base, base + 100)` sits in a lower slot than the
+    /// mapping that faulted, `[base + 200, base + 300)`; after `start` is read, the
+    /// slot is retracted and republished for a 300-byte mapping elsewhere, whose
+    /// length read against the old start covers the faulting address. The lookup must
+    /// still find the faulting mapping's own flag.
+    #[test]
+    fn lookup_ignores_a_slot_reused_while_it_is_read() {
+        let memory = vec![0u8; 300];
+        let other = vec![0u8; 300];
+        let base = memory.as_ptr() as usize;
+        let dummy = Arc::new(AtomicBool::new(false));
+        let old_flag = Arc::new(AtomicBool::new(false));
+        let faulted_flag = Arc::new(AtomicBool::new(false));
+        let new_flag = Arc::new(AtomicBool::new(false));
+        // Two claimed slots, so that no other test writes them; the lower one gets the
+        // record that is reused, the higher one the faulting mapping.
+        // SAFETY: as in `register_and_lookup`; the records these registrations publish
+        // are replaced below by records of `memory` and `other`, which outlive them and
+        // are not file mappings either.
+        let a = unsafe { register(memory.as_ptr(), 1, &dummy) }.expect("registered");
+        // SAFETY: as above.
+        let b = unsafe { register(memory.as_ptr(), 1, &dummy) }.expect("registered");
+        let (low, high) = (a.slot.min(b.slot), a.slot.max(b.slot));
+        REGISTRY[low].publish(base, 100, Arc::as_ptr(&old_flag));
+        REGISTRY[high].publish(base + 200, 100, Arc::as_ptr(&faulted_flag));
+
+        let reused = Arc::new(AtomicBool::new(false));
+        let hook: &'static dyn Fn(usize) = Box::leak(Box::new({
+            let reused = Arc::clone(&reused);
+            let new_start = other.as_ptr() as usize;
+            let new_flag = Arc::as_ptr(&new_flag);
+            move |slot: usize| {
+                if slot == low && !reused.swap(true, Ordering::SeqCst) {
+                    REGISTRY[low].retract();
+                    REGISTRY[low].publish(new_start, 300, new_flag);
+                }
+            }
+        }));
+        BETWEEN_READS.with(|h| h.set(Some(hook)));
+        let found = lookup(base + 250);
+        BETWEEN_READS.with(|h| h.set(None));
+
+        assert!(
+            reused.load(Ordering::SeqCst),
+            "the slot was never reused mid-read"
+        );
+        let found = found.map(|f| f as *const AtomicBool);
+        assert_eq!(
+            found,
+            Some(Arc::as_ptr(&faulted_flag)),
+            "found {found:?}: the faulting mapping's flag is {:?}, the reused slot's new \
+             mapping's {:?}",
+            Arc::as_ptr(&faulted_flag),
+            Arc::as_ptr(&new_flag),
+        );
+        // Declared after the flags and buffers, the registrations retract both slots
+        // before those go, on unwinding too.
+        drop((a, b));
+    }
 
     #[test]
     fn register_and_lookup() {
