@@ -159,6 +159,7 @@ fn load_once(
     if origin {
         watch = watch.with_origin(path.to_path_buf(), fingerprint);
     }
+    let watch = Arc::new(watch);
     let tag = match hashed {
         Some(etag) => {
             drop(file); // No descriptor is kept once the file is mapped and hashed.
@@ -170,6 +171,7 @@ fn load_once(
             fingerprint,
             content: content.clone(),
             poison,
+            watch: watch.clone(),
             limit: limit.clone(),
             path: path.to_path_buf(),
         }),
@@ -179,7 +181,7 @@ fn load_once(
         tag,
         modified,
         content_type,
-        Some(Arc::new(watch)),
+        Some(watch),
         Some(fingerprint),
     )
     .with_canonical_path(canonical);

@@ -244,6 +244,15 @@ impl MappingWatch {
         }
     }
 
+    /// Poisons the mapping because its file was found modified (by the tag's hash,
+    /// which compares the file's fingerprint before and after): as
+    /// [`MappingWatch::verify_unmodified`] does, so a body cut by it counts as cut by a
+    /// changed file, not by a truncation.
+    pub(crate) fn poison_rewritten(&self) {
+        self.rewritten.store(true, Ordering::SeqCst);
+        self.poison.store(true, Ordering::SeqCst);
+    }
+
     /// Whether the poison flag was set because [`MappingWatch::verify_unmodified`]
     /// found the file modified (rather than by the SIGBUS guard or the truncation
     /// probe): for counting why bodies were cut.

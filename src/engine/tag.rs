@@ -60,6 +60,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::engine::background;
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::mapping::MappingWatch;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
 
@@ -115,7 +116,8 @@ pub(crate) struct HashLimit {
     permits: Arc<Semaphore>,
     awaited: Arc<Semaphore>,
     background: bool,
-    /// Where tags are remembered across restarts, and looked up before hashing.
+    /// Where tags are remembered (the tag memo, and the store behind it), and looked
+    /// up before hashing.
     memory: Option<Arc<dyn Remember>>,
     /// Whether bodies are waiting for the disk now (fault-ins queued or running):
     /// background hashes give way to them (see [`HashLimit::give_way`]).
@@ -132,8 +134,9 @@ impl std::fmt::Debug for ReadersWaiting {
     }
 }
 
-/// What a cache remembers of file versions across restarts (the persistent tag store,
-/// `engine::tag_store`, feature `tag-store`), keyed by a version's stat data: a load
+/// What a cache remembers of file versions beyond their entries (the tag memo,
+/// `engine::tag_memo`, and behind it the persistent tag store, `engine::tag_store`,
+/// feature `tag-store`), keyed by a version's stat data: a load
 /// asks it before it would hash, and every tag and digest is handed to it once
 /// computed. Digests travel as `(algorithm, raw bytes)`.
 ///
@@ -210,9 +213,8 @@ impl HashLimit {
     }
 
     /// The same bound, remembering tags in `memory` (see [`Remember`]).
-    #[cfg_attr(not(feature = "tag-store"), allow(dead_code))]
-    pub(crate) fn remembering(mut self, memory: Option<Arc<dyn Remember>>) -> HashLimit {
-        self.memory = memory;
+    pub(crate) fn remembering(mut self, memory: Arc<dyn Remember>) -> HashLimit {
+        self.memory = Some(memory);
         self
     }
 
@@ -272,6 +274,9 @@ pub(crate) struct PendingTag {
     pub(crate) content: Bytes,
     /// The SIGBUS guard's flag for the mapping.
     pub(crate) poison: Arc<AtomicBool>,
+    /// The mapping's watch: a hash that finds the file modified poisons it as
+    /// rewritten (a body cut by it counts as cut by a changed file).
+    pub(crate) watch: Arc<MappingWatch>,
     /// The cache's bound on hashes (kept by the cell for the entry's digests too).
     pub(crate) limit: HashLimit,
     /// The path it was loaded from, for the tag store's record.
@@ -445,9 +450,12 @@ impl TagCell {
                 let _ = self.value.set(Tag::new(etag));
             }
             // Changed while hashed, or `fstat` failed: no tag for this entry, ever; the
-            // cache maps the file afresh.
+            // cache maps the file afresh. Unless the SIGBUS guard poisoned the mapping
+            // already (a truncation), the file was modified.
             Ok(None) | Err(_) => {
-                p.poison.store(true, Ordering::SeqCst);
+                if !p.poison.load(Ordering::SeqCst) {
+                    p.watch.poison_rewritten();
+                }
                 self.failed.store(true, Ordering::Release);
             }
         }
