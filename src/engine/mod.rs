@@ -15,6 +15,7 @@
 //! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
 //! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
+//! | `tag_memo` | file version → ETag and digests, bounded, in memory: tags outlive cache entries |
 //! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
@@ -47,6 +48,7 @@ pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod stats;
 pub(crate) mod tag;
+pub(crate) mod tag_memo;
 #[cfg(feature = "tag-store")]
 pub(crate) mod tag_store;
 #[cfg(test)]

@@ -56,6 +56,7 @@ use crate::engine::fingerprint::Fingerprint;
 pub use crate::engine::stats::CacheStats;
 use crate::engine::stats::Counters;
 use crate::engine::tag::HashLimit;
+use crate::engine::tag_memo::TagMemo;
 use crate::engine::watch::{DirWatch, MAX_WATCHED_DIRS};
 pub use config::{CacheConfig, Revalidate};
 use file_slot::FileSlots;
@@ -136,14 +137,16 @@ impl Cache {
         let pager = Arc::new(Pager::new(config.max_fault_ins, counters.clone()));
         Cache {
             slots,
-            hashes: HashLimit::new(config.max_background_hashes).giving_way_to({
-                let c = counters.clone();
-                move || {
-                    c.fault_ins_queued.load(Ordering::Relaxed)
-                        + c.fault_ins_running.load(Ordering::Relaxed)
-                        > 0
-                }
-            }),
+            hashes: HashLimit::new(config.max_background_hashes)
+                .giving_way_to({
+                    let c = counters.clone();
+                    move || {
+                        c.fault_ins_queued.load(Ordering::Relaxed)
+                            + c.fault_ins_running.load(Ordering::Relaxed)
+                            > 0
+                    }
+                })
+                .remembering(Arc::new(TagMemo::new(config.max_remembered_versions, None))),
             config,
             watch,
             tree_epoch,
@@ -154,7 +157,8 @@ impl Cache {
     }
 
     /// The same cache, remembering every file version's ETag and digests in `store`
-    /// and looking them up there before it would hash (feature `tag-store`; see
+    /// too (behind the tag memo, `engine::tag_memo`) and looking them up there before
+    /// it would hash (feature `tag-store`; see
     /// `engine::tag_store`): after a restart, or an eviction, an unchanged file is
     /// answered with its tag without reading its content. Call it before the cache
     /// serves anything.
@@ -164,8 +168,9 @@ impl Cache {
     /// does this for the `tag_store` key.
     #[cfg(feature = "tag-store")]
     pub fn with_tag_store(mut self, store: crate::engine::tag_store::TagStore) -> Cache {
-        let memory: Arc<dyn crate::engine::tag::Remember> = Arc::new(store);
-        self.hashes = self.hashes.clone().remembering(Some(memory));
+        let store: Arc<dyn crate::engine::tag::Remember> = Arc::new(store);
+        let memo = TagMemo::new(self.config.max_remembered_versions, Some(store));
+        self.hashes = self.hashes.clone().remembering(Arc::new(memo));
         self
     }
 

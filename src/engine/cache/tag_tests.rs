@@ -2,7 +2,7 @@
 //! hash, hashed in the background, bounded, and never published for another version.
 
 use super::*;
-use crate::engine::tag::HASH_AT_LOAD_MAX;
+use crate::engine::tag::{HASH_AT_LOAD_MAX, SETTLE};
 use crate::engine::test_support::TempDir;
 use crate::semantics::etag::EntityTag;
 use std::os::unix::fs::FileExt;
@@ -277,5 +277,53 @@ async fn truncated_before_its_hash_gets_no_tag_of_zeros() {
     assert_eq!(
         e2.strong_etag().await,
         Some(&EntityTag::from_content(&bytes[..4096]))
+    );
+}
+
+/// The tag memo (`engine::tag_memo`): a file evicted after its hash and loaded again
+/// has its tag at load, with every hash permit held (nothing could hash it); a file
+/// changed since gets no remembered tag; with `max_remembered_versions = 0` nothing is
+/// remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_file_loaded_again_keeps_its_tag_without_a_second_hash() {
+    let d = TempDir::new("tag-memo");
+    let bytes = content(LARGE, 9);
+    let p = d.write("f.bin", &bytes);
+    // Settled: a version changed moments ago is hashed twice, across the settle time.
+    std::thread::sleep(SETTLE + Duration::from_millis(10));
+    let want = EntityTag::from_content(&bytes);
+    for (bound, remembered) in [
+        (CacheConfig::default().max_remembered_versions, true),
+        (0, false),
+    ] {
+        let cache = Cache::new(CacheConfig {
+            max_remembered_versions: bound,
+            ..CacheConfig::default()
+        });
+        let e = cache.get(&p).await.unwrap();
+        assert_eq!(e.strong_etag().await, Some(&want));
+        cache.invalidate(&p);
+        let held = hold_hashes(&cache).await;
+        let again = cache.get(&p).await.unwrap();
+        assert!(!Arc::ptr_eq(&e, &again), "loaded anew");
+        assert_eq!(again.etag().is_some(), remembered, "bound {bound}");
+        if remembered {
+            assert_eq!(again.etag(), Some(&want));
+        }
+        drop(held);
+    }
+    // Another version of the file: not the remembered tag.
+    let cache = Cache::default();
+    let e = cache.get(&p).await.unwrap();
+    assert_eq!(e.strong_etag().await, Some(&want));
+    let other = content(LARGE, 10);
+    d.write("f.bin", &other);
+    let held = hold_hashes(&cache).await;
+    let changed = cache.get(&p).await.unwrap();
+    assert_eq!(changed.etag(), None, "another version is not recalled");
+    drop(held);
+    assert_eq!(
+        changed.strong_etag().await,
+        Some(&EntityTag::from_content(&other))
     );
 }
