@@ -423,8 +423,8 @@ async fn in_memory_entries_in_routes_get_digests_too() {
 /// The first byte never waits for a digest: the first responses to aria2's default
 /// `Want-Digest` and to `Want-Repr-Digest` on a large file (with no background hashing,
 /// so nothing has hashed it before) carry none, and no ETag either while the tag is
-/// unknown; a request that needs the tag waits for the tag only; a later response
-/// carries the digest.
+/// unknown; a range (the file is in memory, so it waits briefly for the tag) waits
+/// for the tag only; a later response carries the digest.
 #[rocket::async_test]
 async fn a_large_files_first_responses_carry_no_digest_and_a_later_one_does() {
     let dir = TempDir::new("digest-first-byte");
@@ -453,7 +453,8 @@ async fn a_large_files_first_responses_carry_no_digest_and_a_later_one_does() {
     let mmap = c.rocket().state::<Mmap>().unwrap();
     let entry = mmap.cache().get(&dir.join("big.bin")).await.unwrap();
     assert_eq!(entry.digest_computations(), 0, "nothing hashed for them");
-    // A range waits for the tag (hashed now), not for the digest, which it starts.
+    // A range of a file in memory waits briefly for its tag (hashed now, in about a
+    // millisecond), not for the digest, which it starts.
     let g = get(&c, "/big.bin", &[ARIA2, ("Range", "bytes=0-99")]).await;
     assert_eq!(g.status, Status::PartialContent);
     assert_eq!(g.etag, Some(etag_of(&data)));

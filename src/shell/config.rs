@@ -103,6 +103,8 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
 /// | `digest_unsolicited` | `false` | send `Repr-Digest` (first of `digests`) on every 200/206, asked or not |
 /// | `limit_rate` | `0` (off) | bytes per second per response, e.g. `1048576` or `"1m"` (`k`, `m`, `g`: KiB, MiB, GiB) |
 /// | `limit_rate_after` | `0` | bytes sent at full speed before `limit_rate` applies, e.g. `"2m"` |
+/// | `ranges_await_tag` | `false` | make every `Range` wait for the file's strong `ETag` (for origins behind a slicing cache, see [`ResponseOptions::ranges_await_tag`]) |
+/// | `max_remembered_versions` | `65536` | file versions whose tags and digests are remembered in memory after their entries are evicted (about 240 bytes each, 470 with both digests); `0`: none |
 /// | `tag_store` | none (off) | a file where ETags and digests are kept across restarts, e.g. `"/var/cache/rocket-mmap/tags.redb"` (feature `tag-store`) |
 ///
 /// ```toml
@@ -165,6 +167,12 @@ pub struct MmapConfig {
     pub limit_rate: SizeSetting,
     /// Bytes sent at full speed before `limit_rate` applies.
     pub limit_rate_after: SizeSetting,
+    /// Every `Range` waits for the file's strong `ETag` (see
+    /// [`ResponseOptions::ranges_await_tag`]).
+    pub ranges_await_tag: bool,
+    /// File versions whose tags are remembered after their entries are evicted (see
+    /// [`CacheConfig::max_remembered_versions`]).
+    pub max_remembered_versions: usize,
     /// Where the tag store keeps ETags and digests across restarts (feature
     /// `tag-store`); `None` (the default): no store, every file version is hashed once
     /// per run.
@@ -193,6 +201,8 @@ impl Default for MmapConfig {
             max_background_hashes: cache.max_background_hashes,
             limit_rate: SizeSetting::Bytes(0),
             limit_rate_after: SizeSetting::Bytes(0),
+            ranges_await_tag: false,
+            max_remembered_versions: cache.max_remembered_versions,
             tag_store: None,
         }
     }
@@ -428,6 +438,7 @@ impl MmapConfig {
                     Vec::new()
                 },
                 max_background_hashes: self.max_background_hashes,
+                max_remembered_versions: self.max_remembered_versions,
             },
             ResponseOptions {
                 limits: RangeLimits {
@@ -440,6 +451,7 @@ impl MmapConfig {
                 digests,
                 digest_unsolicited: self.digest_unsolicited,
                 rate_limit,
+                ranges_await_tag: self.ranges_await_tag,
             },
         ))
     }

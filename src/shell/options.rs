@@ -34,6 +34,19 @@ pub struct ResponseOptions {
     pub digest_unsolicited: bool,
     /// The pace of 200 and 206 bodies (default: [`RateLimit::OFF`]).
     pub rate_limit: RateLimit,
+    /// Make every `Range` request wait for the file's strong `ETag` (default: no).
+    ///
+    /// By default a `Range` without `If-Range`, `If-Match` or `If-None-Match` is
+    /// answered at once: if the file has not been hashed yet (and its hash would not
+    /// end within a few milliseconds), the `206` carries `Last-Modified` but no `ETag`.
+    /// One server never takes a tag back once it sent it, so a client or a slicing
+    /// cache that compares the tags of the parts it fetches is safe. Origins that
+    /// serve one file side by side behind a cache that assembles a download from
+    /// slices fetched from different origins (nginx `slice`) should turn this on:
+    /// otherwise one origin may answer a slice with the tag and the next without it,
+    /// which nginx refuses ("etag mismatch in slice response"). The price is that the
+    /// first `Range` on a file not hashed yet waits for the whole file to be read.
+    pub ranges_await_tag: bool,
 }
 
 impl Default for ResponseOptions {
@@ -46,6 +59,7 @@ impl Default for ResponseOptions {
             digests: default_digests(),
             digest_unsolicited: false,
             rate_limit: RateLimit::OFF,
+            ranges_await_tag: false,
         }
     }
 }

@@ -17,26 +17,44 @@
 //! ## Validators and digests: one policy, decided once per request
 //!
 //! A file's strong ETag is computed after the file is first served, in the background
-//! (see [`crate::engine::cache::CacheConfig::max_background_hashes`]). Every plan
-//! follows the [`ValidatorPolicy`] decided from the request's method and headers:
+//! (see [`crate::engine::cache::CacheConfig::max_background_hashes`]), and remembered
+//! by file version beyond its entry (`engine::tag_memo`, and the tag store when there
+//! is one). A tag is needed only where a rule compares it, so every plan follows the
+//! [`ValidatorPolicy`] decided from the request's method and headers:
 //!
 //! * [`ValidatorPolicy::IfReady`] for a GET or HEAD with none of `Range`, `If-Match`,
-//!   `If-None-Match` and `If-Range`: the answer goes out at once. If the tag is not
-//!   known yet, the response carries **no `ETag`** (RFC 9110 §8.8.3 makes it a SHOULD)
-//!   and no digest; `Last-Modified` is sent as always, and `If-Modified-Since` /
-//!   `If-Unmodified-Since`, which compare dates, are answered as always. Except for
-//!   a file changed less than [`SETTLE`](crate::cache::SETTLE) ago whose tag is not
-//!   known: on coarse timestamps a writer may still be writing it without `stat`
-//!   showing it, so such a response waits for the tag, as `Await` does (the tag's
-//!   hash runs twice across the settle time and must agree).
-//! * [`ValidatorPolicy::Await`] for everything else: the response waits for the
-//!   strong tag. So every 206 (single or multipart) carries the strong tag, which lets
-//!   a client or a slicing cache check that parts belong together, `If-Range` is
-//!   compared strongly (§13.1.5: a tag of another version never gets a 206), and
-//!   `If-Match` / `If-None-Match` compare against the real tag. A tag that cannot be
-//!   computed because the file changed while it was hashed is never sent: the file
-//!   server maps the file afresh and tries again (503 after three tries, as a load that
-//!   kept changing); a route's `MmapFile` answers 503.
+//!   `If-None-Match` and an `If-Range` entity tag: the answer goes out at once. If the
+//!   tag is not known yet, the response carries **no `ETag`** (RFC 9110 §8.8.3 makes
+//!   it a SHOULD) and no digest; `Last-Modified` is sent as always, and
+//!   `If-Modified-Since`, `If-Unmodified-Since` and an `If-Range` date, which compare
+//!   dates, are answered as always.
+//! * [`ValidatorPolicy::Brief`] for a GET with `Range` and no tag condition (what
+//!   `curl -C -`, `wget -c`, `aria2c -x8` and a media element seeking send): answered
+//!   at once as `IfReady` is, single part or multipart, except that a tag whose hash
+//!   will end soon is waited for, at most [`BRIEF_TAG_WAIT`]. "Soon" is decided
+//!   without touching the content: the file is at most [`BRIEF_HASH_MAX`] bytes and
+//!   every page of it is in memory (`mincore`), so the hash runs at memory speed
+//!   (CRC-64 at about 4 GB/s here: 16 ms for 64 MiB). So the ranges of a file in
+//!   memory carry the strong tag from the first one on, and a cold file, or a large
+//!   one, is never read whole before its first range is sent. With
+//!   [`ResponseOptions::ranges_await_tag`] a `Range` waits for the tag as `Await`
+//!   does (for origins behind a slicing cache, see there).
+//! * [`ValidatorPolicy::Await`] for everything else: `If-Match`, `If-None-Match`, an
+//!   `If-Range` entity tag, and methods other than GET and HEAD. The response waits
+//!   for the strong tag (found at once when the memo or the store knows the file's
+//!   version), so `If-Range` is compared strongly (§13.1.5: a tag of another version
+//!   never gets a 206), and `If-Match` / `If-None-Match` compare against the real
+//!   tag. A tag that cannot be computed because the file changed while it was hashed
+//!   is never sent: the file server maps the file afresh and tries again (503 after
+//!   three tries, as a load that kept changing); a route's `MmapFile` answers 503.
+//!
+//! A file changed less than [`SETTLE`](crate::cache::SETTLE) ago whose tag is not
+//! known is the exception to the first two: on coarse timestamps a writer may still be
+//! writing it without `stat` showing it, so such a response waits for the tag, as
+//! `Await` does (the tag's hash runs twice across the settle time and must agree).
+//! Bodies sent without a tag keep every guarantee of the others: they are slices of
+//! one mapping, and a body whose file changes while it is sent is cut, never
+//! completed with bytes of another version (`engine::body`).
 //!
 //! No tag is ever sent that could describe another version: an entry's tag is set
 //! once, and only after its hash proved the file unchanged (see `engine::tag`).
@@ -57,7 +75,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::engine::body::SegmentBody;
 use crate::engine::digest::ReprDigest;
@@ -83,30 +101,51 @@ const INLINE_DIGEST_MAX: u64 = 256 << 10;
 /// README's performance section has the figures); larger bodies keep both checks.
 const PREFETCH_MAX: u64 = 8 * 1024;
 
+/// How long a `Range` without a tag condition waits, at most, for a tag whose hash
+/// will end soon (see the module docs). A file of [`BRIEF_HASH_MAX`] bytes in memory
+/// hashes in about 16 ms here; the bound leaves room for a busy CPU, and a response
+/// that reaches it goes out without `ETag`.
+pub(crate) const BRIEF_TAG_WAIT: Duration = Duration::from_millis(50);
+
+/// The largest file whose tag a `Range` waits for (when all of it is in memory): see
+/// [`BRIEF_TAG_WAIT`].
+pub(crate) const BRIEF_HASH_MAX: u64 = 64 << 20;
+
 /// Whether a response waits for its entry's strong ETag. Decided once per request, by
 /// [`ValidatorPolicy::for_request`], and nowhere else; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ValidatorPolicy {
     /// Wait for the strong tag before answering: requests whose answer depends on it
-    /// (`Range`, `If-Match`, `If-None-Match`, `If-Range`), and methods other than GET
-    /// and HEAD.
+    /// (`If-Match`, `If-None-Match`, an `If-Range` entity tag), and methods other than
+    /// GET and HEAD.
     Await,
+    /// Answer now, but wait up to [`BRIEF_TAG_WAIT`] for a tag whose hash will end
+    /// soon: a GET with `Range` and no tag condition.
+    Brief,
     /// Answer now: with `ETag` (and digests) if the tag is known, without both if not.
     IfReady,
 }
 
 impl ValidatorPolicy {
-    /// `IfReady` for a GET or HEAD with none of `Range`, `If-Match`, `If-None-Match`
-    /// and `If-Range`; `Await` otherwise. The dates (`If-Modified-Since`,
-    /// `If-Unmodified-Since`) need no tag.
-    pub(crate) fn for_request(headers: &RequestHeaders<'_>) -> ValidatorPolicy {
-        let plain = matches!(headers.method(), Method::Get | Method::Head)
-            && !headers.has_range()
-            && !headers.has_tag_conditional();
-        if plain {
-            ValidatorPolicy::IfReady
-        } else {
+    /// `Await` for a tag condition or a method other than GET and HEAD; `Brief` for a
+    /// GET with `Range` (`Await` with [`ResponseOptions::ranges_await_tag`]);
+    /// `IfReady` otherwise. The dates (`If-Modified-Since`, `If-Unmodified-Since`, an
+    /// `If-Range` date) need no tag, and a HEAD ignores `Range` (§14.2).
+    pub(crate) fn for_request(
+        headers: &RequestHeaders<'_>,
+        options: &ResponseOptions,
+    ) -> ValidatorPolicy {
+        let method = headers.method();
+        if !matches!(method, Method::Get | Method::Head) || headers.has_tag_conditional() {
             ValidatorPolicy::Await
+        } else if method == Method::Get && headers.has_range() {
+            if options.ranges_await_tag {
+                ValidatorPolicy::Await
+            } else {
+                ValidatorPolicy::Brief
+            }
+        } else {
+            ValidatorPolicy::IfReady
         }
     }
 }
@@ -122,10 +161,15 @@ pub(crate) enum BodyPolicy {
     CopySmall,
 }
 
-/// The policy is [`ValidatorPolicy::Await`] and the entry's tag is not computed yet:
-/// wait for it ([`Entry::strong_etag`]) and plan again.
-#[derive(Debug)]
-pub(crate) struct TagPending;
+/// The policy needs the entry's tag and it is not computed yet: wait for it
+/// ([`Entry::strong_etag`]) and plan again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagPending {
+    /// Until it is computed ([`ValidatorPolicy::Await`]).
+    Await,
+    /// At most this long ([`ValidatorPolicy::Brief`]); then plan without it.
+    AtMost(Duration),
+}
 
 /// How an entry is presented: everything an [`MmapFile`](crate::MmapFile) adds to its
 /// entry. Set by the `MmapFile` builders.
@@ -205,17 +249,37 @@ impl<'a> Plan<'a> {
         options: &'a ResponseOptions,
         body_policy: BodyPolicy,
     ) -> Result<Plan<'a>, TagPending> {
-        let mut policy = ValidatorPolicy::for_request(headers);
+        Plan::make(entry, presentation, headers, options, body_policy, false)
+    }
+
+    /// [`Plan::new`]; `waited_briefly`: the brief wait of [`ValidatorPolicy::Brief`]
+    /// is spent, so plan without a tag not known by now.
+    fn make(
+        entry: &'a Entry,
+        presentation: &'a Presentation,
+        headers: &RequestHeaders<'_>,
+        options: &'a ResponseOptions,
+        body_policy: BodyPolicy,
+        waited_briefly: bool,
+    ) -> Result<Plan<'a>, TagPending> {
+        let mut policy = ValidatorPolicy::for_request(headers, options);
         // Read once: the decision, the `ETag` field and the digests all follow it.
         let tag = entry.etag();
-        // A file changed within the settle time may still be being written (several
-        // writes in one timestamp tick show no change to `stat`): its bytes are served
-        // once its tag, hashed twice across the settle time, says they hold still.
-        if policy == ValidatorPolicy::IfReady && tag.is_none() && entry.settling() {
-            policy = ValidatorPolicy::Await;
-        }
-        if policy == ValidatorPolicy::Await && tag.is_none() {
-            return Err(TagPending);
+        if tag.is_none() {
+            // A file changed within the settle time may still be being written
+            // (several writes in one timestamp tick show no change to `stat`): its
+            // bytes are served once its tag, hashed twice across the settle time, says
+            // they hold still.
+            if policy != ValidatorPolicy::Await && entry.settling() {
+                policy = ValidatorPolicy::Await;
+            }
+            match policy {
+                ValidatorPolicy::Await => return Err(TagPending::Await),
+                ValidatorPolicy::Brief if !waited_briefly && entry.tag_soon(BRIEF_HASH_MAX) => {
+                    return Err(TagPending::AtMost(BRIEF_TAG_WAIT))
+                }
+                _ => {}
+            }
         }
         let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
         let (last_modified, last_modified_override) =
@@ -300,11 +364,26 @@ impl<'a> Plan<'a> {
         options: &'a ResponseOptions,
         body_policy: BodyPolicy,
     ) -> Option<Plan<'a>> {
+        let mut waited_briefly = false;
         loop {
-            match Plan::new(entry, presentation, headers, options, body_policy) {
+            match Plan::make(
+                entry,
+                presentation,
+                headers,
+                options,
+                body_policy,
+                waited_briefly,
+            ) {
                 Ok(plan) => return Some(plan),
-                Err(TagPending) => {
+                Err(TagPending::Await) => {
                     entry.strong_etag().await?;
+                }
+                Err(TagPending::AtMost(bound)) => {
+                    waited_briefly = true;
+                    // Reaching the bound is no failure: plan without the tag.
+                    if let Ok(None) = tokio::time::timeout(bound, entry.strong_etag()).await {
+                        return None;
+                    }
                 }
             }
         }
@@ -322,18 +401,41 @@ impl<'a> Plan<'a> {
         options: &'a ResponseOptions,
     ) -> Option<Plan<'a>> {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        if let Ok(plan) = Plan::new(entry, presentation, headers, options, BodyPolicy::Stream) {
-            return Some(plan);
-        }
+        let pending = match Plan::new(entry, presentation, headers, options, BodyPolicy::Stream) {
+            Ok(plan) => return Some(plan),
+            Err(pending) => pending,
+        };
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(entry.strong_etag()))?;
+                tokio::task::block_in_place(|| {
+                    handle.block_on(async {
+                        match pending {
+                            TagPending::Await => entry.strong_etag().await.map(drop),
+                            // Reaching the bound is no failure: plan without the tag.
+                            TagPending::AtMost(bound) => {
+                                tokio::time::timeout(bound, entry.strong_etag())
+                                    .await
+                                    .map_or(Some(()), |tag| tag.map(drop))
+                            }
+                        }
+                    })
+                })?;
             }
+            // No runtime to wait on: hash here (a `Brief` wait is for a file in
+            // memory of at most `BRIEF_HASH_MAX` bytes).
             _ => {
                 entry.etag_blocking()?;
             }
         }
-        Plan::new(entry, presentation, headers, options, BodyPolicy::Stream).ok()
+        Plan::make(
+            entry,
+            presentation,
+            headers,
+            options,
+            BodyPolicy::Stream,
+            true,
+        )
+        .ok()
     }
 
     /// Adds `fields` to the response, whatever its status.

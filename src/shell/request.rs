@@ -91,10 +91,16 @@ impl<'r> RequestHeaders<'r> {
     }
 
     /// Whether the request has a condition on entity tags: `If-Match`,
-    /// `If-None-Match` or `If-Range` (an `If-Range` date is compared with the tag's
-    /// version too: §13.1.5 allows a date only as a strong validator).
+    /// `If-None-Match`, or an `If-Range` that holds an entity tag. An `If-Range` date
+    /// is compared with `Last-Modified` alone (RFC 9110 §13.1.5: it matches only a
+    /// date that is a strong validator, §8.8.2.2), and a value that is neither never
+    /// matches: neither needs the tag.
     pub(crate) fn has_tag_conditional(&self) -> bool {
-        self.if_match.is_some() || self.if_none_match.is_some() || self.if_range.is_some()
+        let if_range_tag = self.if_range.is_some_and(|v| {
+            let v = v.trim_start_matches([' ', '\t']);
+            v.starts_with('"') || v.starts_with("W/")
+        });
+        self.if_match.is_some() || self.if_none_match.is_some() || if_range_tag
     }
 
     pub(crate) fn serve_request(&self) -> ServeRequest<'_> {
