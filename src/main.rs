@@ -79,12 +79,56 @@ struct Args {
     #[arg(long, requires = "dir")]
     no_browse: bool,
     /// Keep ETags and digests in this file (created if missing) across restarts, so
-    /// that a restart does not read unchanged files again to answer with their tags,
-    /// e.g. ~/.cache/rocket-mmap/tags.redb. Off by default: the store is state outside
-    /// DIR, one server at a time may write a given file, and benchmarks should not
-    /// depend on an earlier run. Overrides `tag_store` of the configuration.
-    #[arg(long, value_name = "PATH")]
+    /// that a restart does not read unchanged files again to answer with their tags.
+    /// Default: a file for DIR under the user's cache directory
+    /// ($XDG_CACHE_HOME/rocket-mmap/, else ~/.cache/rocket-mmap/), unless the
+    /// configuration's `tag_store` names one. One server at a time may write a given
+    /// file; a store that cannot be opened is a warning, and tags are then remembered
+    /// in memory only.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_tag_store")]
     tag_store: Option<PathBuf>,
+    /// Keep no tag store: tags are remembered in memory only, for this run (e.g. for
+    /// benchmarks that must not depend on an earlier run).
+    #[arg(long)]
+    no_tag_store: bool,
+    /// Make every Range request wait for the file's strong ETag, as origins behind a
+    /// slicing cache with several origins need (nginx `slice`). Default: a Range is
+    /// answered at once, with the ETag only once it is known. Sets `ranges_await_tag`.
+    #[arg(long)]
+    ranges_await_tag: bool,
+}
+
+/// The tag store the binary keeps for `dir` when none is configured: one file per
+/// served directory (so that servers of different directories never contend for one
+/// store's lock), under `$XDG_CACHE_HOME/rocket-mmap/`, else `~/.cache/rocket-mmap/`.
+/// `None` when neither variable names an absolute directory.
+fn default_tag_store(dir: &Path) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".cache"))
+        })?;
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| absolute(dir));
+    let mut crc = crc64fast::Digest::new();
+    crc.write(root.as_os_str().as_encoded_bytes());
+    let name = root
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy().replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                "_",
+            )
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "root".to_owned());
+    Some(
+        base.join("rocket-mmap")
+            .join(format!("{name}-{:016x}.tags.redb", crc.sum64())),
+    )
 }
 
 /// A size flag's value; clap's message names the flag and the value, so the error is
@@ -407,9 +451,27 @@ async fn main() -> ExitCode {
     if let Some(after) = args.limit_rate_after {
         config.limit_rate_after = SizeSetting::Bytes(after);
     }
-    if let Some(path) = &args.tag_store {
-        config.tag_store = Some(absolute(path));
+    if args.ranges_await_tag {
+        config.ranges_await_tag = true;
     }
+    if args.no_tag_store {
+        config.tag_store = None;
+    } else if let Some(path) = &args.tag_store {
+        config.tag_store = Some(absolute(path));
+    } else if let (None, Some(dir)) = (&config.tag_store, &args.dir) {
+        config.tag_store = default_tag_store(dir);
+        if config.tag_store.is_none() {
+            eprintln!(
+                "warning: no cache directory (neither XDG_CACHE_HOME nor HOME is set): tags \
+                 are remembered in memory only; --tag-store PATH keeps them across restarts"
+            );
+        }
+    }
+    // In the banner (a store that cannot be opened is a warning before it).
+    let tag_store_line = config
+        .tag_store
+        .as_ref()
+        .map(|p| format!("tag store: {}", p.display()));
     let mmap = match Mmap::from_config(&config) {
         Ok(m) => m,
         Err(e) => {
@@ -466,6 +528,9 @@ async fn main() -> ExitCode {
                 println!("rocket-mmap {what} at {scheme}://{}:{}/", c.address, c.port);
                 if metrics {
                     println!("metrics at {scheme}://{}:{}/metrics", c.address, c.port);
+                }
+                if let Some(line) = &tag_store_line {
+                    println!("{line}");
                 }
                 if let Some((line, warning)) = open_files {
                     println!("{line}");

@@ -21,13 +21,23 @@ pub struct Binary {
     child: Child,
     port: u16,
     output: Arc<Mutex<String>>,
+    /// The binary's cache directory (`XDG_CACHE_HOME`, where it keeps its default tag
+    /// store) unless the test gave one: beside `dir`, removed on drop, so that no test
+    /// depends on an earlier run and none leaves a store behind.
+    cache_home: Option<std::path::PathBuf>,
 }
 
 impl Binary {
     /// Starts the binary serving `dir` with `args` and extra environment variables,
     /// and waits (at most 30 s) for its banner.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let mut child = Command::new(BIN)
+        let cache_home = (!env.iter().any(|(k, _)| *k == "XDG_CACHE_HOME"))
+            .then(|| std::path::PathBuf::from(format!("{}.xdg-cache", dir.display())));
+        let mut command = Command::new(BIN);
+        if let Some(home) = &cache_home {
+            command.env("XDG_CACHE_HOME", home);
+        }
+        let mut child = command
             .arg(dir)
             .args(["--port", "0", "--address", "127.0.0.1"])
             .args(args)
@@ -82,6 +92,7 @@ impl Binary {
             child,
             port,
             output,
+            cache_home,
         }
     }
 
@@ -160,6 +171,9 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(home) = &self.cache_home {
+            let _ = std::fs::remove_dir_all(home);
+        }
     }
 }
 
