@@ -187,3 +187,13 @@ pub mod cache {
 #[cfg(all(doctest, feature = "rocket"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The operating guide's examples (docs/operating.md), compiled as doc tests.
+#[cfg(all(doctest, feature = "rocket"))]
+#[doc = include_str!("../docs/operating.md")]
+pub struct OperatingDoctests;
+
+/// The configuration reference's examples (docs/configuration.md), compiled as doc tests.
+#[cfg(all(doctest, feature = "rocket"))]
+#[doc = include_str!("../docs/configuration.md")]
+pub struct ConfigurationDoctests;
