@@ -137,7 +137,8 @@ def main():
         env = dict(run.os.environ, ROCKET_WORKERS="1", ROCKET_LOG_LEVEL="off",
                    ROCKET_ADDRESS="127.0.0.1", ROCKET_PORT=str(port))
         if t == "mmap":
-            argv = [str(mmap_bin), str(data), "--port", str(port), *args.mmap_args.split()]
+            argv = [str(mmap_bin), str(data), "--port", str(port), *run.no_tag_store(mmap_bin),
+                    *args.mmap_args.split()]
         else:
             argv = [str(peers_bin), t, str(data)]
         etag_of = lambda p: run.http(p, "/1k.bin", method="HEAD")[1].get("etag")

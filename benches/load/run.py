@@ -357,6 +357,18 @@ class Listener:
 H2_KINDS = ("h2", "h2c", "h2-range")
 
 
+def no_tag_store(binary):
+    """`--no-tag-store` for a build of the binary that keeps a tag store by default
+    (under ~/.cache): a measurement must not depend on an earlier run. Older builds
+    keep none and do not know the flag."""
+    try:
+        help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True,
+                                   timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--no-tag-store"] if "--no-tag-store" in help_text else []
+
+
 def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=None):
     mmap_bin, peers_bin = bins
     rocket_env = {"ROCKET_WORKERS": "1", "ROCKET_LOG_LEVEL": "off", "ROCKET_ADDRESS": "127.0.0.1"}
@@ -365,14 +377,17 @@ def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=No
         port = free_port()
         env = dict(rocket_env, ROCKET_PORT=str(port))
         if name == "mmap":
-            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port)],
+            servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port),
+                                          *no_tag_store(mmap_bin)],
                                    dict(env, **(mmap_env or {})), port, cwd=work)
         elif name in VARIANTS:
-            argv = [str(mmap_bin), str(data), "--port", str(port), *VARIANTS[name](work)]
+            argv = [str(mmap_bin), str(data), "--port", str(port), *no_tag_store(mmap_bin),
+                    *VARIANTS[name](work)]
             servers[name] = Server(name, argv, env, port, cwd=work)
         elif name == "mmap_tls":
             cert, key = work / "cert.pem", work / "key.pem"
             servers[name] = Server(name, [str(mmap_bin), str(data), "--port", str(port),
+                                          *no_tag_store(mmap_bin),
                                           "--tls-cert", str(cert), "--tls-key", str(key)],
                                    env, port, cwd=work, probe="https")
         elif name == "nginx_tls":
@@ -388,7 +403,8 @@ def start_all(bins, data: Path, work: Path, only, baseline_bin=None, mmap_env=No
         elif name == "nginx_h2c":
             continue  # started with nginx_tls
         elif name == "baseline":
-            servers[name] = Server(name, [str(baseline_bin), str(data), "--port", str(port)], env, port, cwd=work)
+            servers[name] = Server(name, [str(baseline_bin), str(data), "--port", str(port),
+                                          *no_tag_store(baseline_bin)], env, port, cwd=work)
         elif name == "nginx":
             prefix = work / "nginx"
             (prefix / "tmp").mkdir(parents=True, exist_ok=True)

@@ -1040,7 +1040,10 @@ def main():
     try:
         port = free_port()
         env = {"ROCKET_ADDRESS": "127.0.0.1", "ROCKET_PORT": str(port), "ROCKET_LOG_LEVEL": "off",
-               f"ROCKET_MMAP_MAX_ENTRIES": str(MAX_ENTRIES)}
+               f"ROCKET_MMAP_MAX_ENTRIES": str(MAX_ENTRIES),
+               # The binary's default tag store, as an operator runs it, in the work
+               # directory: removed with it, and never one of an earlier run.
+               "XDG_CACHE_HOME": str(work / "xdg-cache")}
         access_log = work / "access.log"
         server = Server("mmap", [str(args.bin), str(root), "--port", str(port), "--metrics",
                                  "--access-log", str(access_log)], env, port, cwd=work)
