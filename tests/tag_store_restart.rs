@@ -61,6 +61,10 @@ const HEAD_READ_MAX: u64 = MIB;
 /// metadata of the library; the file's last page is read with `pread` at load).
 const WARM_KNOWN_READ_MAX: u64 = 4 * MIB;
 
+/// Held by each test for its whole run: they drop the machine's page cache and count
+/// what their binaries read, so one must not drop the caches under the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn require_root() {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -197,6 +201,7 @@ fn stop(mut b: Binary) -> String {
 #[test]
 #[ignore = "needs root: drops the page cache"]
 fn a_restart_with_the_tag_store_tags_a_known_file_without_reading_it() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     require_root();
     let t0 = Instant::now();
     let lib = TempDir::new("tag-store-lib");
@@ -386,6 +391,7 @@ const IF_RANGE_READ_MAX: u64 = 2 * MIB;
 #[test]
 #[ignore = "needs root: drops the page cache"]
 fn a_restarted_binary_answers_if_range_from_its_default_store_without_reading_the_file() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     require_root();
     let lib = TempDir::new("tag-store-default-lib");
     let state = TempDir::new("tag-store-default-xdg");
