@@ -547,7 +547,7 @@ fn in_place_rewrite_without_the_check_mixes_versions_negative_control() {
 /// `revalidate = "watch"` (inotify instead of a `stat` per hit) keeps the guarantee
 /// that no response completes with two versions: the end-of-body `stat` stays, so the
 /// rewrite cuts the download as under "always". Later requests get the new version
-/// once the watcher has handled the event (bounded here at 5 s; the README gives the
+/// once the watcher has handled the event (bounded here at 5 s; docs/operating.md gives the
 /// delay measured), and a revalidation with the new tag is a 304.
 #[test]
 fn watch_policy_cuts_a_rewritten_download_and_then_serves_the_new_version() {
@@ -586,7 +586,7 @@ fn watch_policy_cuts_a_rewritten_download_and_then_serves_the_new_version() {
 /// and that `stat` stays even when the watcher vouches for the entry: a write the
 /// watcher cannot see (through a hard link in an unwatched directory) is never
 /// served as the new bytes under the old tag. A 304 does trust the watcher (no
-/// `stat`: the limit the README states), and the request after the cut one gets the
+/// `stat`: the limit docs/design.md states), and the request after the cut one gets the
 /// new version with its own tag.
 #[test]
 fn watch_policy_never_sends_unseen_bytes_under_the_old_tag() {

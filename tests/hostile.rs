@@ -1316,7 +1316,7 @@ fn too_many_header_fields_are_refused_by_the_parser() {
 ///
 /// Rocket 0.5.2 (`Request::from_hyp`) drops every header field whose value is not
 /// UTF-8, so the crate never sees them and serves the request as if they were absent:
-/// 206 in both cases. This test pins that documented limitation (README, "Limits"):
+/// 206 in both cases. This test pins that documented limitation (docs/design.md, "Limits, plainly"):
 /// the answer is the requested range, correct bytes, no 5xx, no hang. Should a Rocket
 /// upgrade start passing such values through, this test fails and the RFC answers
 /// (412 and 200) become reachable — then assert those instead.

@@ -48,7 +48,7 @@ TCP (nginx `listen … http2`).
 Needs: nginx (Debian's nginx-light), wrk, taskset (util-linux); h2load and openssl
 for the HTTP/2 scenarios; builds the crate's binary and the `peers` example in
 release mode. Writes benches/load/results.json and benches/load/chart.svg (shown in
-the README).
+docs/performance.md).
 """
 import argparse
 import json

@@ -26,7 +26,7 @@ Churn (one writer thread, `--writes` operations/s, default 8): create a new file
 temporary file, rename it over the name), rewrite in place at the same size
 (`pwrite` of a new version over the old), truncate. A path is never modified twice
 within 100 ms (two writes within one timestamp tick cannot be told apart by any
-`stat`-based check; see the README's Limits).
+`stat`-based check; see docs/design.md, "Limits, plainly").
 
 Checking. Every version's bytes are self-describing: the content of version `gen` of
 `name` is the prefix of length `len` of a stream of 32-byte records
@@ -71,7 +71,7 @@ first 16 minutes (all of it the main heap's top), then 5.54-5.62 MiB for the oth
 halves of a run; a warm-up ends in the first.
 
 Writes benches/load/soak_results.json and benches/load/soak.svg (four panels over
-time, shown in the README). Needs: curl; python3 standard library only.
+time, shown in docs/performance.md). Needs: curl; python3 standard library only.
 """
 import argparse
 import base64

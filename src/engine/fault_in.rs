@@ -22,8 +22,8 @@
 //!   - `mincore` costs one system call and reads no page: measured here (a C loop
 //!     over a resident mapping, 10^6 calls) 1.1 µs for one page and 2.2 µs for a
 //!     1 MiB window, where a null system call took 0.3 µs; callgrind counts 0.4 to
-//!     1.2% more user-space instructions per request for the whole change (README,
-//!     Performance). Since Linux 5.2
+//!     1.2% more user-space instructions per request for the whole change
+//!     (docs/performance.md). Since Linux 5.2
 //!     it reports the page cache only for files the process could open for writing
 //!     (root, or the file's owner); otherwise it reports the pages mapped in *this*
 //!     process. A page in the page cache but not yet mapped here then reads as missing
@@ -71,8 +71,8 @@ use crate::engine::stats::Counters;
 
 /// The fault-in window: how much of the mapping one residency check covers, one
 /// fault-in brings in, and a sequential reader keeps faulted in ahead of itself.
-/// 1 MiB, chosen with the cold-library benchmark (README, "Serving libraries larger
-/// than memory": four downloads from a 64 MB/s disk into 256 MiB of memory), one round
+/// 1 MiB, chosen with the cold-library benchmark (docs/performance.md, "Serving
+/// libraries larger than memory": four downloads from a 64 MB/s disk into 256 MiB of memory), one round
 /// each: 512 KiB and 1 MiB gave ~60 MB/s with no hot GET slower than 25 ms; 2 MiB
 /// gave 58 MB/s with a hot GET held 275 ms; 4 MiB, 59 MB/s and 520 ms. Larger windows
 /// pin more memory per download, and under a memory limit pages faulted in early are

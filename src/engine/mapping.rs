@@ -336,7 +336,7 @@ pub(crate) fn read_in(_bytes: &[u8]) {}
 /// mix under a fingerprint that names the new version. The settle rule
 /// ([`SETTLE`](crate::cache::SETTLE): hash again 50 ms after a recent change, the two must
 /// agree) closes that window only for writers that are not stalled longer than that
-/// between the two steps, and the soak (README, "Soak") once saw a writer that was.
+/// between the two steps, and the soak (docs/performance.md, "Soak") once saw a writer that was.
 ///
 /// `lseek(SEEK_DATA)` takes the inode lock (shared) on ext4, btrfs and tmpfs, and
 /// buffered writes hold it (exclusive) from the time update to the end of the copy, so

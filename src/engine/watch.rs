@@ -36,7 +36,7 @@
 //! * **Changes are noticed once the watcher's thread has handled the event**, not on
 //!   the very next request: inotify queues the event before the writer's `write`
 //!   returns, but a request that arrives in the microseconds before the watcher's
-//!   thread reads it is still answered from the old version. The README gives the
+//!   thread reads it is still answered from the old version. docs/operating.md gives the
 //!   delay measured here.
 //! * Changes inotify does not report are not noticed by hits: writes through a hard
 //!   link in an unwatched directory, writes through another mount of the same file

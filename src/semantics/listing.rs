@@ -9,7 +9,7 @@
 //! * **Query** ([`ListingQuery::parse`]). `?sort=name|size|mtime` (default `name`) in
 //!   `?order=asc|desc` (default `asc`); unknown values fall back to the defaults.
 //!
-//! What the page holds (the README's "Directory listings" section says the same):
+//! What the page holds (docs/operating.md, "Directory listings", says the same):
 //!
 //! * **Order.** Directories first, always; then by the sort column in the order asked;
 //!   ties by name. Names compare case-insensitively (Unicode lower case), then by their

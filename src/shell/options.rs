@@ -11,7 +11,7 @@ use crate::semantics::range::RangeLimits;
 
 /// The default body chunk size for bodies larger than it (smaller bodies use their own
 /// length). Each chunk is one copy into Rocket's buffer and one write; a client that
-/// stops reading holds about 16 of them (see the README's security section).
+/// stops reading holds about 16 of them (see docs/operating.md, "Slow and idle clients").
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
 
 /// How responses are shaped (everything but the cache).

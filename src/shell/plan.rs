@@ -98,7 +98,7 @@ const INLINE_DIGEST_MAX: u64 = 256 << 10;
 /// response is planned, so that one `stat` taken afterwards both revalidates the entry
 /// and proves the copied bytes belong to it (instead of one `stat` before and one at
 /// the end of the body). A copy of this size costs far less than a `stat` here (the
-/// README's performance section has the figures); larger bodies keep both checks.
+/// docs/performance.md has the figures); larger bodies keep both checks.
 const PREFETCH_MAX: u64 = 8 * 1024;
 
 /// How long a `Range` without a tag condition waits, at most, for a tag whose hash

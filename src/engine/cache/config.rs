@@ -19,7 +19,7 @@ pub enum Revalidate {
     /// On inotify's word (Linux, feature `watch`): a hit makes no system call, and a
     /// `stat` is taken only after the file's directory reported an event for it. A
     /// change is noticed once the watcher's thread has handled its event (tens of
-    /// microseconds after the `write`; the README gives the figure measured), not
+    /// microseconds after the `write`; docs/operating.md gives the figure measured), not
     /// strictly on the next request, and changes inotify does not report (a write
     /// through a hard link in another directory, a shared writable `mmap`, a network
     /// file system changed elsewhere) are not noticed by hits. A response still never
@@ -52,7 +52,7 @@ pub struct CacheConfig {
     /// and digests (default 2). A file is served as soon as it is mapped; its tag
     /// (CRC-64 of the whole content) is computed afterwards on a blocking pool of lower
     /// priority, and the responses that need it wait for it (see `engine::tag`, and the
-    /// README's "Decisions"). The bound keeps background hashing from taking the disk from
+    /// docs/design.md, "The first byte does not wait for the ETag"). The bound keeps background hashing from taking the disk from
     /// downloads. A response waiting for a tag whose hash has not started yet does not
     /// queue behind other files: such hashes have a lane of as many permits of their
     /// own. 0: no hashing in the background; a file is hashed only when a response
