@@ -34,8 +34,6 @@ use std::sync::OnceLock;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
-use crate::engine::mapping::{set_this_threads_nice, this_threads_nice};
-
 /// How many nice levels the background threads run below the thread that first used
 /// the pool (nice 10 under a server at 0; at most 19).
 pub(crate) const NICE_STEPS: i32 = 10;
@@ -93,5 +91,64 @@ mod tests {
         // The pool took its value from the first thread that used it; in this test
         // binary every test thread has the same.
         assert_eq!(nice, (caller + NICE_STEPS).min(19));
+    }
+}
+
+/// The calling thread's nice value (Linux keeps it per thread; 0 elsewhere).
+#[cfg(target_os = "linux")]
+pub(crate) fn this_threads_nice() -> i32 {
+    // `PRIO_PROCESS` with no pid is the calling thread on Linux. On an error (none is
+    // expected for oneself) 0: callers only derive a lower priority from it.
+    rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
+/// Elsewhere: 0.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn this_threads_nice() -> i32 {
+    0
+}
+
+/// Sets the calling thread's nice value (Linux keeps it per thread; the kernel clamps
+/// it to -20..=19, and raising a priority needs privilege). Failure is ignored: the
+/// thread keeps the priority it had. See `engine::background` for why.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_this_threads_nice(nice: i32) {
+    let _ = rustix::process::setpriority_process(None, nice);
+}
+
+/// Elsewhere threads keep their priority.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_this_threads_nice(_nice: i32) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod priority_tests {
+    /// The nice value of the calling thread, from /proc/thread-self/stat.
+    fn nice() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[16].parse().unwrap() // field 19 of stat(5), counted after "(comm)"
+    }
+
+    #[test]
+    fn sets_only_the_calling_thread() {
+        let (before, after, started_by_it) = std::thread::spawn(|| {
+            let before = super::this_threads_nice();
+            assert_eq!(i64::from(before), nice());
+            super::set_this_threads_nice((before + 10).min(19));
+            let started_by_it = std::thread::spawn(nice).join().unwrap();
+            (before, nice(), started_by_it)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, i64::from((before + 10).min(19)));
+        // A thread started by the lowered one inherits its value; the test thread
+        // kept its own.
+        assert_eq!(started_by_it, after);
+        assert_eq!(nice(), i64::from(before));
     }
 }

@@ -105,7 +105,7 @@ fn load_once(
     // A write under way already moved the times this fingerprint holds: wait until its
     // data is in the page cache too, before anything is mapped, served or hashed
     // under this fingerprint (see `wait_for_writes`).
-    crate::engine::mapping::wait_for_writes(&file);
+    wait_for_writes(&file);
     let content_type: Cow<'static, str> = content_type_for(path);
     let canonical = std::fs::canonicalize(path).ok();
     let modified = meta.modified().ok();
@@ -236,4 +236,96 @@ fn open_nonblocking(path: &Path) -> Result<File, CacheError> {
         opts.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
     }
     opts.open(path).map_err(CacheError::from_io)
+}
+
+/// Waits until no `write` to `file` is under way (as far as the file system lets us
+/// know), so that the fingerprint taken just before this call describes bytes already
+/// in the page cache.
+///
+/// A `write(2)` updates the file's mtime and ctime **before** it copies its data. A
+/// `fstat` taken while a write is under way therefore already shows the new times, and
+/// nothing later shows that the copy ended: a load (and the background hash of its
+/// tag, and every body served under that fingerprint) would read the old bytes or a
+/// mix under a fingerprint that names the new version. The settle rule
+/// ([`SETTLE`](crate::cache::SETTLE): hash again 50 ms after a recent change, the two must
+/// agree) closes that window only for writers that are not stalled longer than that
+/// between the two steps, and the soak (docs/performance.md, "Soak") once saw a writer that was.
+///
+/// `lseek(SEEK_DATA)` takes the inode lock (shared) on ext4, btrfs and tmpfs, and
+/// buffered writes hold it (exclusive) from the time update to the end of the copy, so
+/// the call returns only once every write that had begun has copied its data. A write
+/// that begins after the `fstat` moves the times after it, which the fingerprint
+/// comparisons see (on kernels with multigrain timestamps, 6.13 and later, even in the
+/// same clock tick, because the `fstat` asked for them; before that, the settle rule
+/// covers same-tick writes). On file systems whose `SEEK_DATA` takes no lock (XFS, for
+/// one), the call does nothing more than a seek, and the settle rule is the guard, as
+/// before. Errors (`ENXIO` past the end, `EINVAL` where `SEEK_DATA` is not supported)
+/// are ignored: they mean the same thing.
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_for_writes(file: &File) {
+    // It moves only the descriptor's own offset, which no reader of the crate uses
+    // (reads go through the mapping, or `pread` at explicit offsets).
+    let _ = rustix::fs::seek(file, rustix::fs::SeekFrom::Data(0));
+}
+
+/// Elsewhere the settle rule is the only guard against a write under way.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wait_for_writes(_file: &File) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod write_barrier_tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, Instant};
+
+    /// A `fstat` taken while one large `pwrite` is under way already shows the new
+    /// mtime, though the copy has not reached the end of the file; after
+    /// [`wait_for_writes`], the whole write is in the page cache. (The race is real: the
+    /// test also checks it saw the old last byte before the barrier at least once.)
+    #[test]
+    fn the_barrier_waits_for_a_write_under_way() {
+        const LEN: usize = 128 << 20;
+        let dir = std::env::temp_dir().join(format!("rocket-mmap-barrier-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let mut raced = 0;
+        for attempt in 0..8u8 {
+            let old = vec![attempt; LEN];
+            let new = vec![attempt.wrapping_add(100); LEN];
+            std::fs::write(&path, &old).unwrap();
+            let reader = File::open(&path).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let before = reader.metadata().unwrap().modified().unwrap();
+            let writer = std::thread::spawn({
+                let path = path.clone();
+                move || {
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.write_all_at(&new, 0).unwrap();
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while reader.metadata().unwrap().modified().unwrap() == before {
+                assert!(Instant::now() < deadline, "the write never moved the mtime");
+                std::hint::spin_loop();
+            }
+            let mut last = [0u8];
+            reader.read_exact_at(&mut last, LEN as u64 - 1).unwrap();
+            if last[0] == attempt {
+                raced += 1;
+            }
+            wait_for_writes(&reader);
+            reader.read_exact_at(&mut last, LEN as u64 - 1).unwrap();
+            assert_eq!(
+                last[0],
+                attempt.wrapping_add(100),
+                "attempt {attempt}: the barrier returned before the write under way ended"
+            );
+            writer.join().unwrap();
+        }
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            raced > 0,
+            "no attempt caught a write under way: the test proved nothing"
+        );
+    }
 }
