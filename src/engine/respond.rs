@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use crate::engine::body::SegmentBody;
 use crate::engine::entry::Entry;
 use crate::semantics::date::HttpDate;
-use crate::semantics::decide::{decide, effective_last_modified, Decision, ServeRequest, Status};
+use crate::semantics::decide::{decide_at, Decision, ServeRequest, Status};
+use crate::semantics::etag::EntityTag;
 use crate::semantics::multipart::{new_boundary, part_overhead, MultipartLayout};
-use crate::semantics::precondition::Validators;
 use crate::semantics::range::{ByteRange, IgnoredBecause, RangeLimits};
 
 /// The answer to one request for an entry.
@@ -80,33 +80,18 @@ pub fn respond_typed(
     now: SystemTime,
 ) -> Reply {
     let now = HttpDate::from_system_time(now).unwrap_or(HttpDate::UNIX_EPOCH);
-    let (last_modified, last_modified_override) =
-        effective_last_modified(entry.last_modified(), now);
-    let validators = Validators {
-        etag: entry.etag(),
-        last_modified,
-    };
-    let len = entry.len();
-    let overhead = part_overhead(content_type.len(), len);
-    let decision = decide(req, &validators, Some(len), overhead, limits, now);
-    let (body, multipart_content_type) = lay_out(entry, content_type, &decision);
-    let (status, content_range, range_ignored, parts) = match decision {
-        Decision::PreconditionFailed => (Status::PreconditionFailed, None, None, Vec::new()),
-        Decision::NotModified => (Status::NotModified, None, None, Vec::new()),
-        Decision::Full(why) => (Status::Ok, None, Some(why), Vec::new()),
-        Decision::Unsatisfiable => (
-            Status::RangeNotSatisfiable,
-            Some(format!("bytes */{len}")),
-            None,
-            Vec::new(),
-        ),
-        Decision::Single(r) => (
-            Status::PartialContent,
-            Some(format!("bytes {}-{}/{len}", r.first, r.last)),
-            None,
-            Vec::new(),
-        ),
-        Decision::Multi(parts) => (Status::PartialContent, None, None, parts),
+    let Answer {
+        decision,
+        last_modified_override,
+        body,
+        multipart_type: multipart_content_type,
+    } = answer(entry, content_type, entry.etag(), req, limits, now);
+    let status = decision.status();
+    let content_range = decision.content_range(entry.len());
+    let (range_ignored, parts) = match decision {
+        Decision::Full(why) => (Some(why), Vec::new()),
+        Decision::Multi(parts) => (None, parts),
+        _ => (None, Vec::new()),
     };
     Reply {
         status,
@@ -119,10 +104,53 @@ pub fn respond_typed(
     }
 }
 
+/// An entry's answer, decided and laid out: what [`respond_typed`] returns as a
+/// [`Reply`] and the Rocket shell's plans render, made by one function ([`answer`]) so
+/// that the two never differ.
+pub(crate) struct Answer {
+    pub(crate) decision: Decision,
+    /// The `Last-Modified` to send instead of the entry's, which lies in the future.
+    pub(crate) last_modified_override: Option<String>,
+    /// The body of a 200 or 206 (empty for the others), see [`lay_out`].
+    pub(crate) body: SegmentBody,
+    /// `multipart/byteranges; boundary=…` for several ranges.
+    pub(crate) multipart_type: Option<String>,
+}
+
+/// Decides the answer to `req` for `entry` presented as `content_type`, with `etag`
+/// as its tag (the entry's, read once by the caller), at `now`, and lays out the body.
+pub(crate) fn answer(
+    entry: &Entry,
+    content_type: &str,
+    etag: Option<&EntityTag>,
+    req: &ServeRequest<'_>,
+    limits: &RangeLimits,
+    now: HttpDate,
+) -> Answer {
+    let len = entry.len();
+    let overhead = part_overhead(content_type.len(), len);
+    let decided = decide_at(
+        req,
+        etag,
+        entry.last_modified(),
+        Some(len),
+        overhead,
+        limits,
+        now,
+    );
+    let (body, multipart_type) = lay_out(entry, content_type, &decided.decision);
+    Answer {
+        decision: decided.decision,
+        last_modified_override: decided.last_modified_override,
+        body,
+        multipart_type,
+    }
+}
+
 /// The body of a 200 or 206 as slices of the entry's content (one slice, or the
 /// `multipart/byteranges` segments, RFC 9110 §14.6), and the multipart `Content-Type`
-/// replacing the entry's; an empty body for the other decisions. The one body layout:
-/// [`respond_typed`] and the Rocket shell's plans both use it.
+/// replacing the entry's; an empty body for the other decisions. The one body layout,
+/// through [`answer`].
 pub(crate) fn lay_out(
     entry: &Entry,
     content_type: &str,

@@ -107,6 +107,55 @@ impl Decision {
     }
 }
 
+impl Decision {
+    /// The `Content-Range` field value of this decision (§14.4), for a representation
+    /// of `len` bytes: `bytes FIRST-LAST/LEN` for one range, `bytes */LEN` for 416
+    /// (§15.5.17); none for the others (each part of a multipart body carries its
+    /// own, §14.6). The one writer of the field.
+    pub fn content_range(&self, len: u64) -> Option<String> {
+        match self {
+            Decision::Single(r) => Some(format!("bytes {}-{}/{len}", r.first, r.last)),
+            Decision::Unsatisfiable => Some(format!("bytes */{len}")),
+            _ => None,
+        }
+    }
+}
+
+/// A [`Decision`] with the `Last-Modified` it was decided with (see [`decide_at`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Decided {
+    pub(crate) decision: Decision,
+    /// The Last-Modified compared and sent: the representation's, or `now` when that
+    /// lies in the future (§8.8.2.1).
+    pub(crate) last_modified: Option<HttpDate>,
+    /// The field value of that replacement, when one was made.
+    pub(crate) last_modified_override: Option<String>,
+}
+
+/// The decision as every responder of the crate makes it (files, the public
+/// `cache::respond`, streamed content): the effective Last-Modified at `now`
+/// ([`effective_last_modified`]), then [`decide`] with it and `etag`.
+pub(crate) fn decide_at(
+    req: &ServeRequest<'_>,
+    etag: Option<&crate::semantics::etag::EntityTag>,
+    last_modified: Option<HttpDate>,
+    length: Option<u64>,
+    part_overhead: u64,
+    limits: &RangeLimits,
+    now: HttpDate,
+) -> Decided {
+    let (last_modified, last_modified_override) = effective_last_modified(last_modified, now);
+    let validators = Validators {
+        etag,
+        last_modified,
+    };
+    Decided {
+        decision: decide(req, &validators, length, part_overhead, limits, now),
+        last_modified,
+        last_modified_override,
+    }
+}
+
 /// The Last-Modified to use at `now`: a date in the future is replaced by `now`
 /// (§8.8.2.1); the second value is the replacement's field value, if one was made.
 pub fn effective_last_modified(
@@ -153,6 +202,30 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_range_only_for_one_range_and_416() {
+        let r = ByteRange {
+            first: 10,
+            last: 15,
+        };
+        assert_eq!(
+            Decision::Single(r).content_range(36).as_deref(),
+            Some("bytes 10-15/36")
+        );
+        assert_eq!(
+            Decision::Unsatisfiable.content_range(36).as_deref(),
+            Some("bytes */36")
+        );
+        for d in [
+            Decision::NotModified,
+            Decision::PreconditionFailed,
+            Decision::Full(IgnoredBecause::NoHeader),
+            Decision::Multi(vec![r, r]),
+        ] {
+            assert_eq!(d.content_range(36), None, "{d:?}");
+        }
+    }
 
     #[test]
     fn each_decision_has_its_status() {

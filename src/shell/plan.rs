@@ -81,12 +81,11 @@ use crate::engine::body::SegmentBody;
 use crate::engine::digest::ReprDigest;
 use crate::engine::entry::Entry;
 use crate::engine::pace::RateLimit;
-use crate::engine::respond::lay_out;
+use crate::engine::respond::{answer, Answer};
 use crate::semantics::date::HttpDate;
-use crate::semantics::decide::{decide, effective_last_modified, Decision, Status};
+use crate::semantics::decide::{Decision, Status};
 use crate::semantics::digest::DigestAlgorithm;
-use crate::semantics::multipart::part_overhead;
-use crate::semantics::precondition::{Method, Validators};
+use crate::semantics::precondition::Method;
 use crate::shell::options::ResponseOptions;
 use crate::shell::request::RequestHeaders;
 
@@ -282,20 +281,17 @@ impl<'a> Plan<'a> {
             }
         }
         let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
-        let (last_modified, last_modified_override) =
-            effective_last_modified(entry.last_modified(), now);
-        let validators = Validators {
-            etag: tag,
-            last_modified,
-        };
-        let len = entry.len();
         let content_type = presentation.content_type_of(entry);
-        let overhead = part_overhead(content_type.len(), len);
-        let decision = decide(
+        let Answer {
+            decision,
+            last_modified_override,
+            body,
+            multipart_type,
+        } = answer(
+            entry,
+            content_type,
+            tag,
             &headers.serve_request(),
-            &validators,
-            Some(len),
-            overhead,
             &options.limits,
             now,
         );
@@ -315,7 +311,6 @@ impl<'a> Plan<'a> {
         } else {
             (None, None)
         };
-        let (body, multipart_type) = lay_out(entry, content_type, &decision);
         let copy = body_policy == BodyPolicy::CopySmall && body.len() <= PREFETCH_MAX;
         let copied = has_body && copy && !body.is_empty();
         // Copied here, on the worker, only when its pages are in memory; otherwise

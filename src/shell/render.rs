@@ -152,20 +152,11 @@ pub(crate) fn validator_headers(
 
 /// `Accept-Ranges: bytes` (RFC 9110 §14.3), and `Content-Range` (§14.4) where the
 /// decision has one: `bytes FIRST-LAST/LEN` for a single range, `bytes */LEN` for 416.
-/// `len` is the representation's length. The one writer of both fields, for file
-/// responses and [`crate::StreamedFile`].
+/// `len` is the representation's length ([`Decision::content_range`] writes the
+/// value). For file responses and [`crate::StreamedFile`].
 pub(crate) fn range_headers(b: &mut Builder<'_>, decision: &Decision, len: u64) {
     b.raw_header("Accept-Ranges", "bytes");
-    match decision {
-        Decision::Single(r) => {
-            b.raw_header(
-                "Content-Range",
-                format!("bytes {}-{}/{len}", r.first, r.last),
-            );
-        }
-        Decision::Unsatisfiable => {
-            b.raw_header("Content-Range", format!("bytes */{len}"));
-        }
-        _ => {}
+    if let Some(value) = decision.content_range(len) {
+        b.raw_header("Content-Range", value);
     }
 }

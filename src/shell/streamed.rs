@@ -14,9 +14,8 @@ use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::body::SegmentBody;
 use crate::semantics::date::HttpDate;
-use crate::semantics::decide::{decide, effective_last_modified, Decision};
+use crate::semantics::decide::{decide_at, Decided, Decision};
 use crate::semantics::etag::EntityTag;
-use crate::semantics::precondition::Validators;
 use crate::semantics::range::{IgnoredBecause, RangeLimits};
 use crate::shell::render::{range_headers, validator_headers};
 use crate::shell::request::RequestHeaders;
@@ -99,19 +98,26 @@ impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for Strea
         let headers = RequestHeaders::read(req, false);
         let sreq = headers.serve_request();
         let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
-        let lm = self.last_modified.and_then(HttpDate::from_system_time);
-        let (lm, _) = effective_last_modified(lm, now);
-        let validators = Validators {
-            etag: self.etag.as_ref(),
-            last_modified: lm,
-        };
         // One part at most: a stream cannot go back for a second range.
         let limits = RangeLimits {
             max_parts: 1,
             ..options.limits
         };
-        let decision = match decide(&sreq, &validators, self.size, 0, &limits, now) {
-            // `max_parts = 1` never plans several parts; should it, send the whole.
+        let Decided {
+            decision,
+            last_modified: lm,
+            ..
+        } = decide_at(
+            &sreq,
+            self.etag.as_ref(),
+            self.last_modified.and_then(HttpDate::from_system_time),
+            self.size,
+            0,
+            &limits,
+            now,
+        );
+        // `max_parts = 1` never plans several parts; should it, send the whole.
+        let decision = match decision {
             Decision::Multi(_) => Decision::Full(IgnoredBecause::TooManyParts),
             d => d,
         };
