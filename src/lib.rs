@@ -129,7 +129,7 @@ pub mod setup {
 pub mod cache {
     //! The mmap engine, without Rocket: the bounded [`Cache`] of mapped files, its
     //! [`Entry`]s, [`respond`] (a request and an entry turned into a [`Reply`] with a
-    //! [`SegmentBody`]), the counters ([`CacheStats`], [`COUNTERS`]) and, with feature
+    //! [`SegmentBody`]), the counters ([`CacheStats`]) and, with feature
     //! `tag-store`, the `TagStore` that keeps ETags and digests across
     //! restarts.
     //!
@@ -161,12 +161,8 @@ pub mod cache {
     pub use crate::engine::cache::{Cache, CacheConfig, Revalidate};
     pub use crate::engine::digest::ReprDigest;
     pub use crate::engine::entry::Entry;
-    pub use crate::engine::error::CacheError;
-    pub use crate::engine::pace::RateLimit;
     pub use crate::engine::respond::{respond, Reply};
-    pub use crate::engine::stats::{
-        CacheStats, CounterInfo, LoadTimes, COUNTERS, LOAD_TIME_BUCKETS,
-    };
+    pub use crate::engine::stats::{CacheStats, LoadTimes};
     pub use crate::engine::tag::SETTLE;
 
     #[cfg(feature = "tag-store")]
@@ -175,12 +171,6 @@ pub mod cache {
         fingerprint::Fingerprint,
         tag_store::{StoredTags, TagStore, TagStoreError, TagStoreStats},
     };
-
-    /// How many mappings the SIGBUS guard has registered now (for the bounds test).
-    #[doc(hidden)]
-    pub fn sigbus_registrations() -> usize {
-        crate::engine::mapping::registered()
-    }
 }
 
 /// The README's examples, compiled as doc tests.

@@ -254,7 +254,8 @@ unsafe fn register(start: *const u8, len: usize, flag: &Arc<AtomicBool>) -> Opti
     None
 }
 
-/// How many mappings are registered now (for tests and statistics).
+/// How many mappings are registered now.
+#[cfg(test)]
 pub(crate) fn registered() -> usize {
     CLAIMED.iter().filter(|c| c.load(Ordering::Relaxed)).count()
 }

@@ -38,15 +38,15 @@ use std::time::Duration;
 /// and the `_total` suffix), an optional `(label, value)` that tells the members of a
 /// family apart, the help text, and how to read it from a [`CacheStats`].
 #[derive(Clone, Copy, Debug)]
-pub struct CounterInfo {
+pub(crate) struct CounterInfo {
     /// The family name, e.g. `cache_hits` or `responses_cut`.
-    pub family: &'static str,
+    pub(crate) family: &'static str,
     /// The label of this member of the family, if the family has several.
-    pub label: Option<(&'static str, &'static str)>,
+    pub(crate) label: Option<(&'static str, &'static str)>,
     /// The help text (the first member's text is the family's).
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// Reads this counter from a snapshot.
-    pub value: fn(&CacheStats) -> u64,
+    pub(crate) value: fn(&CacheStats) -> u64,
 }
 
 macro_rules! counters {
@@ -116,7 +116,7 @@ macro_rules! counters {
         }
 
         /// Every monotonic counter of [`CacheStats`], in order, with how it is exported.
-        pub const COUNTERS: &[CounterInfo] = &[
+        pub(crate) const COUNTERS: &[CounterInfo] = &[
             $( CounterInfo {
                 family: $family,
                 label: counters!(@label $($label, $value)?),
@@ -163,7 +163,7 @@ counters! {
 /// Upper bounds, in seconds, of the load-time histogram's buckets (the last bucket,
 /// `+Inf`, is implied). From a small file's open-map-hash (~50 µs) to hashing
 /// gigabytes; a load that waited for a recent change to settle takes at least 50 ms.
-pub const LOAD_TIME_BUCKETS: [f64; 16] = [
+pub(crate) const LOAD_TIME_BUCKETS: [f64; 16] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
@@ -215,8 +215,9 @@ impl LoadTimeHistogram {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadTimes {
     /// Loads per bucket, *not* cumulative: `buckets[i]` counts loads that took more
-    /// than `LOAD_TIME_BUCKETS[i-1]` and at most `LOAD_TIME_BUCKETS[i]` seconds; the
-    /// last counts the rest.
+    /// than the bound of bucket `i - 1` and at most that of bucket `i` (the bounds, in
+    /// seconds, are those [`LoadTimes::cumulative`] pairs with its counts); the last
+    /// counts the rest.
     pub buckets: [u64; LOAD_TIME_BUCKETS.len() + 1],
     /// Loads observed (successful loads only).
     pub count: u64,
