@@ -38,6 +38,7 @@ use std::time::Duration;
 /// and the `_total` suffix), an optional `(label, value)` that tells the members of a
 /// family apart, the help text, and how to read it from a [`CacheStats`].
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct CounterInfo {
     /// The family name, e.g. `cache_hits` or `responses_cut`.
     pub(crate) family: &'static str,
@@ -116,6 +117,7 @@ macro_rules! counters {
         }
 
         /// Every monotonic counter of [`CacheStats`], in order, with how it is exported.
+        #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
         pub(crate) const COUNTERS: &[CounterInfo] = &[
             $( CounterInfo {
                 family: $family,
