@@ -17,6 +17,7 @@
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
 //! | `tag_memo` | file version → ETag and digests, bounded, in memory: tags outlive cache entries |
 //! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
+//! | `warn` | a warning through `log`, else on stderr: the tag store's errors, and the shell's when it opens the store (feature `tag-store`) |
 //! | `error` | [`CacheError`](crate::CacheError): why a path could not be served |
 //! | `stats` | the counters: relaxed atomics for cache and body events, read at scrape time |
 //! | `body` | the sized, seekable body over a few `Bytes` segments |
@@ -53,4 +54,6 @@ pub(crate) mod tag_memo;
 pub(crate) mod tag_store;
 #[cfg(test)]
 pub(crate) mod test_support;
+#[cfg(feature = "tag-store")]
+pub(crate) mod warn;
 pub(crate) mod watch;

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::engine::tag_store::{warn, TagStore, TagStoreError};
+use crate::engine::tag_store::{TagStore, TagStoreError};
+use crate::engine::warn::warn;
 
 /// Opens the store at `path` (from `tag_store` / `--tag-store`). On an error, warns
 /// and answers `None`; a corrupt store that was moved aside and replaced is also

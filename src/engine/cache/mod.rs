@@ -158,10 +158,10 @@ impl Cache {
 
     /// The same cache, remembering every file version's ETag and digests in `store`
     /// too (behind the tag memo, `engine::tag_memo`) and looking them up there before
-    /// it would hash (feature `tag-store`; see
-    /// `engine::tag_store`): after a restart, or an eviction, an unchanged file is
-    /// answered with its tag without reading its content. Call it before the cache
-    /// serves anything.
+    /// it would hash (feature `tag-store`; the store's guarantees are on
+    /// [`TagStore`](crate::cache::TagStore)): after a restart, or an eviction, an
+    /// unchanged file is answered with its tag without reading its content. Call it
+    /// before the cache serves anything.
     ///
     /// For example `Cache::new(CacheConfig::default()).with_tag_store(store)` with the
     /// `store` from [`TagStore::open`](crate::cache::TagStore::open); the Rocket configuration
