@@ -117,9 +117,7 @@ pub mod setup {
 
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-    pub use crate::shell::metrics::{
-        MetricsFairing, CONTENT_TYPE as METRICS_CONTENT_TYPE, PREFIX as METRICS_PREFIX,
-    };
+    pub use crate::shell::metrics::MetricsFairing;
 
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

@@ -233,7 +233,7 @@ impl Entry {
     }
 
     /// The `Content-Type` field value as stored: borrowed (no copy per response) for
-    /// every type [`content_type_for`](crate::semantics::content_type::content_type_for) gives.
+    /// every type the crate's extension table (`semantics::content_type`) gives.
     pub fn content_type_value(&self) -> &Cow<'static, str> {
         &self.content_type
     }

@@ -1,5 +1,5 @@
 //! HTTP dates (RFC 9110 §5.6.7), at the one-second resolution HTTP uses, and the
-//! RFC 3339 timestamps of directory listings ([`rfc3339`]).
+//! RFC 3339 timestamps of directory listings (`rfc3339`, crate-private).
 //!
 //! Parsing and formatting use the maintained `httpdate` crate, which accepts all three
 //! formats a recipient must accept (IMF-fixdate, RFC 850 and asctime). This module
@@ -74,7 +74,8 @@ impl std::fmt::Display for HttpDate {
 
 /// Seconds since the Unix epoch as an RFC 3339 UTC timestamp (`2024-05-01T12:34:56Z`,
 /// RFC 3339 §5.6); `None` outside the years 0000–9999, which it cannot express.
-pub fn rfc3339(secs: i64) -> Option<String> {
+#[cfg_attr(not(feature = "browse"), allow(dead_code))]
+pub(crate) fn rfc3339(secs: i64) -> Option<String> {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // 0000-01-01 is day -719 528, 9999-12-31 is day 2 932 896.
     if !(-719_528..=2_932_896).contains(&days) {

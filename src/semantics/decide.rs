@@ -158,7 +158,7 @@ pub(crate) fn decide_at(
 
 /// The Last-Modified to use at `now`: a date in the future is replaced by `now`
 /// (§8.8.2.1); the second value is the replacement's field value, if one was made.
-pub fn effective_last_modified(
+pub(crate) fn effective_last_modified(
     last_modified: Option<HttpDate>,
     now: HttpDate,
 ) -> (Option<HttpDate>, Option<String>) {

@@ -1,4 +1,6 @@
 //! `Content-Disposition` values (RFC 6266) with UTF-8 file names (RFC 8187).
+// Used by the Rocket shell only.
+#![cfg_attr(not(feature = "rocket"), allow(dead_code))]
 
 use std::fmt::Write as _;
 

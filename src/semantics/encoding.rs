@@ -14,6 +14,8 @@
 //!   smaller), and Brotli beats gzip.
 //! * Codings and `q` are case-insensitive; malformed elements are skipped; a `q` value
 //!   that does not parse makes its element unacceptable.
+// Used by the Rocket shell only.
+#![cfg_attr(not(feature = "rocket"), allow(dead_code))]
 
 /// A content coding we can serve from a precompressed sibling file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::semantics::range::ByteRange;
 
 /// The length of the boundaries [`new_boundary`] makes.
-pub const BOUNDARY_LEN: usize = 32;
+pub(crate) const BOUNDARY_LEN: usize = 32;
 
 /// Makes a fresh boundary: 32 hex digits, 64 unpredictable bits and a process-wide
 /// counter, so that no two responses share one and content cannot be crafted to
@@ -52,7 +52,7 @@ fn digits(mut n: u64) -> u64 {
 }
 
 /// An upper bound of what one part costs beyond its content, for a boundary of
-/// [`BOUNDARY_LEN`], a `Content-Type` of `content_type_len` bytes (0 for none) and a
+/// `BOUNDARY_LEN` (32), a `Content-Type` of `content_type_len` bytes (0 for none) and a
 /// representation of `length` bytes. Used by [`crate::semantics::range::plan`] to decide whether
 /// a multipart body would be larger than the whole representation.
 pub fn part_overhead(content_type_len: usize, length: u64) -> u64 {

@@ -51,7 +51,7 @@ impl std::error::Error for PathRejection {}
 ///
 /// # Errors
 /// The [`PathRejection`] that applies.
-pub fn check_segment(seg: &str, allow_dotfiles: bool) -> Result<(), PathRejection> {
+pub(crate) fn check_segment(seg: &str, allow_dotfiles: bool) -> Result<(), PathRejection> {
     if seg == "." || seg == ".." {
         return Err(PathRejection::DotSegment);
     }
@@ -71,7 +71,7 @@ pub fn check_segment(seg: &str, allow_dotfiles: bool) -> Result<(), PathRejectio
 ///
 /// # Errors
 /// The [`PathRejection`] that applies.
-pub fn check_segment_bytes(seg: &[u8], allow_dotfiles: bool) -> Result<(), PathRejection> {
+pub(crate) fn check_segment_bytes(seg: &[u8], allow_dotfiles: bool) -> Result<(), PathRejection> {
     check_segment(&String::from_utf8_lossy(seg), allow_dotfiles)
 }
 
@@ -93,7 +93,8 @@ pub fn sanitize<'a>(
 ///
 /// # Errors
 /// The first [`PathRejection`] found.
-pub fn sanitize_under<'a>(
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn sanitize_under<'a>(
     base: &Path,
     segments: impl IntoIterator<Item = &'a str>,
     allow_dotfiles: bool,

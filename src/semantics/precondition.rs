@@ -1,8 +1,9 @@
 //! Conditional requests: RFC 9110 §13.1 (the headers) and §13.2.2 (their order).
 //!
-//! In the style of Go's `net/http/fs.go`: one small function per header returning
-//! [`Cond::None`] (header absent or to be ignored), [`Cond::True`] or [`Cond::False`],
-//! composed in [`evaluate`] in the order of §13.2.2, so the code reads like the RFC.
+//! In the style of Go's `net/http/fs.go`: one small function per header (`check_if_*`,
+//! crate-private) returning `Cond::None` (header absent or to be ignored),
+//! `Cond::True` or `Cond::False`, composed in [`evaluate`] in the order of §13.2.2, so
+//! the code reads like the RFC.
 
 use crate::semantics::date::HttpDate;
 use crate::semantics::etag::{list_matches, Comparison, EntityTag};
@@ -52,7 +53,7 @@ pub struct Validators<'a> {
 
 /// The result of one precondition (Go's `condResult`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cond {
+pub(crate) enum Cond {
     /// The header is absent or must be ignored.
     None,
     /// The condition holds.
@@ -75,7 +76,7 @@ pub enum Outcome {
 
 /// §13.1.1 If-Match: true if the field is `*` and a current representation exists, or
 /// if one listed tag matches the current tag by **strong** comparison.
-pub fn check_if_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
+pub(crate) fn check_if_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
     match c.if_match {
         None => Cond::None,
         Some(list) => bool_cond(list_matches(list, v.etag, Comparison::Strong)),
@@ -85,7 +86,7 @@ pub fn check_if_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
 /// §13.1.4 If-Unmodified-Since: ignored when If-Match is present, when the value is not
 /// a valid HTTP-date, or when no modification date is known; otherwise true if the
 /// representation was not modified after the given date.
-pub fn check_if_unmodified_since(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
+pub(crate) fn check_if_unmodified_since(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
     if c.if_match.is_some() {
         return Cond::None;
     }
@@ -100,7 +101,7 @@ pub fn check_if_unmodified_since(c: &Conditionals<'_>, v: &Validators<'_>) -> Co
 
 /// §13.1.2 If-None-Match: false if the field is `*` and a current representation exists,
 /// or if one listed tag matches the current tag by **weak** comparison; true otherwise.
-pub fn check_if_none_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
+pub(crate) fn check_if_none_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
     match c.if_none_match {
         None => Cond::None,
         Some(list) => bool_cond(!list_matches(list, v.etag, Comparison::Weak)),
@@ -110,7 +111,11 @@ pub fn check_if_none_match(c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
 /// §13.1.3 If-Modified-Since: ignored when If-None-Match is present, for methods other
 /// than GET and HEAD, for an invalid date, or when no modification date is known;
 /// otherwise false (→ 304) if the representation was not modified after the date.
-pub fn check_if_modified_since(method: Method, c: &Conditionals<'_>, v: &Validators<'_>) -> Cond {
+pub(crate) fn check_if_modified_since(
+    method: Method,
+    c: &Conditionals<'_>,
+    v: &Validators<'_>,
+) -> Cond {
     if c.if_none_match.is_some() || method == Method::Other {
         return Cond::None;
     }
@@ -129,7 +134,7 @@ pub fn check_if_modified_since(method: Method, c: &Conditionals<'_>, v: &Validat
 /// §8.8.2.2 means the whole second it names lies before `now`. Anything else — an
 /// unparsable value included — is false, so the whole content is sent, which is
 /// always correct.
-pub fn check_if_range(c: &Conditionals<'_>, v: &Validators<'_>, now: HttpDate) -> Cond {
+pub(crate) fn check_if_range(c: &Conditionals<'_>, v: &Validators<'_>, now: HttpDate) -> Cond {
     let Some(value) = c.if_range else {
         return Cond::None;
     };

@@ -21,7 +21,7 @@
 //!   `Content-Range` cannot name an empty range, so the header is ignored and the
 //!   (empty) content is sent with `200`. This is what Apache does; nginx answers 416.
 //! * **Part bound**: after merging, a plan with more than
-//!   [`RangeLimits::max_parts`] parts (default [`DEFAULT_MAX_PARTS`] = 64) is served
+//!   [`RangeLimits::max_parts`] parts (default 64) is served
 //!   as the whole content (`200`). 64 is well above what real clients send (browsers
 //!   and download managers send one range per request; PDF byte serving sends a few
 //!   dozen) and small enough that a hostile header costs at most 64 part headers.
@@ -35,12 +35,12 @@
 use std::fmt;
 
 /// The default bound on the number of parts of a multipart/byteranges response.
-pub const DEFAULT_MAX_PARTS: usize = 64;
+pub(crate) const DEFAULT_MAX_PARTS: usize = 64;
 
 /// The default merge distance: ranges separated by at most this many bytes are sent
 /// as one part, because a part header costs about this much (boundary,
 /// `Content-Type`, `Content-Range`, CRLFs).
-pub const DEFAULT_MERGE_GAP: u64 = 80;
+pub(crate) const DEFAULT_MERGE_GAP: u64 = 80;
 
 /// An inclusive byte range `first..=last`, resolved against a representation length.
 ///

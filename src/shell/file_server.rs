@@ -253,7 +253,7 @@ impl FileServer {
     /// `FILE` from a client whose `Accept-Encoding` allows it, `FILE.br` or `FILE.gz`
     /// is sent with `Content-Encoding`, the type of `FILE`, its own ETag, and ranges
     /// and conditionals over its (encoded) bytes; every response of a file that has
-    /// such siblings carries `Vary: Accept-Encoding`. See [`crate::semantics::encoding`].
+    /// such siblings carries `Vary: Accept-Encoding`. See `semantics::encoding` (crate-private).
     pub fn precompressed(mut self, serve: bool) -> FileServer {
         self.precompressed = serve;
         self
@@ -286,7 +286,7 @@ impl FileServer {
     /// `?format=json` gives JSON, `[{"name", "type", "size", "mtime", "href"}]`. The
     /// page is an entry like a file's: content ETag, `Last-Modified`, conditionals,
     /// ranges, HEAD; it is cached, and rebuilt when the directory changes. See
-    /// [`crate::semantics::listing`] for the format and the escaping.
+    /// `semantics::listing` and `engine::listing` (crate-private) for the format and the escaping.
     ///
     /// ```rust,no_run
     /// # #[macro_use] extern crate rocket;
