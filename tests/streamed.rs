@@ -41,7 +41,9 @@ async fn client() -> Client {
         log_level: rocket::config::LogLevel::Off,
         ..rocket::Config::debug_default()
     };
-    let rocket = rocket::custom(config).mount("/", routes![sized, big, unsized_, short]);
+    let rocket = rocket::custom(config)
+        .attach(rocket_mmap::Mmap::fairing())
+        .mount("/", routes![sized, big, unsized_, short]);
     Client::tracked(rocket).await.unwrap()
 }
 

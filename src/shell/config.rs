@@ -18,7 +18,7 @@ use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::range::{RangeLimits, DEFAULT_MAX_PARTS, DEFAULT_MERGE_GAP};
 use crate::shell::options::{default_digests, ResponseOptions, DEFAULT_CHUNK_SIZE};
 use crate::shell::request::OriginalMethod;
-use crate::shell::state::Mmap;
+use crate::shell::state::{FairingAttached, Mmap};
 
 /// The `revalidate` key: `"always"`, `"never"`, `"watch"`, or milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -532,7 +532,10 @@ impl Fairing for MmapFairing {
         }
     }
 
-    async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
+    async fn on_ignite(&self, mut rocket: Rocket<Build>) -> rocket::fairing::Result {
+        if rocket.state::<FairingAttached>().is_none() {
+            rocket = rocket.manage(FairingAttached);
+        }
         if rocket.state::<Mmap>().is_some() {
             return Ok(rocket);
         }

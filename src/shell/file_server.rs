@@ -457,7 +457,9 @@ impl Handler for FileServer {
         let Ok(path) = request_path(req, &self.root, self.dotfiles) else {
             return Outcome::forward(data, Status::NotFound);
         };
-        let mmap = Mmap::of(req.rocket());
+        let Some(mmap) = Mmap::of(req.rocket()) else {
+            return Outcome::Success(crate::shell::responder::no_state());
+        };
         // Read once, for every plan of this request. The routes are registered per
         // method, so the request's method is the client's.
         let headers = RequestHeaders::read(req, true);

@@ -154,11 +154,13 @@ impl Metrics {
     }
 
     /// The exposition for `rocket`: the counters of the [`Mmap`] state it manages
-    /// (or of the default instance), the counts by status if [`Metrics::fairing`] is
+    /// (zeros without one), the counts by status if [`Metrics::fairing`] is
     /// attached, and the access log's line counts if an access log is attached.
     pub fn render(rocket: &Rocket<Orbit>) -> String {
         let scrape = Scrape {
-            stats: Mmap::of(rocket).cache().stats(),
+            stats: Mmap::of(rocket)
+                .map(|m| m.cache().stats())
+                .unwrap_or_default(),
             statuses: rocket
                 .state::<Arc<StatusCounts>>()
                 .map(|s| s.nonzero())

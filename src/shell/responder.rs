@@ -19,6 +19,7 @@ use std::sync::Arc;
 use rocket::http::Status as RocketStatus;
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
+use rocket::{Ignite, Rocket, Sentinel};
 
 use crate::engine::cache::CacheError;
 use crate::engine::entry::Entry;
@@ -27,7 +28,7 @@ use crate::shell::options::ResponseOptions;
 use crate::shell::plan::{Plan, Presentation};
 use crate::shell::render::render;
 use crate::shell::request::RequestHeaders;
-use crate::shell::state::Mmap;
+use crate::shell::state::{missing_fairing, Mmap};
 
 /// A cached file or in-memory blob, ready to be answered with every range and
 /// conditional rule. Return it from a route.
@@ -155,7 +156,10 @@ impl MmapFile {
     pub fn to_response<'r>(&self, req: &Request<'_>, options: &ResponseOptions) -> Response<'r> {
         let headers = RequestHeaders::read(req, false);
         match Plan::in_place(&self.entry, &self.presentation, &headers, options) {
-            Some(plan) => render(plan, Mmap::of(req.rocket()).cache()).send(req),
+            Some(plan) => match Mmap::of(req.rocket()) {
+                Some(mmap) => render(plan, mmap.cache()).send(req),
+                None => no_state(),
+            },
             None => Response::build()
                 .status(RocketStatus::ServiceUnavailable)
                 .finalize(),
@@ -167,13 +171,36 @@ impl<'r> Responder<'r, 'static> for MmapFile {
     /// See [`MmapFile::to_response`]; a file that changed while its tag was hashed is
     /// answered 503 through Rocket's catchers.
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let mmap = Mmap::of(req.rocket());
+        let Some(mmap) = Mmap::of(req.rocket()) else {
+            return Ok(no_state());
+        };
         let headers = RequestHeaders::read(req, false);
         match Plan::in_place(&self.entry, &self.presentation, &headers, mmap.options()) {
             Some(plan) => Ok(render(plan, mmap.cache()).send(req)),
             None => Err(RocketStatus::ServiceUnavailable),
         }
     }
+}
+
+/// Refuses to launch a Rocket that has a route returning an `MmapFile` without
+/// [`Mmap::fairing`] (and so without the state it finds the cache and options in).
+impl Sentinel for MmapFile {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        missing_fairing(rocket, "MmapFile")
+    }
+}
+
+/// The answer when no [`Mmap`] state is managed (a `FileServer` mounted without the
+/// fairing, or a responder built outside a route): 500, and an error logged that says
+/// what to attach.
+pub(crate) fn no_state<'r>() -> Response<'r> {
+    rocket::error!(
+        "rocket-mmap: no `Mmap` state is managed: attach `Mmap::fairing()` (or manage an \
+         `Mmap` beside it)"
+    );
+    Response::build()
+        .status(RocketStatus::InternalServerError)
+        .finalize()
 }
 
 impl<'r> Responder<'r, 'static> for CacheError {

@@ -4,16 +4,19 @@
 //! It is made from configuration by [`Mmap::fairing`] (in `config`), and
 //! [`Mmap::open`] (beside the responder it returns) opens a file through it.
 
-use std::sync::OnceLock;
-
-use rocket::Rocket;
+use rocket::{Ignite, Rocket};
 
 use crate::engine::cache::{Cache, CacheConfig};
 use crate::shell::options::ResponseOptions;
 
 /// The crate's managed state: the cache and the response options. Installed by
-/// [`Mmap::fairing`] (from configuration), or managed by the application itself; responders and file
-/// servers find it in Rocket's state, and fall back to a default instance otherwise.
+/// [`Mmap::fairing`] (from configuration), or managed by the application itself
+/// (beside the fairing, which keeps it); responders and file servers find it in
+/// Rocket's state. There is no silent default: a route returning an
+/// [`MmapFile`](crate::MmapFile) or a [`StreamedFile`](crate::StreamedFile) refuses
+/// to launch without the fairing (a Rocket `Sentinel`, with a message naming
+/// `Mmap::fairing()`), and a [`FileServer`](crate::FileServer) without the state
+/// answers 500 and logs why.
 ///
 /// ```rust,no_run
 /// # #[macro_use] extern crate rocket;
@@ -74,15 +77,33 @@ impl Mmap {
         &self.options
     }
 
-    /// The state managed by `rocket`, or the process-wide default instance.
-    pub fn of(rocket: &Rocket<rocket::Orbit>) -> &Mmap {
-        rocket.state::<Mmap>().unwrap_or_else(|| Mmap::global())
-    }
-
-    /// The process-wide default instance (default configuration), used when no `Mmap`
-    /// is managed.
-    pub fn global() -> &'static Mmap {
-        static GLOBAL: OnceLock<Mmap> = OnceLock::new();
-        GLOBAL.get_or_init(Mmap::default)
+    /// The state managed by `rocket`, if any (see the type's docs).
+    pub fn of<P: rocket::Phase>(rocket: &Rocket<P>) -> Option<&Mmap> {
+        rocket.state::<Mmap>()
     }
 }
+
+/// Whether `rocket` lacks what the crate's responders need: the [`Mmap`] state, and
+/// the fairing that records HEAD before routing (RFC 9110 §14.2: a HEAD routed to a
+/// GET route must still ignore `Range`). Logs what is missing, for the sentinels of
+/// [`MmapFile`](crate::MmapFile) and [`StreamedFile`](crate::StreamedFile).
+pub(crate) fn missing_fairing(rocket: &Rocket<Ignite>, who: &str) -> bool {
+    let attached = rocket.state::<FairingAttached>().is_some();
+    let managed = rocket.state::<Mmap>().is_some();
+    if attached && managed {
+        return false;
+    }
+    rocket::error!(
+        "rocket-mmap: a route returns {who}, which needs `.attach(Mmap::fairing())`: {}",
+        if attached {
+            "the fairing is attached but no `Mmap` state is managed"
+        } else {
+            "it manages the cache and the options, and records HEAD before routing"
+        }
+    );
+    true
+}
+
+/// Managed by [`Mmap::fairing`] at ignition, so that the sentinels can tell it was
+/// attached.
+pub(crate) struct FairingAttached;

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use rocket::http::Status as RocketStatus;
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
+use rocket::{Ignite, Rocket, Sentinel};
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::body::SegmentBody;
@@ -19,8 +20,9 @@ use crate::semantics::etag::EntityTag;
 use crate::semantics::range::{IgnoredBecause, RangeLimits};
 use crate::shell::render::{range_headers, validator_headers};
 use crate::shell::request::RequestHeaders;
+use crate::shell::responder::no_state;
 use crate::shell::served::Served;
-use crate::shell::state::Mmap;
+use crate::shell::state::{missing_fairing, Mmap};
 
 /// Content that is not in memory — generated, fetched, decompressed — streamed from an
 /// `AsyncRead`, with validators the caller supplies. Conditional requests work as for
@@ -94,7 +96,10 @@ impl<R: AsyncRead + Send + Unpin> StreamedFile<R> {
 
 impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for StreamedFile<R> {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let options = Mmap::of(req.rocket()).options();
+        let Some(mmap) = Mmap::of(req.rocket()) else {
+            return Ok(no_state());
+        };
+        let options = mmap.options();
         let headers = RequestHeaders::read(req, false);
         let sreq = headers.serve_request();
         let now = HttpDate::from_system_time(SystemTime::now()).unwrap_or(HttpDate::UNIX_EPOCH);
@@ -171,6 +176,14 @@ impl<'r, R: AsyncRead + Send + Unpin + 'static> Responder<'r, 'static> for Strea
             Decision::Multi(_) => {}
         }
         Ok(b.finalize())
+    }
+}
+
+/// Refuses to launch a Rocket that has a route returning a `StreamedFile` without
+/// [`Mmap::fairing`].
+impl<R> Sentinel for StreamedFile<R> {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        missing_fairing(rocket, "StreamedFile")
     }
 }
 

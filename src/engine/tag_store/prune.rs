@@ -11,16 +11,9 @@ use std::sync::PoisonError;
 use redb::ReadableDatabase;
 
 use super::record::{encode_key, Key, Record, TAGS};
-use super::writer::Inner;
+use super::writer::{Inner, Pass};
 use super::{guarded, Counters};
 use crate::engine::fingerprint::Fingerprint;
-
-/// A prune pass under way: the entries are checked in key order, a step at a time.
-#[derive(Debug, Default)]
-pub(super) struct Pass {
-    /// The last key checked.
-    after: Option<Key>,
-}
 
 impl Inner {
     /// One step of `pass`; whether the pass is over. A step reads the next

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable};
 
-use super::prune::Pass;
 use super::record::{inode_range, Key, Record, TAGS};
 use super::{guarded, Counters, Tuning, BATCH_MAX, FLUSH_DELAY, PENDING_MAX};
 use crate::engine::warn::warn;
@@ -33,6 +32,14 @@ pub(super) struct Inner {
     pub(super) read_warned: AtomicBool,
     pub(super) counters: Counters,
     pub(super) tuning: Tuning,
+}
+
+/// A prune pass under way (see `prune`): the entries are checked in key order, a
+/// step at a time.
+#[derive(Debug, Default)]
+pub(super) struct Pass {
+    /// The last key checked.
+    pub(super) after: Option<Key>,
 }
 
 #[derive(Default)]
