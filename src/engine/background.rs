@@ -8,23 +8,24 @@
 //! [`NICE_STEPS`] nice levels below the thread that first used the pool (an async
 //! worker, in a server).
 //!
-//! # Why a lower priority
+//! # Why the lowest priority
 //!
 //! Measured with the cold-library scenario (`benches/load/cold.py`: one CPU, four
 //! downloads of cold files through a 64 MB/s throttle, a 1 KiB GET every 20 ms): the
-//! throttle releases reads in bursts, and each burst woke up to a dozen fault-ins at
-//! once. Each spent 0.2–0.5 ms of CPU in the kernel (allocating page-cache pages,
+//! throttle releases reads in bursts, and each burst wakes up to a dozen fault-ins at
+//! once. Each spends 0.2–0.5 ms of CPU in the kernel (allocating page-cache pages,
 //! charging and reclaiming memory) on the same CPU as the async worker, which then
-//! waited its turn with a small GET in hand: in the small GETs' slowest windows, the
-//! fault-in threads took about as much CPU as the worker itself (`perf record`,
-//! 89 samples against its 134). With the fault-ins and background hashes ten nice
-//! levels lower, the worker gets the CPU at once when it has work. Five rounds of one
-//! run, this build against the one before it: the small GETs' p99 1.0–2.4 ms (median
-//! 1.4) against 2.3–3.8 ms (2.7), lower in every round; Rocket `FileServer`'s 1.2–1.5
-//! ms (1.3); downloads 67.3 against 67.8 MB/s, since the disk, not the CPU, bounds
-//! them. A nice value is a weight, not a ban: beside a worker that keeps the CPU busy,
-//! the background threads still get about a tenth of it (the weights of nice 10 and
-//! nice 0 are 110 and 1024), so cold downloads slow down but go on.
+//! waits its turn with a small GET in hand (`perf record`: in the small GETs' slowest
+//! windows, fault-in threads at normal priority took about as much CPU as the worker,
+//! 89 samples against its 134). A nice value is a weight, not a ban, and a dozen
+//! threads add their weights: at nice 10 (weight 110 each, against the worker's 1024)
+//! a burst still outweighs the worker; at nice 19 (weight 15) it gets about a sixth
+//! of the CPU beside it. Ranged downloads, five rounds of one run with the threads at
+//! nice 19 and at nice 10 (`benches/load/cold_nice_before_after.json`): the small
+//! GETs' p99 0.93–1.15 ms against 0.65–4.51 ms, Rocket `FileServer`'s 0.73–1.37 ms;
+//! downloads 66.2 MB/s either way, since the disk, not the CPU, bounds them. So the
+//! pool runs [`NICE_STEPS`] = 19 levels down, the lowest priority there is: beside a
+//! worker that keeps the CPU busy, cold downloads slow down but go on.
 //!
 //! Work a response waits for at normal priority stays on the caller's runtime: a load
 //! (a first byte waits for its mapping) and the awaited hash lane.
@@ -35,8 +36,8 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
 /// How many nice levels the background threads run below the thread that first used
-/// the pool (nice 10 under a server at 0; at most 19).
-pub(crate) const NICE_STEPS: i32 = 10;
+/// the pool (nice 19, the lowest, under a server at 0; at most 19).
+pub(crate) const NICE_STEPS: i32 = 19;
 
 /// The name of the background threads (`top -H`, `/proc/PID/task/*/comm`).
 pub(crate) const THREAD_NAME: &str = "rocket-mmap-bg";

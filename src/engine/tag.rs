@@ -32,7 +32,7 @@
 //!   same open file a load made.
 //!
 //! * **At low priority, giving way.** Background hashes run on the background pool
-//!   (`engine::background`, ten nice levels down) and pause between 2 MiB windows
+//!   (`engine::background`, at nice 19) and pause between 2 MiB windows
 //!   while the cache's fault-ins are queued or running ([`HashLimit::give_way`]), so a
 //!   hash never takes the disk or the CPU from a download that waits.
 //!

@@ -117,6 +117,16 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
 /// limit_rate_after = "2m"
 /// ```
 ///
+/// **How the three configuration types relate.** `MmapConfig` is the whole `mmap`
+/// section as one value: what `Rocket.toml`, `ROCKET_MMAP_*` and the binary's flags
+/// set, every key checked by [`MmapConfig::split`]. `split` hands its two halves to
+/// their owners: a [`CacheConfig`] (the engine's cache: bounds, revalidation,
+/// hashing; also what an application outside Rocket configures, alone) and a
+/// [`ResponseOptions`] (how the Rocket shell shapes responses: ranges, chunk size,
+/// caching headers, digests, rate limits, `ranges_await_tag`). An [`Mmap`] state holds
+/// one cache made from the first and the second as they are; `tag_store` is the one
+/// key that is neither: [`Mmap::from_config`] opens it and gives it to the cache.
+///
 /// [`Mmap::fairing`] reads it; an application can also make one in code:
 ///
 /// ```rust
