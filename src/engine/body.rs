@@ -37,7 +37,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::engine::cache::Cache;
-use crate::engine::fault_in::{FaultIn, Pager, WINDOW};
+use crate::engine::fault_in::{copyable, Residency};
 use crate::engine::mapping::MappingWatch;
 use crate::engine::pace::{Pace, RateLimit};
 use crate::engine::stats::{Cut, Meter};
@@ -90,16 +90,9 @@ pub struct SegmentBody {
     pace: Option<Box<Pace>>,
     /// The counters this body reports to, if any.
     meter: Option<Meter>,
-    /// Who faults missing pages in for this body: its cache's pager, or the global one.
-    pager: Option<Arc<Pager>>,
-    /// Mapping offsets `[start, end)` known to be resident (tested, or just faulted in).
-    resident: (usize, usize),
-    /// The fault-in in flight, if any (at most one per body).
-    fault: Option<FaultIn>,
-    /// Set once this body had to fault pages in (its file was cold): it then unmaps
-    /// what it has read behind it, up to `released` (see `poll_resident`).
-    cold: bool,
-    released: usize,
+    /// Which pages of the mapping are in memory, and the fault-ins that bring in the
+    /// others (`engine::fault_in`).
+    residency: Residency,
 }
 
 impl Clone for SegmentBody {
@@ -116,11 +109,7 @@ impl Clone for SegmentBody {
             verify_origin: self.verify_origin,
             pace: self.pace.clone(),
             meter: self.meter.clone(),
-            pager: self.pager.clone(),
-            resident: self.resident,
-            fault: None,
-            cold: self.cold,
-            released: self.released,
+            residency: self.residency.clone(),
         }
     }
 }
@@ -139,11 +128,7 @@ impl SegmentBody {
             verify_origin: true,
             pace: None,
             meter: None,
-            pager: None,
-            resident: (0, 0),
-            fault: None,
-            cold: false,
-            released: 0,
+            residency: Residency::default(),
         }
     }
 
@@ -184,7 +169,7 @@ impl SegmentBody {
             meter.set_paced();
         }
         self.meter = Some(meter);
-        self.pager = Some(cache.pager().clone());
+        self.residency.faulted_in_by(cache.pager().clone());
         self
     }
 
@@ -373,59 +358,8 @@ impl SegmentBody {
                 }
                 return Poll::Ready(run + self.resident_after(want.saturating_sub(run)));
             };
-            if let Some(fault) = &mut self.fault {
-                match fault.poll(cx) {
-                    Poll::Ready(done) => {
-                        let (from, to) = (fault.from, fault.to);
-                        self.fault = None;
-                        if done.is_err() {
-                            return Poll::Ready(0);
-                        }
-                        // Just brought in: trusted without a second test.
-                        if from <= at && at < to {
-                            self.resident = (from, to);
-                        } else if self.resident.0 <= from && from <= self.resident.1 {
-                            self.resident.1 = self.resident.1.max(to);
-                        }
-                    }
-                    Poll::Pending if fault.covers(at) => return Poll::Pending,
-                    Poll::Pending => {}
-                }
-            }
-            if copyable(&watch, self.resident, at, seg_end) == 0 {
-                // Test one window from here, and the page its last copy's probe reads.
-                let to = watch.needed_through(seg_end.min(at.saturating_add(WINDOW)));
-                let ready = watch.resident_until(at, to);
-                self.resident = (at, ready);
-                if copyable(&watch, self.resident, at, seg_end) == 0 {
-                    if self.fault.is_some() {
-                        // At most one in flight: the read-ahead that is running wakes
-                        // this body when it ends (it was polled above).
-                        return Poll::Pending;
-                    }
-                    let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
-                    self.cold = true;
-                    match pager.fault_in(&watch, ready, to) {
-                        Some(fault) => self.fault = Some(fault),
-                        // No runtime to fault in on: copy (and fault) as before.
-                        None => return Poll::Ready(usize::MAX),
-                    }
-                    continue;
-                }
-            }
-            self.read_ahead(cx, &watch, at, seg_end);
-            if self.cold && at >= self.released.saturating_add(WINDOW) {
-                // Read from a cold file: unmap the windows already copied, so that
-                // under memory pressure the kernel reclaims them as cheaply as the
-                // page cache of a `read` (mapped pages must be unmapped first, by the
-                // reclaiming thread, which may be this worker). The page cache keeps
-                // them for other readers, who map them again with a minor fault.
-                let from = self.released.max(self.resident.0.min(at));
-                watch.release(from, at);
-                self.released = at;
-            }
-            let run = copyable(&watch, self.resident, at, seg_end);
-            if at + run < seg_end || run >= want {
+            let run = ready!(self.residency.poll_run(cx, &watch, at, seg_end));
+            if run == usize::MAX || at + run < seg_end || run >= want {
                 return Poll::Ready(run);
             }
             return Poll::Ready(run + self.resident_after(want - run));
@@ -462,36 +396,6 @@ impl SegmentBody {
         run
     }
 
-    /// Once the reader is within a window of the end of what it knows to be resident,
-    /// tests the next window and starts faulting its missing part in: a sequential
-    /// reader copies one window while the next one is read from disk.
-    fn read_ahead(
-        &mut self,
-        cx: &mut Context<'_>,
-        watch: &Arc<MappingWatch>,
-        at: usize,
-        seg_end: usize,
-    ) {
-        let from = self.resident.1;
-        let to = watch.needed_through(seg_end.min(from.saturating_add(WINDOW)));
-        if self.fault.is_some() || from >= to || from.saturating_sub(at) > WINDOW {
-            return;
-        }
-        let ready = watch.resident_until(from, to);
-        self.resident.1 = ready;
-        if ready < to {
-            let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
-            if let Some(mut fault) = pager.fault_in(watch, ready, to) {
-                // Polled once so that its end wakes this body.
-                match fault.poll(cx) {
-                    Poll::Ready(Ok(())) => self.resident.1 = to,
-                    Poll::Ready(Err(_)) => {}
-                    Poll::Pending => self.fault = Some(fault),
-                }
-            }
-        }
-    }
-
     fn seek_to(&mut self, pos: u64) {
         self.pos = pos.min(self.len);
         let mut left = self.pos;
@@ -507,24 +411,6 @@ impl SegmentBody {
             self.idx += 1;
         }
     }
-}
-
-/// How many bytes from mapping offset `at` (up to `end`) can be copied when the pages
-/// of `known` (a range whose end is a page boundary or the mapping's end) are
-/// resident: the copy must also leave resident the page its truncation probe reads
-/// after it (`MappingWatch::verify_through`), so it stops a page short of a known
-/// range that ends before the mapping does.
-fn copyable(watch: &MappingWatch, known: (usize, usize), at: usize, end: usize) -> usize {
-    let (start, stop) = known;
-    if !(start <= at && at < stop) {
-        return 0;
-    }
-    let limit = if stop >= watch.mapped_len() {
-        stop
-    } else {
-        stop.saturating_sub(crate::engine::mapping::page_size())
-    };
-    limit.min(end).saturating_sub(at)
 }
 
 impl AsyncRead for SegmentBody {

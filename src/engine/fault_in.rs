@@ -214,3 +214,166 @@ impl std::fmt::Debug for FaultIn {
             .finish_non_exhaustive()
     }
 }
+
+/// A body's view of the residency of its mapping: which mapping offsets are known to
+/// be in memory, the one fault-in in flight, and what it has released behind itself.
+/// A body asks [`Residency::poll_run`] how much it may copy at an offset; this type
+/// schedules the fault-ins (one at a time, one window ahead of the reader) and the
+/// releases of windows already read from a cold file.
+#[derive(Debug, Default)]
+pub(crate) struct Residency {
+    /// Who faults missing pages in: the body's cache's pager, or the global one.
+    pager: Option<Arc<Pager>>,
+    /// Mapping offsets `[start, end)` known to be resident (tested, or just faulted in).
+    resident: (usize, usize),
+    /// The fault-in in flight, if any (at most one per body).
+    fault: Option<FaultIn>,
+    /// Set once the body had to fault pages in (its file was cold): it then unmaps
+    /// what it has read behind it, up to `released`.
+    cold: bool,
+    released: usize,
+}
+
+impl Clone for Residency {
+    /// The same knowledge; a fault-in in flight stays with the original.
+    fn clone(&self) -> Residency {
+        Residency {
+            pager: self.pager.clone(),
+            resident: self.resident,
+            fault: None,
+            cold: self.cold,
+            released: self.released,
+        }
+    }
+}
+
+impl Residency {
+    /// Fault-ins go through `pager` (the body's cache's) rather than the global one.
+    pub(crate) fn faulted_in_by(&mut self, pager: Arc<Pager>) {
+        self.pager = Some(pager);
+    }
+
+    /// How many bytes from mapping offset `at` (up to `seg_end`, the end of the slice
+    /// being read) can be copied without a disk read: `Pending` while a fault-in
+    /// brings the page at `at` in (or the page its truncation probe reads);
+    /// `Ready(0)` when a fault-in found the mapping truncated (it is then poisoned);
+    /// `Ready(usize::MAX)` when there is no runtime to fault in on (the copy faults,
+    /// as a plain read of the mapping would). Starts the fault-in of the next window
+    /// while the reader copies the one it knows, and releases the windows of a cold
+    /// file the reader has passed.
+    pub(crate) fn poll_run(
+        &mut self,
+        cx: &mut Context<'_>,
+        watch: &Arc<MappingWatch>,
+        at: usize,
+        seg_end: usize,
+    ) -> Poll<usize> {
+        loop {
+            if let Some(fault) = &mut self.fault {
+                match fault.poll(cx) {
+                    Poll::Ready(done) => {
+                        let (from, to) = (fault.from, fault.to);
+                        self.fault = None;
+                        if done.is_err() {
+                            return Poll::Ready(0);
+                        }
+                        // Just brought in: trusted without a second test.
+                        if from <= at && at < to {
+                            self.resident = (from, to);
+                        } else if self.resident.0 <= from && from <= self.resident.1 {
+                            self.resident.1 = self.resident.1.max(to);
+                        }
+                    }
+                    Poll::Pending if fault.covers(at) => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            if copyable(watch, self.resident, at, seg_end) == 0 {
+                // Test one window from here, and the page its last copy's probe reads.
+                let to = watch.needed_through(seg_end.min(at.saturating_add(WINDOW)));
+                let ready = watch.resident_until(at, to);
+                self.resident = (at, ready);
+                if copyable(watch, self.resident, at, seg_end) == 0 {
+                    if self.fault.is_some() {
+                        // At most one in flight: the read-ahead that is running wakes
+                        // the body when it ends (it was polled above).
+                        return Poll::Pending;
+                    }
+                    let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+                    self.cold = true;
+                    match pager.fault_in(watch, ready, to) {
+                        Some(fault) => self.fault = Some(fault),
+                        // No runtime to fault in on: copy (and fault) as before.
+                        None => return Poll::Ready(usize::MAX),
+                    }
+                    continue;
+                }
+            }
+            self.read_ahead(cx, watch, at, seg_end);
+            if self.cold && at >= self.released.saturating_add(WINDOW) {
+                // Read from a cold file: unmap the windows already copied, so that
+                // under memory pressure the kernel reclaims them as cheaply as the
+                // page cache of a `read` (mapped pages must be unmapped first, by the
+                // reclaiming thread, which may be this worker). The page cache keeps
+                // them for other readers, who map them again with a minor fault.
+                let from = self.released.max(self.resident.0.min(at));
+                watch.release(from, at);
+                self.released = at;
+            }
+            return Poll::Ready(copyable(watch, self.resident, at, seg_end));
+        }
+    }
+
+    /// Once the reader is within a window of the end of what it knows to be resident,
+    /// tests the next window and starts faulting its missing part in: a sequential
+    /// reader copies one window while the next one is read from disk.
+    fn read_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        watch: &Arc<MappingWatch>,
+        at: usize,
+        seg_end: usize,
+    ) {
+        let from = self.resident.1;
+        let to = watch.needed_through(seg_end.min(from.saturating_add(WINDOW)));
+        if self.fault.is_some() || from >= to || from.saturating_sub(at) > WINDOW {
+            return;
+        }
+        let ready = watch.resident_until(from, to);
+        self.resident.1 = ready;
+        if ready < to {
+            let pager = self.pager.get_or_insert_with(|| Pager::global().clone());
+            if let Some(mut fault) = pager.fault_in(watch, ready, to) {
+                // Polled once so that its end wakes the body.
+                match fault.poll(cx) {
+                    Poll::Ready(Ok(())) => self.resident.1 = to,
+                    Poll::Ready(Err(_)) => {}
+                    Poll::Pending => self.fault = Some(fault),
+                }
+            }
+        }
+    }
+}
+
+/// How many bytes from mapping offset `at` (up to `end`) can be copied when the pages
+/// of `known` (a range whose end is a page boundary or the mapping's end) are
+/// resident: the copy must also leave resident the page its truncation probe reads
+/// after it (`MappingWatch::verify_through`), so it stops a page short of a known
+/// range that ends before the mapping does.
+pub(crate) fn copyable(
+    watch: &MappingWatch,
+    known: (usize, usize),
+    at: usize,
+    end: usize,
+) -> usize {
+    let (start, stop) = known;
+    if !(start <= at && at < stop) {
+        return 0;
+    }
+    let limit = if stop >= watch.mapped_len() {
+        stop
+    } else {
+        stop.saturating_sub(crate::engine::mapping::page_size())
+    };
+    limit.min(end).saturating_sub(at)
+}
