@@ -129,7 +129,7 @@ impl Pager {
         let work = async move {
             let queued = Queued::new(&pager.counters);
             let Ok(permit) = Arc::clone(&pager.permits).acquire_owned().await else {
-                return Ok(()); // Never closed; if it were, copy as before.
+                return Ok(()); // Never closed; if it were, the copy faults the pages itself.
             };
             drop(queued);
             let counters = Arc::clone(&pager.counters);
@@ -147,7 +147,7 @@ impl Pager {
                 counters.fault_ins.fetch_add(1, Relaxed);
                 done
             });
-            // A refused or panicked job faulted nothing in: the copy faults as before,
+            // A refused or panicked job faulted nothing in: the copy faults the pages itself,
             // and the SIGBUS guard still covers truncation.
             job.await.unwrap_or(Ok(()))
         };
@@ -303,7 +303,7 @@ impl Residency {
                     self.cold = true;
                     match pager.fault_in(watch, ready, to) {
                         Some(fault) => self.fault = Some(fault),
-                        // No runtime to fault in on: copy (and fault) as before.
+                        // No runtime to fault in on: the copy faults the pages itself.
                         None => return Poll::Ready(usize::MAX),
                     }
                     continue;

@@ -47,7 +47,7 @@
 //! one rule that matters most here: no tag describes another version.
 //!
 //! In-memory entries ([`Entry::from_bytes`](crate::cache::Entry::from_bytes) and friends) are
-//! hashed when they are made, as before: their bytes are in memory.
+//! hashed when they are made: their bytes are in memory.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

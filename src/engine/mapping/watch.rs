@@ -250,7 +250,7 @@ impl MappingWatch {
             if rc != 0 {
                 // Cannot tell (a range that is not a page-aligned mapping, which a
                 // watch over plain memory in tests is; or a sandbox refusing the call):
-                // copy as if resident, which is what every copy did before this test.
+                // copy as if resident (the copy then faults the pages itself).
                 return to;
             }
             if let Some(i) = vec[..n].iter().position(|&v| v & 1 == 0) {
