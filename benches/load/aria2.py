@@ -26,15 +26,8 @@ which has no such option; the script refuses an aria2c without it unless told
 `--want-digest` (which leaves the option out and measures with the header: with 1.36,
 2 rounds on 2026-12-06, the same times as 1.37 without it, 16.1 s for the crate,
 `read_bytes` per byte 1.01). When the aria2c on PATH lacks the option,
-/opt/aria2-1.37.0/bin/aria2c is used if it exists (`--aria2c` names another). To build
-1.37 there, beside the system's:
-
-    apt-get install autoconf automake autopoint libtool libssl-dev zlib1g-dev
-    git clone -b release-1.37.0 https://github.com/aria2/aria2 && cd aria2
-    autoreconf -i && ./configure --prefix=/opt/aria2-1.37.0 --with-openssl --without-gnutls \
-        --without-libssh2 --without-libcares --without-sqlite3 --without-libxml2 \
-        --without-libexpat --disable-metalink --disable-bittorrent --disable-nls
-    make -j2 && make install
+/opt/aria2-1.37.0/bin/aria2c is used if it exists (an aria2 1.37 installed there
+beside the system's; `--aria2c` names another).
 
 Recorded per round: the wall time of aria2c, MB/s (10^6 bytes/s of the 1 GiB file;
 the floor at 64 MiB/s is 16 s, 67.1 MB/s), whether the downloaded file's SHA-256 is
@@ -96,7 +89,7 @@ from run import MIB, REPO, log, need, write_random  # noqa: E402
 OUT = Path(__file__).resolve().parent
 BIG = "big.bin"
 BIG_SIZE = 1 << 30
-BUILT_ARIA2C = Path("/opt/aria2-1.37.0/bin/aria2c")  # where the docstring's build installs
+BUILT_ARIA2C = Path("/opt/aria2-1.37.0/bin/aria2c")  # an aria2 1.37 installed beside the system's
 GOAL_RATIO = 1.1
 BUSY_RETRY_S = 2.0  # with --wait-idle, a download during which the rest used more CPU s is made again  # mmap's time over nginx_aio's, at most
 
