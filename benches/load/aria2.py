@@ -82,16 +82,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cold import (CGROUP_ROOT, TARGETS, Targets, machine_busy_s, own_cpu_s, proc_counters, settle,  # noqa: E402
-                  skip, wait_idle, whole_disk)
+from cold import (CGROUP_ROOT, TARGETS, Targets, machine_busy_s, measure_quietly, own_cpu_s,  # noqa: E402
+                  proc_counters, settle, skip, whole_disk)
 from run import MIB, REPO, log, need, write_random  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 BIG = "big.bin"
 BIG_SIZE = 1 << 30
 BUILT_ARIA2C = Path("/opt/aria2-1.37.0/bin/aria2c")  # an aria2 1.37 installed beside the system's
-GOAL_RATIO = 1.1
-BUSY_RETRY_S = 2.0  # with --wait-idle, a download during which the rest used more CPU s is made again  # mmap's time over nginx_aio's, at most
+GOAL_RATIO = 1.1  # mmap's time over nginx_aio's, at most
+BUSY_RETRY_S = 2.0  # with --wait-idle, a download during which the rest used more CPU s is made again
 
 
 def aria2_argv(aria2c, port, directory, log_file, want_digest=False):
@@ -285,17 +285,10 @@ def main():
             order = list(args.targets)
             order_rng.shuffle(order)
             for name in order:
-                discarded = []
-                while True:
-                    waited = wait_idle() if args.wait_idle else None
-                    got = measure(targets, name, args, digest, work, f"{name}-{rnd}-{len(discarded)}")
-                    got["waited_for_idle_s"] = waited
-                    if not args.wait_idle or got["others_cpu_s"] <= BUSY_RETRY_S or len(discarded) == 3:
-                        break
-                    log(f"round {rnd + 1}/{args.rounds} {name}: something else used {got['others_cpu_s']:.1f} "
-                        f"CPU s during the download; measuring again")
-                    discarded.append(got["others_cpu_s"])
-                got["discarded_busy_attempts"] = discarded
+                attempts = iter(range(4))
+                got = measure_quietly(
+                    lambda: measure(targets, name, args, digest, work, f"{name}-{rnd}-{next(attempts)}"),
+                    args.wait_idle, "others_cpu_s", BUSY_RETRY_S, f"round {rnd + 1}/{args.rounds} {name}")
                 rounds[name].append(got)
                 log(f"round {rnd + 1}/{args.rounds} {name:<18} {got['wall_s']:6.2f} s  {got['mb_s']:5.1f} MB/s  "
                     f"cpu {got['cpu_s']:.2f} s  read {got['read_bytes'] / MIB:.0f} MiB "

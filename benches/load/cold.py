@@ -268,6 +268,24 @@ def wait_idle(max_busy=0.1, settle=3, timeout=900.0):
     return waited
 
 
+def measure_quietly(measure, wait, busy_key, busy_limit, what):
+    """`measure()`; with `wait` (--wait-idle), after waiting for an idle machine, and
+    made again (three times at most) while the rest of the machine used more than
+    `busy_limit` CPU seconds during it (`got[busy_key]`). The result records the wait
+    and the discarded attempts' figures."""
+    discarded = []
+    while True:
+        waited = wait_idle() if wait else None
+        got = measure()
+        got["waited_for_idle_s"] = waited
+        if not wait or got[busy_key] <= busy_limit or len(discarded) == 3:
+            break
+        log(f"{what}: something else used {got[busy_key]:.1f} CPU s meanwhile; measuring again")
+        discarded.append(got[busy_key])
+    got["discarded_busy_attempts"] = discarded
+    return got
+
+
 def proc_counters(pid):
     """CPU seconds (utime + stime, all threads) and read_bytes of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -818,17 +836,9 @@ def main():
             order = list(args.targets)
             order_rng.shuffle(order)
             for name in order:
-                discarded = []
-                while True:
-                    waited = wait_idle() if args.wait_idle else None
-                    got = measure(targets, name, args)
-                    got["waited_for_idle_s"] = waited
-                    if not args.wait_idle or got["load_others_cpu_s"] <= BUSY_RETRY_S or len(discarded) == 3:
-                        break
-                    log(f"round {rnd + 1}/{args.rounds} {name}: something else used "
-                        f"{got['load_others_cpu_s']:.1f} CPU s during the load phase; measuring again")
-                    discarded.append(got["load_others_cpu_s"])
-                got["discarded_busy_attempts"] = discarded
+                got = measure_quietly(lambda: measure(targets, name, args), args.wait_idle,
+                                      "load_others_cpu_s", BUSY_RETRY_S,
+                                      f"round {rnd + 1}/{args.rounds} {name}")
                 rounds[name].append(got)
                 log(f"round {rnd + 1}/{args.rounds} {name:<18} status {got['probe_status']}/"
                     f"{','.join(str(s) for s in got['download_statuses'])}  "
