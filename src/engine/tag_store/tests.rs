@@ -20,6 +20,18 @@ impl TempDir {
     }
 }
 
+/// The fingerprint of a version no file has (inode `ino` of device 7): for filling a
+/// store with entries.
+fn made_up(ino: u64) -> Fingerprint {
+    Fingerprint {
+        dev: 7,
+        ino,
+        size: ino,
+        mtime_ns: 1,
+        ctime_ns: 1,
+    }
+}
+
 fn fingerprint(path: &Path) -> Fingerprint {
     Fingerprint::of(&std::fs::metadata(path).unwrap())
 }
@@ -261,13 +273,7 @@ fn a_mostly_free_store_is_compacted_after_a_pass() {
         EntityTag::from_content(b"gone"),
     );
     for i in 0..20_000u64 {
-        let fp = Fingerprint {
-            dev: 7,
-            ino: i,
-            size: i,
-            mtime_ns: 1,
-            ctime_ns: 1,
-        };
+        let fp = made_up(i);
         store.record(&fp, &long.join(i.to_string()), &etag, &[&sha512(2)]);
     }
     drop(store);
@@ -598,13 +604,7 @@ fn a_full_disk_is_a_clear_error_and_never_a_failure_to_serve() {
 
     let long = dir.join("x".repeat(200));
     for i in 0..20_000u64 {
-        let fp = Fingerprint {
-            dev: 7,
-            ino: i,
-            size: i,
-            mtime_ns: 1,
-            ctime_ns: 1,
-        };
+        let fp = made_up(i);
         store.record(&fp, &long, &etag, &[&sha512(1)]);
     }
     store.flush();
