@@ -173,6 +173,20 @@ pub(crate) enum TagPending {
     AtMost(Duration),
 }
 
+impl TagPending {
+    /// Waits as `self` says for `entry`'s tag. `None` if it cannot be computed (the
+    /// file changed while it was hashed; the entry is poisoned). Reaching the bound of
+    /// [`TagPending::AtMost`] is no failure: the caller plans without the tag.
+    async fn wait(self, entry: &Entry) -> Option<()> {
+        match self {
+            TagPending::Await => entry.strong_etag().await.map(drop),
+            TagPending::AtMost(bound) => tokio::time::timeout(bound, entry.strong_etag())
+                .await
+                .map_or(Some(()), |tag| tag.map(drop)),
+        }
+    }
+}
+
 /// How an entry is presented: everything an [`MmapFile`](crate::MmapFile) adds to its
 /// entry. Set by the `MmapFile` builders.
 #[derive(Clone, Debug, Default)]
@@ -373,15 +387,9 @@ impl<'a> Plan<'a> {
                 waited_briefly,
             ) {
                 Ok(plan) => return Some(plan),
-                Err(TagPending::Await) => {
-                    entry.strong_etag().await?;
-                }
-                Err(TagPending::AtMost(bound)) => {
+                Err(pending) => {
                     waited_briefly = true;
-                    // Reaching the bound is no failure: plan without the tag.
-                    if let Ok(None) = tokio::time::timeout(bound, entry.strong_etag()).await {
-                        return None;
-                    }
+                    pending.wait(entry).await?;
                 }
             }
         }
@@ -405,19 +413,7 @@ impl<'a> Plan<'a> {
         };
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| {
-                    handle.block_on(async {
-                        match pending {
-                            TagPending::Await => entry.strong_etag().await.map(drop),
-                            // Reaching the bound is no failure: plan without the tag.
-                            TagPending::AtMost(bound) => {
-                                tokio::time::timeout(bound, entry.strong_etag())
-                                    .await
-                                    .map_or(Some(()), |tag| tag.map(drop))
-                            }
-                        }
-                    })
-                })?;
+                tokio::task::block_in_place(|| handle.block_on(pending.wait(entry)))?;
             }
             // No runtime to wait on: hash here (a `Brief` wait is for a file in
             // memory of at most `BRIEF_HASH_MAX` bytes).
