@@ -113,14 +113,12 @@ impl Entry {
 
     /// Which precompressed siblings (`.br`, `.gz`) this file version has: `probe` runs
     /// once per entry, so the file system is asked once per version of the file, not
-    /// on every request. For the file server.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+    /// on every request (see [`Cache::siblings`](crate::engine::cache::Cache::siblings)).
     pub(crate) fn siblings_with(&self, probe: impl FnOnce() -> Siblings) -> Siblings {
         *self.siblings.get_or_init(probe)
     }
 
     /// The siblings, if a probe already ran for this version.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
     pub(crate) fn known_siblings(&self) -> Option<Siblings> {
         self.siblings.get().copied()
     }
@@ -249,6 +247,11 @@ impl Entry {
     /// The fingerprint of the file version this entry was made from (files only).
     pub(crate) fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()
+    }
+
+    /// Whether the content is a mapping of a file (not bytes in memory).
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.watch.is_some()
     }
 
     /// The mapping's watch (mapped files only): its poison flag and truncation probe.

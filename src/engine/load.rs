@@ -29,7 +29,10 @@ use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::mapping::{MapError, MappedFile, MappingWatch};
-use crate::engine::tag::{hash_at_load, hash_one_version, HashLimit, PendingTag, TagCell};
+use crate::engine::small::read_small;
+use crate::engine::tag::{
+    changed_within_settle, hash_at_load, hash_one_version, HashLimit, PendingTag, TagCell,
+};
 use crate::semantics::content_type::content_type_for;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
@@ -41,7 +44,7 @@ pub(crate) fn stat(path: &Path) -> Result<Fingerprint, CacheError> {
     Ok(Fingerprint::of(&meta))
 }
 
-fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
+pub(crate) fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
     if meta.is_dir() {
         Err(CacheError::IsDirectory)
     } else if !meta.is_file() {
@@ -98,7 +101,7 @@ fn load_once(
     hash: Hash,
     limit: &HashLimit,
 ) -> Result<Option<Entry>, CacheError> {
-    let file = open_nonblocking(path)?;
+    let (file, canonical) = open_resolved(path)?;
     let meta = file.metadata().map_err(CacheError::from_io)?;
     check_kind(&meta)?;
     let fingerprint = Fingerprint::of(&meta);
@@ -106,8 +109,12 @@ fn load_once(
     // data is in the page cache too, before anything is mapped, served or hashed
     // under this fingerprint (see `wait_for_writes`).
     wait_for_writes(&file);
+    // A small file is read into memory (`engine::small`), unless it changed so
+    // recently that its tag needs the settled second hash, which the mapping's gets.
+    if hash_at_load(&fingerprint) && !changed_within_settle(&fingerprint) {
+        return read_small(path, &file, &meta, fingerprint, canonical, limit);
+    }
     let content_type: Cow<'static, str> = content_type_for(path);
-    let canonical = std::fs::canonicalize(path).ok();
     let modified = meta.modified().ok();
     let len = usize::try_from(meta.len())
         .map_err(|_| CacheError::Io(io::Error::other("file too large to map")))?;
@@ -223,6 +230,32 @@ fn last_page_of(file: &File, len: usize) -> Option<Vec<u8>> {
         let _ = (file, len);
         None
     }
+}
+
+/// Opens `path` for reading, with its canonical path: the path itself when it
+/// resolves without following a symbolic link (`openat2` with `RESOLVE_NO_SYMLINKS`,
+/// Linux 5.6), otherwise what `realpath` makes of it.
+fn open_resolved(path: &Path) -> Result<(File, Option<std::path::PathBuf>), CacheError> {
+    #[cfg(target_os = "linux")]
+    if crate::engine::small::is_plain_absolute(path) {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+            Ok(fd) => return Ok((File::from(fd), Some(path.to_path_buf()))),
+            // A link on the way (or no `openat2`): the ordinary open below.
+            Err(
+                rustix::io::Errno::LOOP
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::PERM
+                | rustix::io::Errno::AGAIN,
+            ) => {}
+            Err(e) => return Err(CacheError::from_io(e.into())),
+        }
+    }
+    let file = open_nonblocking(path)?;
+    Ok((file, std::fs::canonicalize(path).ok()))
 }
 
 /// Opens for reading without blocking on FIFOs (which `stat` may have missed if the

@@ -47,6 +47,8 @@ pub(crate) mod load;
 pub(crate) mod mapping;
 pub(crate) mod pace;
 pub(crate) mod respond;
+pub(crate) mod siblings;
+pub(crate) mod small;
 pub(crate) mod stats;
 pub(crate) mod tag;
 pub(crate) mod tag_memo;

@@ -83,6 +83,11 @@ macro_rules! counters {
             pub entries: usize,
             /// Mapped bytes now cached.
             pub bytes: u64,
+            /// Memory the cached entries hold: small files read into memory, and each
+            /// entry's own (bounded by `max_memory`).
+            pub memory: u64,
+            /// Mappings now cached (bounded by `max_mappings`).
+            pub mappings: u64,
             /// Bodies now being sent (between their first read and their end).
             pub bodies_in_flight: u64,
             /// Directories the `revalidate = "watch"` watcher watches (0 without one).
@@ -105,6 +110,8 @@ macro_rules! counters {
                 CacheStats {
                     entries,
                     bytes,
+                    memory: 0,
+                    mappings: 0,
                     bodies_in_flight: self.bodies_in_flight.load(Relaxed),
                     watched_dirs: 0,
                     load_time: self.load_time.snapshot(),
@@ -160,6 +167,17 @@ counters! {
     /// Windows of mapped pages that bodies found not resident and faulted in on the
     /// blocking pool before copying them (see `engine::fault_in`).
     fault_ins => "fault_ins", "Windows of mapped pages faulted in on the blocking pool before a body copied them.";
+    /// Loads run on the blocking pool because the path was not all in the dentry
+    /// cache (see `engine::small`).
+    blocking_loads_cold_path => "cache_blocking_loads" ["reason" = "cold_path"], "Loads run on the blocking pool rather than on the worker, by reason.";
+    /// Loads run on the blocking pool because a symbolic link was on the way.
+    blocking_loads_link => "cache_blocking_loads" ["reason" = "link"], "Loads run on the blocking pool rather than on the worker, by reason.";
+    /// Loads of small files run on the blocking pool because their pages were not
+    /// in memory.
+    blocking_loads_cold_data => "cache_blocking_loads" ["reason" = "cold_data"], "Loads run on the blocking pool rather than on the worker, by reason.";
+    /// Loads run on the blocking pool because the file is mapped (larger than 64
+    /// KiB), changed moments ago, or digests are computed at load.
+    blocking_loads_mapped => "cache_blocking_loads" ["reason" = "mapped"], "Loads run on the blocking pool rather than on the worker, by reason.";
 }
 
 /// Upper bounds, in seconds, of the load-time histogram's buckets (the last bucket,

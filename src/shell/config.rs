@@ -88,8 +88,10 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
 ///
 /// | key | default | meaning |
 /// |---|---|---|
-/// | `max_entries` | `1024` | most files kept mapped |
+/// | `max_entries` | `65536` | most files kept (mapped, or read into memory when at most 64 KiB) |
 /// | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
+/// | `max_memory` | `268435456` (256 MiB) | most memory the kept files hold: the small files' bytes, and about 1 KiB per file (see [`CacheConfig::max_memory`]); e.g. `"1g"` |
+/// | `max_mappings` | `16384` | most mappings kept (files over 64 KiB); never more than a quarter of `vm.max_map_count` |
 /// | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
 /// | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), `"watch"` (inotify says which files changed; feature `watch`, Linux), or a number of milliseconds between checks |
 /// | `max_parts` | `64` | most parts of a multipart/byteranges response; more → 200 |
@@ -147,10 +149,14 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(crate = "rocket::serde", default)]
 pub struct MmapConfig {
-    /// Most files kept mapped.
+    /// Most files kept.
     pub max_entries: usize,
     /// Most mapped bytes kept.
     pub max_bytes: u64,
+    /// Most memory the kept files hold (see [`CacheConfig::max_memory`]).
+    pub max_memory: SizeSetting,
+    /// Most mappings kept (see [`CacheConfig::max_mappings`]).
+    pub max_mappings: usize,
     /// Most fault-ins in flight at once (see [`CacheConfig::max_fault_ins`]).
     pub max_fault_ins: usize,
     /// When a cached file is compared with the disk.
@@ -195,6 +201,8 @@ impl Default for MmapConfig {
         MmapConfig {
             max_entries: cache.max_entries,
             max_bytes: cache.max_bytes,
+            max_memory: SizeSetting::Bytes(cache.max_memory),
+            max_mappings: cache.max_mappings,
             max_fault_ins: cache.max_fault_ins,
             revalidate: RevalidateSetting::Word("always".into()),
             max_parts: DEFAULT_MAX_PARTS,
@@ -402,6 +410,7 @@ impl MmapConfig {
         for (key, zero) in [
             ("max_entries", self.max_entries == 0),
             ("max_bytes", self.max_bytes == 0),
+            ("max_mappings", self.max_mappings == 0),
             ("max_fault_ins", self.max_fault_ins == 0),
             ("max_parts", self.max_parts == 0),
             ("chunk_size", self.chunk_size == 0),
@@ -427,6 +436,10 @@ impl MmapConfig {
                 feature: "tag-store",
             });
         }
+        let max_memory = self.max_memory.bytes("max_memory")?;
+        if max_memory == 0 {
+            return Err(ConfigError::Zero { key: "max_memory" });
+        }
         let rate_limit = RateLimit {
             bytes_per_second: self.limit_rate.bytes("limit_rate")?,
             after: self.limit_rate_after.bytes("limit_rate_after")?,
@@ -440,6 +453,8 @@ impl MmapConfig {
             CacheConfig {
                 max_entries: self.max_entries,
                 max_bytes: self.max_bytes,
+                max_memory,
+                max_mappings: self.max_mappings,
                 max_fault_ins: self.max_fault_ins,
                 revalidate,
                 digests_at_load: if self.digest_at_load {

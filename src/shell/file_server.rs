@@ -64,7 +64,7 @@ use crate::engine::links::Symlinks;
 use crate::engine::listing::ScanOptions;
 #[cfg(feature = "browse")]
 use crate::engine::listing_cache::ListingCache;
-use crate::semantics::encoding::{negotiate_coding, Coding, Siblings};
+use crate::semantics::encoding::negotiate_coding;
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
 use crate::shell::listing::{listing, Listing};
@@ -371,13 +371,7 @@ impl FileServer {
             p.push(ext);
             PathBuf::from(p)
         };
-        let siblings = file.entry().siblings_with(|| {
-            let exists = |ext| std::fs::metadata(with_ext(ext)).is_ok_and(|m| m.is_file());
-            Siblings {
-                br: exists(Coding::Br.extension()),
-                gzip: exists(Coding::Gzip.extension()),
-            }
-        });
+        let siblings = mmap.cache().siblings(path, file.entry()).await;
         if !siblings.any() {
             return file;
         }
@@ -468,7 +462,14 @@ impl Handler for FileServer {
         }
         let (path, file) = match self.open(mmap, &path).await {
             Err(CacheError::IsDirectory) => {
-                if !self.allowed(&path, std::fs::canonicalize(&path).ok().as_deref()) {
+                // `realpath` asks the file system per component: not on the worker.
+                let dir = path.clone();
+                let canonical =
+                    tokio::task::spawn_blocking(move || std::fs::canonicalize(dir).ok())
+                        .await
+                        .ok()
+                        .flatten();
+                if !self.allowed(&path, canonical.as_deref()) {
                     return Outcome::forward(data, Status::NotFound);
                 }
                 if self.redirect_dirs && !req.uri().path().ends_with('/') {

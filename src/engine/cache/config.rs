@@ -32,11 +32,23 @@ pub enum Revalidate {
 /// Bounds and policies of a [`Cache`](super::Cache).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// The most entries kept (default 1024).
+    /// The most entries kept (default 65 536). Entries are also bounded by the
+    /// memory they hold ([`CacheConfig::max_memory`]) and the mappings they keep
+    /// ([`CacheConfig::max_mappings`]), whichever bound is reached first.
     pub max_entries: usize,
     /// The most mapped bytes kept (default 16 GiB; address space, not memory: pages
     /// are the kernel's page cache and are shared with every other reader).
     pub max_bytes: u64,
+    /// The most memory the entries hold (default 256 MiB): the bytes of the small
+    /// files read into memory (files of at most 64 KiB; see `engine::small`), plus
+    /// about 1 KiB and the path's length per entry, mapped or not.
+    pub max_memory: u64,
+    /// The most mappings kept (default 16 384): one per mapped file, that is every
+    /// file larger than 64 KiB. Whatever is asked, the
+    /// cache keeps at most a quarter of the process's `vm.max_map_count` (65 530 by
+    /// default on Linux, read at [`Cache::new`](super::Cache::new)), so that mappings
+    /// of responses in flight, the allocator and the libraries always find room.
+    pub max_mappings: usize,
     /// When to compare a cached file with the disk (default [`Revalidate::Always`]).
     pub revalidate: Revalidate,
     /// Integrity digests computed when a file is loaded, right after its ETag, on the
@@ -68,8 +80,10 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
-            max_entries: 1024,
+            max_entries: 65_536,
             max_bytes: 16 << 30,
+            max_memory: 256 << 20,
+            max_mappings: 16_384,
             revalidate: Revalidate::Always,
             digests_at_load: Vec::new(),
             max_fault_ins: DEFAULT_MAX_FAULT_INS,
@@ -77,4 +91,20 @@ impl Default for CacheConfig {
             max_remembered_versions: DEFAULT_MAX_REMEMBERED_VERSIONS,
         }
     }
+}
+
+/// The memory an entry holds besides its content, counted towards
+/// [`CacheConfig::max_memory`] with the length of its path: the entry, its slot, its
+/// tag, its header values and the map's key, as measured by
+/// `engine::cache::tests::an_entry_holds_about_its_overhead` (rounded up).
+pub(crate) const ENTRY_OVERHEAD: u64 = 1024;
+
+/// The most mappings a cache keeps: `asked`, but at most a quarter of
+/// `vm.max_map_count` where the system says it.
+pub(crate) fn mappings_bound(asked: usize) -> u64 {
+    let system = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let asked = asked as u64;
+    system.map_or(asked, |max| asked.min(max / 4).max(1))
 }

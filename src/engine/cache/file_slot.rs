@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::config::Revalidate;
+use super::config::{Revalidate, ENTRY_OVERHEAD};
 use super::slots::{Freshness, SlotMap, VersionSlot};
 use crate::engine::entry::Entry;
 
@@ -42,9 +42,28 @@ impl FileState {
 impl Freshness for FileState {
     type Value = Entry;
 
-    /// Mapped bytes.
+    /// Mapped bytes (none for a small file read into memory).
     fn bytes(entry: &Entry) -> u64 {
-        entry.len()
+        if entry.is_mapped() {
+            entry.len()
+        } else {
+            0
+        }
+    }
+
+    /// The entry's own memory (see [`ENTRY_OVERHEAD`]), and its content when it was
+    /// read into memory.
+    fn memory(entry: &Entry) -> u64 {
+        let path = entry
+            .canonical_path()
+            .map_or(0, |p| p.as_os_str().len() as u64);
+        let content = if entry.is_mapped() { 0 } else { entry.len() };
+        ENTRY_OVERHEAD + 2 * path + content
+    }
+
+    /// One per mapped file.
+    fn mappings(entry: &Entry) -> u64 {
+        u64::from(entry.is_mapped())
     }
 
     /// An entry stays fresh until the SIGBUS guard or a body poisons it; whether the

@@ -14,9 +14,11 @@ use super::{Cache, CacheError, Revalidate};
 use crate::engine::entry::Entry;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::load::{load_file, stat, Hash};
+use crate::engine::small::{self, Quick, Why};
 use crate::engine::stats::Counters;
 use crate::engine::tag::HashLimit;
 use crate::semantics::digest::DigestAlgorithm;
+use crate::semantics::encoding::Siblings;
 
 /// An entry found by [`Cache::peek`], with its slot (so that [`Cache::confirm`]
 /// needs no second lookup).
@@ -46,10 +48,43 @@ impl Cache {
         } else {
             Hash::AtLoad
         };
-        let Miss { slot, load } = match self.hit_or_miss(path, hash)? {
-            Ok(entry) => return Ok(entry),
-            Err(miss) => miss,
+        let mut fingerprint = match self.cached(path)? {
+            Cached::Hit(entry) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(entry);
+            }
+            Cached::Changed(fingerprint) => Some(fingerprint),
+            Cached::Absent => None,
         };
+        // A small file whose path and pages are in memory: loaded here, without a hop.
+        let mut why = Why::NotSmall;
+        if hash == Hash::Later {
+            match self.load_here(path)? {
+                Here::Loaded(entry) => return Ok(entry),
+                Here::Blocking(reason, known) => {
+                    why = reason;
+                    fingerprint = fingerprint.or(known);
+                }
+            }
+        }
+        let fingerprint = match fingerprint {
+            Some(fingerprint) => fingerprint,
+            // The path is not in memory: even its `stat` may wait for the disk.
+            None => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || stat(&path))
+                    .await
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))??
+            }
+        };
+        let counter = match why {
+            Why::ColdPath => &self.counters.blocking_loads_cold_path,
+            Why::Link => &self.counters.blocking_loads_link,
+            Why::ColdData => &self.counters.blocking_loads_cold_data,
+            Why::NotSmall => &self.counters.blocking_loads_mapped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let Miss { slot, load } = self.miss(path, fingerprint, hash);
         // On the blocking pool, once for the slot: later callers wait for it.
         let mut loaded_here = false;
         let entry = slot
@@ -71,6 +106,51 @@ impl Cache {
         }
         self.loaded(path, &slot);
         Ok(entry)
+    }
+
+    /// Which precompressed siblings (`.br`, `.gz`) the file `entry` was loaded from
+    /// has, `path` being its path: asked once per entry, from the index of its
+    /// directory (see `engine::siblings`; no `stat` per file).
+    pub(crate) async fn siblings(&self, path: &Path, entry: &Entry) -> Siblings {
+        if let Some(known) = entry.known_siblings() {
+            return known;
+        }
+        let found = self.siblings.of(path).await;
+        entry.siblings_with(|| found)
+    }
+
+    /// [`small::load_now`] for `path`, under the watcher if any: the entry, kept in its
+    /// slot and counted as a miss and a load, or what the attempt learnt of the file.
+    fn load_here(&self, path: &Path) -> Result<Here, CacheError> {
+        let started = Instant::now();
+        let epoch_before = self.tree_epoch.load(Ordering::SeqCst);
+        let mut covered = false;
+        let quick = small::load_now(path, &self.hashes, || {
+            covered = self.watch.as_ref().is_some_and(|w| w.cover(path));
+        })?;
+        let entry = match quick {
+            Quick::Loaded(entry) => Arc::new(entry),
+            Quick::Blocking(why, fingerprint) => return Ok(Here::Blocking(why, fingerprint)),
+        };
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let Some(&fingerprint) = entry.fingerprint() else {
+            return Ok(Here::Loaded(entry));
+        };
+        let slot = self.slot_for(path, fingerprint);
+        if let Some(w) = self.watcher_for(&slot) {
+            w.settle_after(covered, epoch_before, path, &entry);
+        }
+        // A concurrent load of the same version may have filled the slot first: every
+        // caller gets the one kept.
+        let entry = match slot.cell.set(entry.clone()) {
+            Ok(()) => {
+                self.counters.load_time.observe(started.elapsed());
+                entry
+            }
+            Err(_) => slot.cell.get().cloned().unwrap_or(entry),
+        };
+        self.loaded(path, &slot);
+        Ok(Here::Loaded(entry))
     }
 
     /// Like [`Cache::get`], but loads on the calling thread, and hashes the file there
@@ -156,17 +236,23 @@ impl Cache {
         current
     }
 
-    /// The path both lookups take: a current entry (a hit), or the miss to load, with
-    /// `hash` for its load; counts which. How the load runs (on the blocking pool, or
-    /// here) is the caller's.
+    /// The blocking lookup's path: a current entry (a hit), or the miss to load, with
+    /// `hash` for its load; counts which.
     fn hit_or_miss(&self, path: &Path, hash: Hash) -> Result<Result<Arc<Entry>, Miss>, CacheError> {
-        let fingerprint = match self.lookup(path)? {
-            Ok(entry) => {
+        let fingerprint = match self.cached(path)? {
+            Cached::Hit(entry) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Ok(entry));
             }
-            Err(fingerprint) => fingerprint,
+            Cached::Changed(fingerprint) => fingerprint,
+            Cached::Absent => stat(path)?,
         };
+        Ok(Err(self.miss(path, fingerprint, hash)))
+    }
+
+    /// The miss of the version `fingerprint` of `path` (counted): its slot, and the
+    /// load that fills it.
+    fn miss(&self, path: &Path, fingerprint: Fingerprint, hash: Hash) -> Miss {
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot_for(path, fingerprint);
         let load = Load {
@@ -178,36 +264,39 @@ impl Cache {
             counters: self.counters.clone(),
             watch: self.watcher_for(&slot),
         };
-        Ok(Err(Miss { slot, load }))
+        Miss { slot, load }
     }
 
-    /// A current cached entry, or the fingerprint of the file on disk.
-    #[allow(clippy::type_complexity)]
-    fn lookup(&self, path: &Path) -> Result<Result<Arc<Entry>, Fingerprint>, CacheError> {
+    /// The cached entry for `path` if it is current; otherwise the fingerprint of the
+    /// file on disk if the policy's check took one, or [`Cached::Absent`] when nothing
+    /// usable is cached (then nothing was asked of the file system).
+    fn cached(&self, path: &Path) -> Result<Cached, CacheError> {
         let now = self.now_ms();
         let revalidate = self.config.revalidate;
-        if let Some(slot) = &self.slots.get(path) {
-            if let Some(entry) = slot.cell.get() {
-                if FileState::is_fresh(slot, now, revalidate) {
-                    // Read before the `stat`: an event after it keeps the slot unverified.
-                    let events = slot.state.events.load(Ordering::Acquire);
-                    let check = slot.needs_stat(now, revalidate, || slot.state.vouched(events));
-                    if !check {
-                        slot.last_used.store(now, Ordering::Relaxed);
-                        return Ok(Ok(entry.clone()));
-                    }
-                    let fp = stat(path)?;
-                    if Some(&fp) == entry.fingerprint() {
-                        slot.last_used.store(now, Ordering::Relaxed);
-                        slot.last_checked.store(now, Ordering::Relaxed);
-                        slot.state.verified.fetch_max(events, Ordering::AcqRel);
-                        return Ok(Ok(entry.clone()));
-                    }
-                    return Ok(Err(fp));
-                }
-            }
+        let Some(slot) = &self.slots.get(path) else {
+            return Ok(Cached::Absent);
+        };
+        let Some(entry) = slot.cell.get() else {
+            return Ok(Cached::Absent);
+        };
+        if !FileState::is_fresh(slot, now, revalidate) {
+            return Ok(Cached::Absent);
         }
-        Ok(Err(stat(path)?))
+        // Read before the `stat`: an event after it keeps the slot unverified.
+        let events = slot.state.events.load(Ordering::Acquire);
+        let check = slot.needs_stat(now, revalidate, || slot.state.vouched(events));
+        if !check {
+            slot.last_used.store(now, Ordering::Relaxed);
+            return Ok(Cached::Hit(entry.clone()));
+        }
+        let fp = stat(path)?;
+        if Some(&fp) == entry.fingerprint() {
+            slot.last_used.store(now, Ordering::Relaxed);
+            slot.last_checked.store(now, Ordering::Relaxed);
+            slot.state.verified.fetch_max(events, Ordering::AcqRel);
+            return Ok(Cached::Hit(entry.clone()));
+        }
+        Ok(Cached::Changed(fp))
     }
 
     /// The slot for this file version: the one kept if it was made for the same
@@ -257,6 +346,24 @@ impl Cache {
             epoch_before: self.tree_epoch.load(Ordering::SeqCst),
         })
     }
+}
+
+/// What the cache holds for a path (see [`Cache::cached`]).
+enum Cached {
+    /// A current entry.
+    Hit(Arc<Entry>),
+    /// An entry of another version; the fingerprint of the one on disk.
+    Changed(Fingerprint),
+    /// Nothing usable.
+    Absent,
+}
+
+/// What [`Cache::load_here`] did.
+enum Here {
+    /// Loaded, kept and counted.
+    Loaded(Arc<Entry>),
+    /// Left to the blocking pool, why, and the file's fingerprint if it was taken.
+    Blocking(Why, Option<Fingerprint>),
 }
 
 /// A miss: the slot of the file version on disk (shared by concurrent misses of that

@@ -53,11 +53,13 @@ pub use crate::engine::error::CacheError;
 use crate::engine::fault_in::Pager;
 #[cfg(doc)]
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::siblings::SiblingIndex;
 pub use crate::engine::stats::CacheStats;
 use crate::engine::stats::Counters;
 use crate::engine::tag::HashLimit;
 use crate::engine::tag_memo::TagMemo;
 use crate::engine::watch::{DirWatch, MAX_WATCHED_DIRS};
+pub(crate) use config::mappings_bound;
 pub use config::{CacheConfig, Revalidate};
 use file_slot::FileSlots;
 use watching::on_change;
@@ -105,6 +107,8 @@ pub struct Cache {
     pager: Arc<Pager>,
     /// The bound on tag hashes running at once ([`CacheConfig::max_background_hashes`]).
     hashes: HashLimit,
+    /// Which files have precompressed siblings, per directory.
+    siblings: SiblingIndex,
 }
 
 impl Default for Cache {
@@ -121,7 +125,10 @@ impl Cache {
 
     /// [`Cache::new`] with another bound on the directories watched.
     pub(crate) fn with_watch_limit(config: CacheConfig, max_dirs: usize) -> Cache {
-        let slots = Arc::new(FileSlots::new(config.max_entries, config.max_bytes));
+        let slots = Arc::new(
+            FileSlots::new(config.max_entries, config.max_bytes)
+                .with_memory_bounds(config.max_memory, mappings_bound(config.max_mappings)),
+        );
         let tree_epoch = Arc::new(AtomicU64::new(0));
         let watch = (config.revalidate == Revalidate::Watch)
             .then(|| {
@@ -153,6 +160,7 @@ impl Cache {
             epoch: Instant::now(),
             counters,
             pager,
+            siblings: SiblingIndex::default(),
         }
     }
 

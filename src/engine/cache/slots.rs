@@ -9,9 +9,10 @@
 //!   hit serves a fresh slot after the [`Revalidate`] policy's check
 //!   ([`VersionSlot::needs_stat`]); a miss shares a fresh slot of the same version,
 //!   or replaces it with a new one.
-//! * **Bounds**: at most `max_entries` slots and `max_bytes` bytes of loaded values;
-//!   past either, the least recently used slots are dropped, down to 7/8 of the bound
-//!   so that eviction is amortised. A value's bytes are counted once, when its load
+//! * **Bounds**: at most `max_entries` slots, `max_bytes` bytes of loaded values,
+//!   and (for the file cache) `max_memory` bytes held in memory and `max_mappings`
+//!   mappings; past any, the least recently used slots are dropped, down to 7/8 of
+//!   each bound so that eviction is amortised. A value's bytes are counted once, when its load
 //!   finishes, and only while its slot is in the map.
 
 use std::borrow::Borrow;
@@ -34,6 +35,18 @@ pub(crate) trait Freshness: Sized + Send + Sync + 'static {
 
     /// The bytes `value` counts towards the map's `max_bytes`.
     fn bytes(value: &Self::Value) -> u64;
+
+    /// The bytes of memory `value` holds, towards the map's `max_memory` (none unless
+    /// the cache says so).
+    fn memory(_value: &Self::Value) -> u64 {
+        0
+    }
+
+    /// The mappings `value` holds, towards the map's `max_mappings` (none unless the
+    /// cache says so).
+    fn mappings(_value: &Self::Value) -> u64 {
+        0
+    }
 
     /// Whether `slot` may still answer for its version at `now` (milliseconds since
     /// the cache's epoch) under `revalidate`: a hit serves its value only then, and a
@@ -93,15 +106,25 @@ impl<F: Freshness> VersionSlot<F> {
     }
 }
 
-/// Keyed slots, bounded in number and in bytes. See the module docs.
+/// Keyed slots, bounded in number, in bytes, in memory and in mappings. See the
+/// module docs.
 pub(crate) struct SlotMap<K, F: Freshness> {
     /// Hashed with foldhash, not SipHash: a slot is made only after a successful
     /// `stat`, so keys name things that exist and no client can fill the map with
     /// colliding keys; hashing a path is a large part of a file cache hit's cost.
     map: DashMap<K, Arc<VersionSlot<F>>, foldhash::fast::RandomState>,
-    bytes: AtomicU64,
+    /// What the loaded values kept weigh, and the bounds on it.
+    used: [AtomicU64; WEIGHTS],
+    max: [u64; WEIGHTS],
     max_entries: usize,
-    max_bytes: u64,
+}
+
+/// The weights a slot's value counts towards: [`Freshness::bytes`],
+/// [`Freshness::memory`] and [`Freshness::mappings`], in that order.
+const WEIGHTS: usize = 3;
+
+fn weights<F: Freshness>(value: &F::Value) -> [u64; WEIGHTS] {
+    [F::bytes(value), F::memory(value), F::mappings(value)]
 }
 
 impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
@@ -109,10 +132,18 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
     pub(crate) fn new(max_entries: usize, max_bytes: u64) -> SlotMap<K, F> {
         SlotMap {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
-            bytes: AtomicU64::new(0),
+            used: Default::default(),
+            max: [max_bytes, u64::MAX, u64::MAX],
             max_entries,
-            max_bytes,
         }
+    }
+
+    /// The same map, also bounded by `max_memory` bytes of [`Freshness::memory`] and
+    /// `max_mappings` [`Freshness::mappings`].
+    pub(crate) fn with_memory_bounds(mut self, max_memory: u64, max_mappings: u64) -> Self {
+        self.max[1] = max_memory;
+        self.max[2] = max_mappings;
+        self
     }
 
     /// The slots kept.
@@ -122,7 +153,20 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
 
     /// The bytes of the loaded values kept.
     pub(crate) fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.used[0].load(Ordering::Relaxed)
+    }
+
+    /// The memory ([`Freshness::memory`]) and mappings ([`Freshness::mappings`]) of
+    /// the loaded values kept.
+    pub(crate) fn memory_and_mappings(&self) -> (u64, u64) {
+        (
+            self.used[1].load(Ordering::Relaxed),
+            self.used[2].load(Ordering::Relaxed),
+        )
+    }
+
+    fn used(&self) -> [u64; WEIGHTS] {
+        std::array::from_fn(|i| self.used[i].load(Ordering::Relaxed))
     }
 
     /// The slot kept for `key`, if any.
@@ -196,7 +240,9 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         let first = !slot.counted.swap(true, Ordering::AcqRel);
         if first {
             if let Some(value) = slot.cell.get() {
-                self.bytes.fetch_add(F::bytes(value), Ordering::Relaxed);
+                for (used, w) in self.used.iter().zip(weights::<F>(value)) {
+                    used.fetch_add(w, Ordering::Relaxed);
+                }
             }
             let still_there = self
                 .map
@@ -232,39 +278,77 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
     fn uncount(&self, slot: &VersionSlot<F>) {
         if slot.counted.swap(false, Ordering::AcqRel) {
             if let Some(value) = slot.cell.get() {
-                self.bytes.fetch_sub(F::bytes(value), Ordering::Relaxed);
+                for (used, w) in self.used.iter().zip(weights::<F>(value)) {
+                    used.fetch_sub(w, Ordering::Relaxed);
+                }
             }
         }
     }
 
-    fn over(&self, entries: usize, bytes: u64) -> bool {
-        entries > self.max_entries || bytes > self.max_bytes
+    fn over(&self, entries: usize, used: [u64; WEIGHTS]) -> bool {
+        entries > self.max_entries || used.iter().zip(self.max).any(|(u, m)| *u > m)
     }
 
-    /// Evicts least recently used slots until both bounds hold with 1/8 to spare,
+    /// Evicts least recently used slots until every bound holds with 1/8 to spare,
     /// counting `incoming` slots about to be inserted; returns how many.
+    ///
+    /// One pass over the map collects each slot's last use and weights (no key is
+    /// copied), a sort finds the last use at and below which the oldest slots must go,
+    /// and a second pass removes them: O(n log n) in the slots' ages, once per 1/8 of
+    /// the bound.
     fn enforce_bounds(&self, incoming: usize) -> u64 {
-        if !self.over(self.map.len() + incoming, self.bytes()) {
+        let entries = self.map.len() + incoming;
+        let used = self.used();
+        if !self.over(entries, used) {
             return 0;
         }
         let target_entries = self.max_entries - self.max_entries / 8;
-        let target_bytes = self.max_bytes - self.max_bytes / 8;
-        let mut by_age: Vec<(u64, K)> = self
+        let target: [u64; WEIGHTS] = std::array::from_fn(|i| self.max[i] - self.max[i] / 8);
+        let mut by_age: Vec<(u64, [u64; WEIGHTS])> = self
             .map
             .iter()
-            .map(|e| (e.value().last_used.load(Ordering::Relaxed), e.key().clone()))
+            .map(|e| {
+                let slot = e.value();
+                let w = match slot.cell.get() {
+                    Some(v) if slot.counted.load(Ordering::Relaxed) => weights::<F>(v),
+                    _ => [0; WEIGHTS],
+                };
+                (slot.last_used.load(Ordering::Relaxed), w)
+            })
             .collect();
         by_age.sort_unstable_by_key(|(t, _)| *t);
-        let mut evicted = 0;
-        for (_, key) in by_age {
-            if self.map.len() + incoming <= target_entries && self.bytes() <= target_bytes {
+        let (mut left, mut left_used) = (entries, used);
+        // The oldest slots to evict: every one used before `cutoff`, and `at_cutoff`
+        // of those last used at `cutoff` (slots used in the same millisecond are equal).
+        let (mut cutoff, mut at_cutoff) = (None, 0usize);
+        for (t, w) in &by_age {
+            let fits = left <= target_entries && left_used.iter().zip(target).all(|(u, m)| *u <= m);
+            if fits {
                 break;
             }
-            if let Some((_, slot)) = self.map.remove(&key) {
-                self.uncount(&slot);
+            left -= 1;
+            for (u, w) in left_used.iter_mut().zip(w) {
+                *u = u.saturating_sub(*w);
+            }
+            at_cutoff = if cutoff == Some(*t) { at_cutoff + 1 } else { 1 };
+            cutoff = Some(*t);
+        }
+        let Some(cutoff) = cutoff else {
+            return 0;
+        };
+        let mut evicted = 0;
+        self.map.retain(|_, slot| {
+            let t = slot.last_used.load(Ordering::Relaxed);
+            let evict = t < cutoff || (t == cutoff && at_cutoff > 0);
+            if t == cutoff && evict {
+                at_cutoff -= 1;
+            }
+            if evict {
+                self.uncount(slot);
                 evicted += 1;
             }
-        }
+            !evict
+        });
         evicted
     }
 }

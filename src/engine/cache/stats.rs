@@ -22,8 +22,11 @@ impl Cache {
     /// Current levels and counters (each read with a relaxed load: a snapshot that
     /// may be a few events apart between fields while requests run).
     pub fn stats(&self) -> CacheStats {
+        let (memory, mappings) = self.slots.memory_and_mappings();
         CacheStats {
             watched_dirs: self.watched_dirs(),
+            memory,
+            mappings,
             ..self.counters.snapshot(self.slots.len(), self.slots.bytes())
         }
     }

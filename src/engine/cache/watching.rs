@@ -58,20 +58,27 @@ impl LoadWatch {
         };
         let covered = w.dirs.cover(path);
         let entry = load()?;
-        w.settle(covered, path, &entry);
+        w.settle_after(covered, w.epoch_before, path, &entry);
         Ok(entry)
     }
 
-    /// The slot is watched if its directories are, its path is the file's canonical
-    /// path, and no directory event came in since before the watches were made (one
-    /// might have moved a directory the watches were put on).
-    fn settle(&self, covered: bool, path: &Path, entry: &Entry) {
+    /// The slot is watched if its directories are (`covered`, by a `cover` made
+    /// before the file's fingerprint was taken), its path is the file's canonical
+    /// path, and no directory event came in since `epoch_before`, read before the
+    /// watches were made (one might have moved a directory they were put on).
+    pub(super) fn settle_after(
+        &self,
+        covered: bool,
+        epoch_before: u64,
+        path: &Path,
+        entry: &Entry,
+    ) {
         let canonical = entry.canonical_path() == Some(path);
         // Stored before the epoch is read again: a directory event whose handler
         // ran its pass over the slots before this store is caught by the epoch.
         let watched = &self.slot.state.watched;
         watched.store(covered && canonical, Ordering::SeqCst);
-        if self.tree_epoch.load(Ordering::SeqCst) != self.epoch_before {
+        if self.tree_epoch.load(Ordering::SeqCst) != epoch_before {
             watched.store(false, Ordering::SeqCst);
         }
     }
