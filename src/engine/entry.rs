@@ -191,12 +191,20 @@ impl Entry {
         self.tag.start_background();
     }
 
-    /// Whether the tag's hash would end within a few milliseconds if it ran now: the
-    /// tag is not known, the content is at most `max` bytes, and every page of it is
-    /// in memory (one `mincore` per 2 MiB; nothing is read), so hashing it reads no
-    /// disk. Always for an entry whose tag is known.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn tag_soon(&self, max: u64) -> bool {
+    /// Whether the tag is known, or its hash would end within a few milliseconds if it
+    /// ran now: the content is at most `max` bytes and every page of it is in memory
+    /// (one `mincore` per 2 MiB; nothing is read), so hashing it reads no disk. For a
+    /// responder deciding whether a short wait for the tag is worth it (the file
+    /// server waits up to 50 ms for a file of at most 64 MiB before it answers a
+    /// `Range` without one).
+    ///
+    /// ```rust
+    /// use rocket_mmap::cache::Entry;
+    ///
+    /// let entry = Entry::from_static(b"in memory", "text/plain");
+    /// assert!(entry.tag_soon(0), "an in-memory entry's tag is known");
+    /// ```
+    pub fn tag_soon(&self, max: u64) -> bool {
         if self.tag.get().is_some() {
             return true;
         }
@@ -237,9 +245,10 @@ impl Entry {
     }
 
     /// Whether this entry's file changed less than [`SETTLE`](crate::cache::SETTLE)
-    /// ago (see `engine::tag::changed_within_settle`); never for in-memory entries.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn settling(&self) -> bool {
+    /// ago: a writer may still be writing this version unseen, so its tag waits for
+    /// the settled second hash, and an answer without the tag should wait for it too
+    /// (the file server's does). Never for entries made from bytes in memory.
+    pub fn settling(&self) -> bool {
         self.fingerprint()
             .is_some_and(crate::engine::tag::changed_within_settle)
     }

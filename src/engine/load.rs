@@ -1,20 +1,21 @@
-//! Loading one version of a file: open without blocking, `fstat`, map, fingerprint.
-//! Runs on a blocking thread, never on an async worker.
+//! Loading one version of a file on a blocking thread: open, `fstat`, and either read
+//! (a file of at most 64 KiB, see `engine::small`, which also loads such files on the
+//! async worker when nothing can block) or map. Never on an async worker.
 //!
-//! A load reads no content: the entry is served at once, and its strong ETag (the
-//! CRC-64 of the whole content) is computed afterwards, in the background (see
-//! `engine::tag`, which also holds the checks that make the tag describe exactly one
-//! version). Three loads hash before they return, on the loading thread, with the same
-//! checks (a file changed while it was hashed is loaded again; see
+//! A mapped file's load reads no content: the entry is served at once, and its strong
+//! ETag (the CRC-64 of the whole content) is computed afterwards, in the background
+//! (see `engine::tag`, which also holds the checks that make the tag describe exactly
+//! one version). Two loads hash before they return, on the loading thread, with the
+//! same checks (a file changed while it was hashed is loaded again; see
 //! [`SETTLE`](crate::cache::SETTLE)):
 //!
 //! * start-up warming and other synchronous callers ([`Hash::AtLoad`], through
 //!   [`Cache::get_blocking`](crate::cache::Cache::get_blocking), which the binary's `--warm`
 //!   uses);
 //! * a cache with [`CacheConfig::digests_at_load`](crate::cache::CacheConfig::digests_at_load),
-//!   whose digests are computed here too, with the same guarantee;
-//! * a small file ([`HASH_AT_LOAD_MAX`](crate::engine::tag::HASH_AT_LOAD_MAX), 64 KiB):
-//!   one small read the body makes anyway.
+//!   whose digests are computed here too, with the same guarantee.
+//!
+//! A small file read into memory is hashed from the bytes read, always at load.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -30,9 +31,7 @@ use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
 use crate::engine::mapping::{MapError, MappedFile, MappingWatch};
 use crate::engine::small::read_small;
-use crate::engine::tag::{
-    changed_within_settle, hash_at_load, hash_one_version, HashLimit, PendingTag, TagCell,
-};
+use crate::engine::tag::{hash_at_load, hash_one_version, HashLimit, PendingTag, TagCell};
 use crate::semantics::content_type::content_type_for;
 use crate::semantics::digest::DigestAlgorithm;
 use crate::semantics::etag::EntityTag;
@@ -64,8 +63,8 @@ pub(crate) enum Hash {
     /// ([`Cache::get_blocking`](crate::cache::Cache::get_blocking)) and
     /// [`CacheConfig::digests_at_load`](crate::cache::CacheConfig::digests_at_load).
     AtLoad,
-    /// Hash now only a small file ([`HASH_AT_LOAD_MAX`](crate::engine::tag::HASH_AT_LOAD_MAX));
-    /// leave the tag of any other file pending, for the background.
+    /// Leave the tag of a mapped file pending, for the background (a small file read
+    /// into memory is hashed from its bytes all the same).
     Later,
 }
 
@@ -109,9 +108,8 @@ fn load_once(
     // data is in the page cache too, before anything is mapped, served or hashed
     // under this fingerprint (see `wait_for_writes`).
     wait_for_writes(&file);
-    // A small file is read into memory (`engine::small`), unless it changed so
-    // recently that its tag needs the settled second hash, which the mapping's gets.
-    if hash_at_load(&fingerprint) && !changed_within_settle(&fingerprint) {
+    // A small file is read into memory (`engine::small`).
+    if hash_at_load(&fingerprint) {
         return read_small(path, &file, &meta, fingerprint, canonical, limit);
     }
     let content_type: Cow<'static, str> = content_type_for(path);
@@ -146,7 +144,7 @@ fn load_once(
     let recalled = limit.memory().and_then(|m| m.recall(&fingerprint));
     if let Some(r) = &recalled {
         hashed = Some(r.etag.clone());
-    } else if hash == Hash::AtLoad || hash_at_load(&fingerprint) {
+    } else if hash == Hash::AtLoad {
         let Some((etag, settled)) =
             hash_one_version(&file, &fingerprint, &content, &poison, &|| {})
                 .map_err(CacheError::from_io)?

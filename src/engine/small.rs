@@ -25,8 +25,9 @@
 //! reason): a path not in the dentry cache, a symbolic link on the way, pages not in
 //! memory, a file larger than [`SMALL_MAX`], a file changed less than
 //! [`SETTLE`](crate::cache::SETTLE) ago (whose tag needs the settled second hash),
-//! digests asked for at load, or a kernel without `openat2` or `RWF_NOWAIT`. There,
-//! the same small file is read the same way after a blocking `open`.
+//! or a kernel without `openat2` or `RWF_NOWAIT`. There, the same small file is read
+//! the same way after a blocking `open`, and read twice, [`SETTLE`](crate::cache::SETTLE)
+//! apart, if it changed less than that ago: the two readings must agree.
 //!
 //! An entry read into memory holds a copy of its bytes: no mapping, no descriptor,
 //! nothing a later write to the file can change. Each response sends bytes of one
@@ -174,7 +175,9 @@ pub(crate) fn load_now(
 
 /// Reads a small file whose descriptor `file` is open (on the blocking pool: the
 /// reads may wait for the disk), checking as [`load_now`] does that the bytes are
-/// those of the version `fingerprint`; `None` if the file changed while it was read.
+/// those of the version `fingerprint`, and, for a file changed less than
+/// [`SETTLE`](crate::cache::SETTLE) ago, reading it again once the change has settled;
+/// `None` if the file changed while it was read.
 pub(crate) fn read_small(
     path: &Path,
     file: &File,
@@ -183,18 +186,55 @@ pub(crate) fn read_small(
     canonical: Option<std::path::PathBuf>,
     limit: &HashLimit,
 ) -> Result<Option<Entry>, CacheError> {
-    use std::io::Read;
-    let mut content = Vec::with_capacity(fingerprint.size as usize + 1);
+    let Some(content) = read_version(file, &fingerprint)? else {
+        return Ok(None);
+    };
+    // Changed moments ago: a writer may still be writing this version within the same
+    // clock tick, unseen by `stat`. Read it again once the change has settled; the two
+    // readings must agree (as the two hashes of a mapped file's tag must).
+    if changed_within_settle(&fingerprint) {
+        std::thread::sleep(crate::engine::tag::SETTLE);
+        if read_version(file, &fingerprint)?.as_ref() != Some(&content) {
+            return Ok(None);
+        }
+    }
+    let entry = in_memory(path, content, fingerprint, meta.modified().ok(), limit);
+    Ok(Some(entry.with_canonical_path(canonical)))
+}
+
+/// The whole content of `file`, if it is still the version `fingerprint` after it was
+/// read (same size, no write moved its times).
+#[cfg(unix)]
+fn read_version(file: &File, fingerprint: &Fingerprint) -> Result<Option<Vec<u8>>, CacheError> {
+    use std::os::unix::fs::FileExt;
+    let mut content = vec![0u8; fingerprint.size as usize];
     // One byte more than the size: a file that grew is a changed file.
+    let mut past_end = [0u8; 1];
+    let read = file
+        .read_exact_at(&mut content, 0)
+        .and_then(|()| file.read_at(&mut past_end, fingerprint.size));
+    let grown = match read {
+        Ok(n) => n > 0,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(CacheError::from_io(e)),
+    };
+    let after = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
+    Ok((!grown && after == *fingerprint).then_some(content))
+}
+
+/// Elsewhere: from the start, through the descriptor's offset.
+#[cfg(not(unix))]
+fn read_version(file: &File, fingerprint: &Fingerprint) -> Result<Option<Vec<u8>>, CacheError> {
+    use std::io::{Read, Seek};
+    let mut file = file;
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(CacheError::from_io)?;
+    let mut content = Vec::with_capacity(fingerprint.size as usize + 1);
     file.take(fingerprint.size + 1)
         .read_to_end(&mut content)
         .map_err(CacheError::from_io)?;
     let after = Fingerprint::of(&file.metadata().map_err(CacheError::from_io)?);
-    if content.len() as u64 != fingerprint.size || after != fingerprint {
-        return Ok(None);
-    }
-    let entry = in_memory(path, content, fingerprint, meta.modified().ok(), limit);
-    Ok(Some(entry.with_canonical_path(canonical)))
+    Ok((content.len() as u64 == fingerprint.size && after == *fingerprint).then_some(content))
 }
 
 /// The entry of a small file's `content`, read from the version `fingerprint`.

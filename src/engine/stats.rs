@@ -142,7 +142,7 @@ counters! {
     /// Files loaded (mapped and hashed) since the cache was made.
     loads => "cache_loads", "File versions mapped and hashed.";
     /// Entries evicted by the bounds.
-    evictions => "cache_evictions", "Entries evicted by the max_entries and max_bytes bounds.";
+    evictions => "cache_evictions", "Entries evicted by the max_entries, max_memory, max_mappings and max_bytes bounds.";
     /// Lookups answered by a cached, current entry.
     hits => "cache_hits", "Lookups answered from the cache.";
     /// Lookups of an existing file that had to wait for a load (their own or
@@ -176,7 +176,7 @@ counters! {
     /// in memory.
     blocking_loads_cold_data => "cache_blocking_loads" ["reason" = "cold_data"], "Loads run on the blocking pool rather than on the worker, by reason.";
     /// Loads run on the blocking pool because the file is mapped (larger than 64
-    /// KiB), changed moments ago, or digests are computed at load.
+    /// KiB) or changed moments ago.
     blocking_loads_mapped => "cache_blocking_loads" ["reason" = "mapped"], "Loads run on the blocking pool rather than on the worker, by reason.";
 }
 

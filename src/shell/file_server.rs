@@ -64,7 +64,6 @@ use crate::engine::links::Symlinks;
 use crate::engine::listing::ScanOptions;
 #[cfg(feature = "browse")]
 use crate::engine::listing_cache::ListingCache;
-use crate::semantics::encoding::negotiate_coding;
 use crate::semantics::path::{sanitize_bytes, sanitize_under, PathRejection};
 #[cfg(feature = "browse")]
 use crate::shell::listing::{listing, Listing};
@@ -366,22 +365,20 @@ impl FileServer {
         path: &Path,
         file: MmapFile,
     ) -> MmapFile {
-        let with_ext = |ext: &str| {
-            let mut p = path.as_os_str().to_owned();
-            p.push(ext);
-            PathBuf::from(p)
-        };
-        let siblings = mmap.cache().siblings(path, file.entry()).await;
-        if !siblings.any() {
+        let accept = req.headers().get_one("Accept-Encoding");
+        let (vary, variant) = mmap
+            .cache()
+            .precompressed_variant(path, file.entry(), accept)
+            .await;
+        if !vary {
             return file;
         }
-        let accept = req.headers().get_one("Accept-Encoding");
-        if let Some(coding) = negotiate_coding(accept, siblings) {
-            if let Ok(variant) = self.open(mmap, &with_ext(coding.extension())).await {
+        if let Some((coding, sibling)) = variant {
+            if let Ok(variant) = self.open(mmap, &sibling).await {
                 let content_type = file.entry().content_type().to_owned();
                 return with_path_hint(mmap, variant, path)
                     .content_type(content_type)
-                    .content_encoding(coding.token())
+                    .content_encoding(coding)
                     .vary("Accept-Encoding");
             }
         }

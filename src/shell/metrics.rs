@@ -58,6 +58,8 @@
 //! | `cache_loads_total`, `cache_evictions_total` | counter | file versions mapped and hashed / entries evicted |
 //! | `cache_single_flight_waits_total` | counter | misses that shared a load another lookup had started |
 //! | `cache_entries`, `cache_mapped_bytes` | gauge | entries and mapped bytes now cached |
+//! | `cache_memory_bytes`, `cache_mappings` | gauge | memory the entries hold (`max_memory`) and mappings kept (`max_mappings`) |
+//! | `cache_blocking_loads_total{reason}` | counter | loads run on the blocking pool rather than on the worker: `cold_path`, `link`, `cold_data`, `mapped` |
 //! | `cache_watched_directories` | gauge | directories inotify watches under `revalidate = "watch"` (0 without a watcher) |
 //! | `cache_load_duration_seconds` | histogram | time to map and hash one file version |
 //! | `fault_ins_total` | counter | windows of mapped pages faulted in on the blocking pool before a body copied them |
@@ -398,6 +400,16 @@ impl Collector for Scrape {
                 "cache_mapped_bytes",
                 "Mapped bytes now cached (address space, not memory).",
                 self.stats.bytes,
+            ),
+            (
+                "cache_memory_bytes",
+                "Memory the cached entries hold: small files read into memory and each entry's own (max_memory).",
+                self.stats.memory,
+            ),
+            (
+                "cache_mappings",
+                "Mappings now cached, one per file over 64 KiB (max_mappings).",
+                self.stats.mappings,
             ),
             (
                 "cache_watched_directories",

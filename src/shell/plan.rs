@@ -328,7 +328,9 @@ impl<'a> Plan<'a> {
         } else {
             (None, None)
         };
-        let copy = body_policy == BodyPolicy::CopySmall && body.len() <= PREFETCH_MAX;
+        // Bytes held in memory need no copy: nothing can change them.
+        let copy =
+            body_policy == BodyPolicy::CopySmall && entry.is_mapped() && body.len() <= PREFETCH_MAX;
         let copied = has_body && copy && !body.is_empty();
         // Copied here, on the worker, only when its pages are in memory; otherwise
         // streamed, and faulted in off the worker (`engine::fault_in`).

@@ -104,18 +104,20 @@ async fn truncated_under_the_mapping_gives_no_digest_of_zeros() {
 async fn truncated_inside_the_last_page_gives_no_digest() {
     use crate::engine::cache::{Cache, CacheConfig, Revalidate};
     let d = TempDir::new("digest-trunc-last");
-    let p = d.write("f.bin", &[9u8; 3000]);
+    // Mapped: over 64 KiB (a smaller file is read into memory, and nothing can
+    // change its bytes).
+    let p = d.write("f.bin", &[9u8; 66_000]);
     let cache = Cache::new(CacheConfig {
         revalidate: Revalidate::Never,
         ..CacheConfig::default()
     });
     let e = cache.get(&p).await.unwrap();
-    // No fault: the rest of the page reads as zeros. The sentinel tells.
+    // No fault: the rest of the last page reads as zeros. The sentinel tells.
     std::fs::File::options()
         .write(true)
         .open(&p)
         .unwrap()
-        .set_len(1000)
+        .set_len(65_600)
         .unwrap();
     assert!(e.digest(Sha256).await.is_none());
     assert!(e.is_poisoned());

@@ -18,10 +18,10 @@ use crate::engine::small::{self, Quick, Why};
 use crate::engine::stats::Counters;
 use crate::engine::tag::HashLimit;
 use crate::semantics::digest::DigestAlgorithm;
-use crate::semantics::encoding::Siblings;
+use crate::semantics::encoding::negotiate_coding;
 
 /// An entry found by [`Cache::peek`], with its slot (so that [`Cache::confirm`]
-/// needs no second lookup).
+/// needs no second lookup). The file server's one-`stat` path is its only user.
 #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
 pub(crate) struct Peeked {
     slot: Arc<FileSlot>,
@@ -108,15 +108,63 @@ impl Cache {
         Ok(entry)
     }
 
-    /// Which precompressed siblings (`.br`, `.gz`) the file `entry` was loaded from
-    /// has, `path` being its path: asked once per entry, from the index of its
-    /// directory (see `engine::siblings`; no `stat` per file).
-    pub(crate) async fn siblings(&self, path: &Path, entry: &Entry) -> Siblings {
-        if let Some(known) = entry.known_siblings() {
-            return known;
+    /// The precompressed variant of the file at `path` (loaded as `entry`) to send for
+    /// a request's `Accept-Encoding` field, as the file server picks it: a sibling
+    /// `FILE.br` or `FILE.gz` the client accepts (Brotli first on equal `q`; RFC 9110
+    /// §12.5.3), as the pair of its content coding (`"br"` or `"gzip"`) and its path;
+    /// `None` for the file itself. The `bool` says whether the file has any sibling:
+    /// every response for it, variant or not, then carries `Vary: Accept-Encoding`
+    /// (RFC 9110 §12.5.5).
+    ///
+    /// Siblings are looked up once per entry, in an index of each directory read on the
+    /// blocking pool once per version of the directory (no `stat` per file; see
+    /// `engine::siblings`): a sibling added to a directory is seen within about a
+    /// second by the entries loaded after it. Serve the variant through the cache too
+    /// (`cache.get(&path)`), with the original's content type. Must be called within a
+    /// tokio runtime.
+    ///
+    /// ```rust
+    /// use rocket_mmap::cache::Cache;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("rocket-mmap-doc-variant-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("app.js"), "let x = 1;").unwrap();
+    /// # std::fs::write(dir.join("app.js.br"), "(brotli)").unwrap();
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = Cache::default();
+    /// let path = dir.join("app.js");
+    /// let entry = cache.get(&path).await?;
+    /// let (vary, variant) = cache.precompressed_variant(&path, &entry, Some("gzip, br")).await;
+    /// assert!(vary);
+    /// assert_eq!(variant, Some(("br", dir.join("app.js.br"))));
+    /// let (_, none) = cache.precompressed_variant(&path, &entry, Some("identity")).await;
+    /// assert_eq!(none, None);
+    /// # Ok::<(), rocket_mmap::CacheError>(())
+    /// # }).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub async fn precompressed_variant(
+        &self,
+        path: &Path,
+        entry: &Entry,
+        accept_encoding: Option<&str>,
+    ) -> (bool, Option<(&'static str, PathBuf)>) {
+        let siblings = match entry.known_siblings() {
+            Some(known) => known,
+            None => {
+                let found = self.siblings.of(path).await;
+                entry.siblings_with(|| found)
+            }
+        };
+        if !siblings.any() {
+            return (false, None);
         }
-        let found = self.siblings.of(path).await;
-        entry.siblings_with(|| found)
+        let variant = negotiate_coding(accept_encoding, siblings).map(|coding| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(coding.extension());
+            (coding.token(), PathBuf::from(p))
+        });
+        (true, variant)
     }
 
     /// [`small::load_now`] for `path`, under the watcher if any: the entry, kept in its
@@ -189,51 +237,6 @@ impl Cache {
         };
         self.loaded(path, &slot);
         Ok(entry)
-    }
-
-    /// The cached entry for `path` *without* comparing it with the disk: for a caller
-    /// that builds its answer first and then calls [`Cache::confirm`] (under
-    /// [`Revalidate::Always`] one `stat` taken after the body's bytes were copied,
-    /// which both revalidates the entry and proves the copied bytes belong to it).
-    /// Only under [`Revalidate::Always`] and [`Revalidate::Watch`]; `None` when there
-    /// is no usable entry.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn peek(&self, path: &Path) -> Option<Peeked> {
-        if !matches!(
-            self.config.revalidate,
-            Revalidate::Always | Revalidate::Watch
-        ) {
-            return None;
-        }
-        let slot = self.slots.get(path)?;
-        let entry = slot.cell.get()?.clone();
-        (!entry.is_poisoned()).then_some(Peeked { slot, entry })
-    }
-
-    /// Whether the entry `peeked` is still the version of the file at `path`. One
-    /// `stat`, compared with the entry's fingerprint; the file's mtime and ctime move
-    /// before a `write` copies its data, so bytes copied out of the entry before a
-    /// `confirm` that returns `true` are bytes of that version. Under
-    /// [`Revalidate::Watch`], an entry the watcher vouches for needs that `stat` only
-    /// if `copied` (the answer holds bytes copied out of the mapping, which only a
-    /// `stat` after the copy can prove; see `engine::watch`): a 304 makes no system
-    /// call. A `true` counts as a cache hit.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
-        let (entry, slot) = (&peeked.entry, &peeked.slot);
-        let events = slot.state.events.load(Ordering::Acquire);
-        let vouched = self.config.revalidate == Revalidate::Watch && slot.state.vouched(events);
-        let current = !entry.is_poisoned()
-            && ((vouched && !copied)
-                || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
-        if current {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            let now = self.now_ms();
-            slot.last_used.store(now, Ordering::Relaxed);
-            slot.last_checked.store(now, Ordering::Relaxed);
-            slot.state.verified.fetch_max(events, Ordering::AcqRel);
-        }
-        current
     }
 
     /// The blocking lookup's path: a current entry (a hit), or the miss to load, with
@@ -345,6 +348,54 @@ impl Cache {
             tree_epoch: self.tree_epoch.clone(),
             epoch_before: self.tree_epoch.load(Ordering::SeqCst),
         })
+    }
+}
+
+/// The file server's one-`stat` path: build the answer from a cached entry first, check
+/// it afterwards.
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+impl Cache {
+    /// The cached entry for `path` *without* comparing it with the disk: for a caller
+    /// that builds its answer first and then calls [`Cache::confirm`] (under
+    /// [`Revalidate::Always`] one `stat` taken after the body's bytes were copied,
+    /// which both revalidates the entry and proves the copied bytes belong to it).
+    /// Only under [`Revalidate::Always`] and [`Revalidate::Watch`]; `None` when there
+    /// is no usable entry.
+    pub(crate) fn peek(&self, path: &Path) -> Option<Peeked> {
+        if !matches!(
+            self.config.revalidate,
+            Revalidate::Always | Revalidate::Watch
+        ) {
+            return None;
+        }
+        let slot = self.slots.get(path)?;
+        let entry = slot.cell.get()?.clone();
+        (!entry.is_poisoned()).then_some(Peeked { slot, entry })
+    }
+
+    /// Whether the entry `peeked` is still the version of the file at `path`. One
+    /// `stat`, compared with the entry's fingerprint; the file's mtime and ctime move
+    /// before a `write` copies its data, so bytes copied out of the entry before a
+    /// `confirm` that returns `true` are bytes of that version. Under
+    /// [`Revalidate::Watch`], an entry the watcher vouches for needs that `stat` only
+    /// if `copied` (the answer holds bytes copied out of the mapping, which only a
+    /// `stat` after the copy can prove; see `engine::watch`): a 304 makes no system
+    /// call. A `true` counts as a cache hit.
+    pub(crate) fn confirm(&self, path: &Path, peeked: &Peeked, copied: bool) -> bool {
+        let (entry, slot) = (&peeked.entry, &peeked.slot);
+        let events = slot.state.events.load(Ordering::Acquire);
+        let vouched = self.config.revalidate == Revalidate::Watch && slot.state.vouched(events);
+        let current = !entry.is_poisoned()
+            && ((vouched && !copied)
+                || stat(path).is_ok_and(|fp| Some(&fp) == entry.fingerprint()));
+        if current {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            let now = self.now_ms();
+            slot.last_used.store(now, Ordering::Relaxed);
+            slot.last_checked.store(now, Ordering::Relaxed);
+            slot.state.verified.fetch_max(events, Ordering::AcqRel);
+        }
+        current
     }
 }
 

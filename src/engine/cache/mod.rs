@@ -3,8 +3,13 @@
 //!
 //! * Entries live in a [`DashMap`] keyed by path. A hit costs one map lookup (no key
 //!   allocation) and, depending on [`Revalidate`], one `stat`.
-//! * **Single flight**: concurrent misses for one file version share one slot, whose
-//!   `OnceCell` runs a single load; loading (open, `fstat`, map) runs on tokio's
+//! * **Small files in memory**: a file of at most 64 KiB is read into memory, not
+//!   mapped; when its path and pages are in memory it is read on the calling worker
+//!   with calls that cannot block (see `engine::small`), so such a miss costs about
+//!   what a hit does.
+//! * **Single flight**: concurrent misses for one mapped file version share one slot,
+//!   whose `OnceCell` runs a single load; loading (open, `fstat`, map), and anything
+//!   that may wait for the disk (a path or pages not in memory), runs on tokio's
 //!   blocking pool, never on the async worker threads.
 //! * **The first byte does not wait for the hash**: a load reads no content; the
 //!   entry is served at once, and its strong ETag is computed in the background, at
@@ -15,10 +20,11 @@
 //!   size, mtime and ctime in ns) with the entry's; a changed file gets a new entry,
 //!   and responses in flight keep the old mapping alive through their `Bytes`. Under
 //!   [`Revalidate::Watch`], inotify says which entries to compare (see `engine::watch`).
-//! * **Bounds**: at most [`CacheConfig::max_entries`] entries and
-//!   [`CacheConfig::max_bytes`] mapped bytes; past either, the least recently used
-//!   entries are evicted (down to 7/8 of the bound, so eviction is amortised). A file
-//!   larger than `max_bytes` on its own is served but not kept.
+//! * **Bounds**: at most [`CacheConfig::max_entries`] entries,
+//!   [`CacheConfig::max_memory`] bytes of memory held, [`CacheConfig::max_mappings`]
+//!   mappings and [`CacheConfig::max_bytes`] mapped bytes; past any, the least
+//!   recently used entries are evicted (down to 7/8 of the bound, so eviction is
+//!   amortised). A file larger than `max_bytes` on its own is served but not kept.
 //! * No file descriptor stays open once a file is mapped and hashed (a file whose tag
 //!   is pending keeps its descriptor until its hash ran); empty files have no mapping.
 //! * A mapping the SIGBUS guard found truncated, or whose file a body found rewritten
