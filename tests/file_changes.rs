@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    connect, etag_of, pseudo_random, read_head, request_at, request_bytes, sha256_hex,
-    try_request_at, Server,
+    connect, etag_of, pseudo_random, read_head, request_at, request_bytes, sha256_hex, Server,
 };
 
 const MIB: usize = 1024 * 1024;
