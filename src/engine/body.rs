@@ -266,15 +266,53 @@ impl SegmentBody {
         Ok(copied)
     }
 
-    /// The remaining bytes, copied into one buffer, *without* the end-of-body check
-    /// against the file (`MappingWatch::verify_unmodified`): for a caller that makes
-    /// that check itself after the copy (see `Cache::confirm`). The truncation checks
-    /// (SIGBUS guard, sentinel) still apply.
+    /// The remaining bytes, copied into one buffer (as the file server sends a small
+    /// body whose pages are in memory: see [`SegmentBody::is_resident`]).
+    ///
+    /// The copy is checked for truncation (the SIGBUS guard, the last page's
+    /// sentinel), but **not against the file**: a body read to its end makes one
+    /// `stat` before its last bytes, so that a response never holds bytes of two
+    /// versions of a file rewritten in place; this copy leaves that check to its
+    /// caller, after the copy, and the bytes must be dropped if it fails. Under
+    /// [`Revalidate::Always`](crate::cache::Revalidate::Always), looking the path up
+    /// again is that check: [`Cache::get`] compares a `stat` with the entry, and a
+    /// file's times move before a `write` changes its bytes, so the same entry again
+    /// ([`Arc::ptr_eq`]) proves the bytes copied before are that version's. (The file
+    /// server makes that one `stat` for the lookup and the copy at once.)
+    ///
+    /// ```rust
+    /// use std::sync::Arc;
+    /// use std::time::SystemTime;
+    /// use rocket_mmap::cache::{respond, Cache, CacheConfig, Revalidate};
+    /// use rocket_mmap::semantics::decide::ServeRequest;
+    /// use rocket_mmap::semantics::precondition::Method;
+    /// use rocket_mmap::semantics::range::RangeLimits;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("rocket-mmap-doc-copy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("small.txt");
+    /// # std::fs::write(&path, "Hello, world!\n").unwrap();
+    /// let cache = Cache::new(CacheConfig {
+    ///     revalidate: Revalidate::Always,
+    ///     ..CacheConfig::default()
+    /// });
+    /// let entry = cache.get_blocking(&path)?;
+    /// let request = ServeRequest::new(Method::Get);
+    /// let reply = respond(&entry, &request, &RangeLimits::default(), SystemTime::now());
+    /// if reply.body.is_resident() {
+    ///     let bytes = reply.body.copy_out()?;
+    ///     // The check the copy left out: is the file still the version copied from?
+    ///     let unchanged = Arc::ptr_eq(&cache.get_blocking(&path)?, &entry);
+    ///     assert!(unchanged); // otherwise drop `bytes`, and answer from the new entry
+    ///     assert_eq!(bytes, "Hello, world!\n");
+    /// }
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ContentChanged`] if the mapping was found truncated.
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn copy_out(mut self) -> io::Result<Bytes> {
+    pub fn copy_out(mut self) -> io::Result<Bytes> {
         self.verify_origin = false;
         let mut out = vec![0u8; self.remaining() as usize];
         let mut buf = ReadBuf::new(&mut out);
@@ -299,10 +337,11 @@ impl SegmentBody {
     }
 
     /// Whether every mapped byte left to read is in memory now, with the page each
-    /// copy's truncation probe reads (one `mincore` per segment): for a caller about to
-    /// copy the rest on an async worker with [`SegmentBody::read_into`].
-    #[cfg_attr(not(feature = "rocket"), allow(dead_code))]
-    pub(crate) fn is_resident(&self) -> bool {
+    /// copy's truncation probe reads (one `mincore` per segment; nothing is read):
+    /// copying the rest with [`SegmentBody::read_into`] or [`SegmentBody::copy_out`]
+    /// then waits for no disk, so a caller may do it on an async worker. Always `true`
+    /// for a body that points into no mapping.
+    pub fn is_resident(&self) -> bool {
         let Some(watch) = &self.watch else {
             return true;
         };

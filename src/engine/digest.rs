@@ -65,9 +65,8 @@ impl ReprDigest {
         }
     }
 
-    /// A digest computed earlier (kept in the tag store), from its algorithm and raw
-    /// bytes; `None` unless `bytes` has the algorithm's length.
-    #[cfg_attr(not(feature = "tag-store"), allow(dead_code))]
+    /// A digest computed earlier (kept in the tag memo or the tag store), from its
+    /// algorithm and raw bytes; `None` unless `bytes` has the algorithm's length.
     pub(crate) fn from_stored(algorithm: DigestAlgorithm, bytes: &[u8]) -> Option<ReprDigest> {
         (bytes.len() == algorithm.output_len()).then(|| ReprDigest::new(algorithm, bytes.into()))
     }

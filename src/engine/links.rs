@@ -15,10 +15,16 @@ pub enum Symlinks {
 }
 
 impl Symlinks {
-    /// Whether `path`, a path below the canonical `root` whose fully resolved form is
-    /// `canonical` (`None` if it could not be resolved, or was not resolved because
-    /// [`Symlinks::needs_canonical`] said so), may be served or listed.
-    pub(crate) fn allows(self, path: &Path, canonical: Option<&Path>, root: &Path) -> bool {
+    /// Whether `path`, a path below the canonical `root` (the root joined with a
+    /// relative path), may be served or listed under this policy, given `canonical`,
+    /// its fully resolved form: `None` if it could not be resolved, or was not because
+    /// [`Symlinks::needs_canonical`] said so. A cached file's is
+    /// [`Entry::canonical_path`](crate::cache::Entry::canonical_path).
+    ///
+    /// This is the file server's test before it serves or lists a path; a route (or
+    /// another framework) that serves files of its own choosing applies the same
+    /// policy with it.
+    pub fn allows(self, path: &Path, canonical: Option<&Path>, root: &Path) -> bool {
         match (self, canonical) {
             (Symlinks::Follow, _) => true,
             (Symlinks::WithinRoot, Some(c)) => within(c, root),
@@ -29,11 +35,11 @@ impl Symlinks {
     }
 
     /// Whether [`Symlinks::allows`] needs the resolved form of a path known to be a
-    /// link (a `realpath`, a system call per component): only to tell whether it stays
-    /// within the root. (Only listings ask: the file server has every entry's
-    /// resolved path already.)
-    #[cfg_attr(not(feature = "browse"), allow(dead_code))]
-    pub(crate) fn needs_canonical(self) -> bool {
+    /// link (a `realpath`, a system call per component) to decide: only
+    /// [`Symlinks::WithinRoot`] does, to tell whether the link stays within the root.
+    /// (The file server's listings ask it for every link they show; for the files it
+    /// serves, the cache has resolved every entry's path already.)
+    pub fn needs_canonical(self) -> bool {
         self == Symlinks::WithinRoot
     }
 }

@@ -19,11 +19,12 @@
 //!
 //! # Adding a counter
 //!
-//! Every monotonic counter is one line of the `counters!` invocation below: its field
+//! Every monotonic counter is one line of the `counter_list!` macro below: its field
 //! name, the metric family it is exported as (with an optional label), and its help
-//! text. That line adds the atomic to [`Counters`], the field to the [`CacheStats`]
-//! snapshot, and the entry in [`COUNTERS`], from which the Prometheus exporter
-//! (`shell::metrics`) writes every counter without naming it. The event itself is one
+//! text. That line adds the atomic to [`Counters`] and the field to the [`CacheStats`]
+//! snapshot (the `counters!` macro here), and the series to the Prometheus exporter's
+//! table (`shell::metrics`, which hands the same list to a macro of its own), from which
+//! it writes every counter without naming it. The event itself is one
 //! `counters.FIELD.fetch_add(1, Ordering::Relaxed)` where it happens (digests
 //! computed and paced responses were added this way).
 //!
@@ -33,22 +34,6 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How one counter is exported: the metric family (without the exporter's prefix
-/// and the `_total` suffix), an optional `(label, value)` that tells the members of a
-/// family apart, the help text, and how to read it from a [`CacheStats`].
-#[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-pub(crate) struct CounterInfo {
-    /// The family name, e.g. `cache_hits` or `responses_cut`.
-    pub(crate) family: &'static str,
-    /// The label of this member of the family, if the family has several.
-    pub(crate) label: Option<(&'static str, &'static str)>,
-    /// The help text (the first member's text is the family's).
-    pub(crate) help: &'static str,
-    /// Reads this counter from a snapshot.
-    pub(crate) value: fn(&CacheStats) -> u64,
-}
 
 macro_rules! counters {
     (
@@ -122,63 +107,64 @@ macro_rules! counters {
                 }
             }
         }
-
-        /// Every monotonic counter of [`CacheStats`], in order, with how it is exported.
-        #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-        pub(crate) const COUNTERS: &[CounterInfo] = &[
-            $( CounterInfo {
-                family: $family,
-                label: counters!(@label $($label, $value)?),
-                help: $help,
-                value: |s: &CacheStats| s.$field,
-            }, )+
-        ];
     };
-    (@label) => { None };
-    (@label $label:literal, $value:literal) => { Some(($label, $value)) };
 }
 
-counters! {
-    /// Files loaded (mapped and hashed) since the cache was made.
-    loads => "cache_loads", "File versions mapped and hashed.";
-    /// Entries evicted by the bounds.
-    evictions => "cache_evictions", "Entries evicted by the max_entries, max_memory, max_mappings and max_bytes bounds.";
-    /// Lookups answered by a cached, current entry.
-    hits => "cache_hits", "Lookups answered from the cache.";
-    /// Lookups of an existing file that had to wait for a load (their own or
-    /// another's). A lookup of a missing file is neither a hit nor a miss.
-    misses => "cache_misses", "Lookups that waited for a load (their own or another's).";
-    /// Misses that waited for a load another lookup had started (single flight).
-    single_flight_waits => "cache_single_flight_waits", "Misses that shared a load another lookup had started.";
-    /// Body bytes handed out by bodies (to Rocket, which writes them to the socket).
-    body_bytes_sent => "body_bytes_sent", "Body bytes handed to the server for sending.";
-    /// Bodies whose last byte was handed out.
-    bodies_completed => "bodies_completed", "Bodies sent to their last byte.";
-    /// Bodies dropped before their end: the client went away (or the server stopped).
-    cut_client_gone => "responses_cut" ["cause" = "client_gone"], "Bodies cut short, by cause.";
-    /// Bodies cut because the file was rewritten in place (the end-of-body check).
-    cut_file_changed => "responses_cut" ["cause" = "file_changed"], "Bodies cut short, by cause.";
-    /// Bodies cut because the file was truncated under the mapping.
-    cut_truncated => "responses_cut" ["cause" = "truncated"], "Bodies cut short, by cause.";
-    /// Digests (SHA-256, SHA-512) computed over the content of this cache's entries.
-    digests_computed => "digests_computed", "Integrity digests computed over an entry's content.";
-    /// Bodies sent under a rate limit (`limit_rate`), counted at their first read.
-    paced_responses => "paced_responses", "Bodies sent under a rate limit (limit_rate).";
-    /// Windows of mapped pages that bodies found not resident and faulted in on the
-    /// blocking pool before copying them (see `engine::fault_in`).
-    fault_ins => "fault_ins", "Windows of mapped pages faulted in on the blocking pool before a body copied them.";
-    /// Loads run on the blocking pool because the path was not all in the dentry
-    /// cache (see `engine::small`).
-    blocking_loads_cold_path => "cache_blocking_loads" ["reason" = "cold_path"], "Loads run on the blocking pool rather than on the worker, by reason.";
-    /// Loads run on the blocking pool because a symbolic link was on the way.
-    blocking_loads_link => "cache_blocking_loads" ["reason" = "link"], "Loads run on the blocking pool rather than on the worker, by reason.";
-    /// Loads of small files run on the blocking pool because their pages were not
-    /// in memory.
-    blocking_loads_cold_data => "cache_blocking_loads" ["reason" = "cold_data"], "Loads run on the blocking pool rather than on the worker, by reason.";
-    /// Loads run on the blocking pool because the file is mapped (larger than 64
-    /// KiB) or changed moments ago.
-    blocking_loads_mapped => "cache_blocking_loads" ["reason" = "mapped"], "Loads run on the blocking pool rather than on the worker, by reason.";
+/// The engine's monotonic counters, one line each: the field of [`Counters`] and
+/// [`CacheStats`], then how it is exported: the metric family (without the exporter's
+/// prefix and the `_total` suffix), an optional `[label = value]` that tells the members
+/// of a family apart, and the help text (the first member's is the family's).
+/// `counter_list!(m)` hands the list to the macro `m`: `counters!` (above) makes the
+/// engine's types of it, and the Prometheus exporter (`shell::metrics`) its table of series.
+macro_rules! counter_list {
+    ($then:ident) => {
+        $then! {
+            /// Files loaded (mapped and hashed) since the cache was made.
+            loads => "cache_loads", "File versions mapped and hashed.";
+            /// Entries evicted by the bounds.
+            evictions => "cache_evictions", "Entries evicted by the max_entries, max_memory, max_mappings and max_bytes bounds.";
+            /// Lookups answered by a cached, current entry.
+            hits => "cache_hits", "Lookups answered from the cache.";
+            /// Lookups of an existing file that had to wait for a load (their own or
+            /// another's). A lookup of a missing file is neither a hit nor a miss.
+            misses => "cache_misses", "Lookups that waited for a load (their own or another's).";
+            /// Misses that waited for a load another lookup had started (single flight).
+            single_flight_waits => "cache_single_flight_waits", "Misses that shared a load another lookup had started.";
+            /// Body bytes handed out by bodies (to Rocket, which writes them to the socket).
+            body_bytes_sent => "body_bytes_sent", "Body bytes handed to the server for sending.";
+            /// Bodies whose last byte was handed out.
+            bodies_completed => "bodies_completed", "Bodies sent to their last byte.";
+            /// Bodies dropped before their end: the client went away (or the server stopped).
+            cut_client_gone => "responses_cut" ["cause" = "client_gone"], "Bodies cut short, by cause.";
+            /// Bodies cut because the file was rewritten in place (the end-of-body check).
+            cut_file_changed => "responses_cut" ["cause" = "file_changed"], "Bodies cut short, by cause.";
+            /// Bodies cut because the file was truncated under the mapping.
+            cut_truncated => "responses_cut" ["cause" = "truncated"], "Bodies cut short, by cause.";
+            /// Digests (SHA-256, SHA-512) computed over the content of this cache's entries.
+            digests_computed => "digests_computed", "Integrity digests computed over an entry's content.";
+            /// Bodies sent under a rate limit (`limit_rate`), counted at their first read.
+            paced_responses => "paced_responses", "Bodies sent under a rate limit (limit_rate).";
+            /// Windows of mapped pages that bodies found not resident and faulted in on the
+            /// blocking pool before copying them (see `engine::fault_in`).
+            fault_ins => "fault_ins", "Windows of mapped pages faulted in on the blocking pool before a body copied them.";
+            /// Loads run on the blocking pool because the path was not all in the dentry
+            /// cache (see `engine::small`).
+            blocking_loads_cold_path => "cache_blocking_loads" ["reason" = "cold_path"], "Loads run on the blocking pool rather than on the worker, by reason.";
+            /// Loads run on the blocking pool because a symbolic link was on the way.
+            blocking_loads_link => "cache_blocking_loads" ["reason" = "link"], "Loads run on the blocking pool rather than on the worker, by reason.";
+            /// Loads of small files run on the blocking pool because their pages were not
+            /// in memory.
+            blocking_loads_cold_data => "cache_blocking_loads" ["reason" = "cold_data"], "Loads run on the blocking pool rather than on the worker, by reason.";
+            /// Loads run on the blocking pool because the file is mapped (larger than 64
+            /// KiB) or changed moments ago.
+            blocking_loads_mapped => "cache_blocking_loads" ["reason" = "mapped"], "Loads run on the blocking pool rather than on the worker, by reason.";
+        }
+    };
 }
+pub(crate) use counter_list;
+
+// By the path the exporter takes too (the `use` above), in every build.
+self::counter_list!(counters);
 
 /// Upper bounds, in seconds, of the load-time histogram's buckets (the last bucket,
 /// `+Inf`, is implied). From a small file's open-map-hash (~50 µs) to hashing
@@ -367,26 +353,6 @@ impl Drop for Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_counter_is_listed_once_and_reads_its_own_field() {
-        let c = Counters::default();
-        // Give every counter a distinct value through the list itself.
-        let mut stats = c.snapshot(0, 0);
-        assert!(COUNTERS.iter().all(|i| (i.value)(&stats) == 0));
-        stats.loads = 1;
-        stats.cut_truncated = 7;
-        let read: Vec<u64> = COUNTERS.iter().map(|i| (i.value)(&stats)).collect();
-        assert_eq!(read.iter().sum::<u64>(), 8);
-        let mut names: Vec<_> = COUNTERS.iter().map(|i| (i.family, i.label)).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(
-            names.len(),
-            COUNTERS.len(),
-            "no two counters export the same series"
-        );
-    }
 
     #[test]
     fn histogram_buckets_by_upper_bound() {

@@ -539,7 +539,6 @@ fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
 /// version in several calls within one tick leaves no trace in `stat` between them:
 /// bytes read from such a version may still be changing, which only the settled
 /// second hash of its tag can rule out.
-#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
 pub(crate) fn changed_within_settle(fingerprint: &Fingerprint) -> bool {
     settle_wait(fingerprint).is_some()
 }

@@ -25,7 +25,6 @@ impl TempDir {
     /// [`TempDir::new`], named by its canonical path (no symbolic link on the way):
     /// for tests that compare paths with resolved ones, as the watcher and the
     /// symbolic link policies do.
-    #[cfg_attr(not(any(feature = "browse", feature = "watch")), allow(dead_code))]
     pub(crate) fn canonical(name: &str) -> TempDir {
         let mut d = TempDir::new(name);
         d.0 = d.0.canonicalize().unwrap();
@@ -49,5 +48,22 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+mod tests {
+    use super::*;
+
+    /// What the tests rely on: two directories of one name are distinct, a canonical
+    /// one is its own resolved path, and each goes with its `TempDir`.
+    #[test]
+    fn temp_dirs_are_distinct_canonical_when_asked_and_removed_on_drop() {
+        let (a, b) = (TempDir::new("twice"), TempDir::canonical("twice"));
+        assert_ne!(a.0, b.0);
+        assert_eq!(b.0.canonicalize().unwrap(), b.0);
+        let paths = [a.0.clone(), b.0.clone()];
+        assert!(paths.iter().all(|p| p.is_dir()));
+        drop((a, b));
+        assert!(paths.iter().all(|p| !p.exists()));
     }
 }

@@ -59,13 +59,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use backend::Backend;
+
 /// The most directories one cache watches; the files of further directories are
 /// revalidated with a `stat` per hit. (Each watch also counts against the per-user
 /// `max_user_watches` of the kernel, shared with every other program of that user.)
 pub const MAX_WATCHED_DIRS: usize = 8192;
 
 /// What the watcher reports to the cache.
-#[cfg_attr(not(all(feature = "watch", target_os = "linux")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
     /// Something happened to the file (or other entry) at this path.
@@ -80,14 +81,101 @@ pub(crate) enum Change {
 /// The directories watched, shared with the event handler.
 type Dirs = Arc<Mutex<HashSet<PathBuf>>>;
 
-#[cfg_attr(not(all(feature = "watch", target_os = "linux")), allow(dead_code))]
 fn lock(dirs: &Dirs) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
     dirs.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Which [`Change`] an event on `path` is: `None` for events that change nothing
-/// (opening, reading), a directory change if `path` is a watched directory.
-#[cfg_attr(not(all(feature = "watch", target_os = "linux")), allow(dead_code))]
+/// The watcher of one cache: which directories it watches, and what an event on them
+/// tells the cache ([`Change`]). The events come from the system through a `Backend`:
+/// inotify (the `notify` crate, feature `watch`) on Linux; elsewhere there is none,
+/// and [`DirWatch::new`] gives `None`.
+pub(crate) struct DirWatch {
+    backend: Mutex<Backend>,
+    dirs: Dirs,
+    max_dirs: usize,
+}
+
+impl DirWatch {
+    /// A watcher that reports every [`Change`] to `on_change` (on the backend's own
+    /// thread), or `None` if the system's notifications are not available.
+    pub(crate) fn new(
+        on_change: impl Fn(Change) + Send + 'static,
+        max_dirs: usize,
+    ) -> Option<DirWatch> {
+        let dirs: Dirs = Arc::default();
+        let seen = dirs.clone();
+        let backend = Backend::new(move |paths: Option<&[PathBuf]>| {
+            handle(&seen, paths, &on_change);
+        })?;
+        Some(DirWatch {
+            backend: Mutex::new(backend),
+            dirs,
+            max_dirs,
+        })
+    }
+
+    /// Watches the directory of `file` and its ancestors (those not watched yet);
+    /// `true` if all of them are watched. Blocks on the backend's thread for each
+    /// new watch: call it where blocking is allowed.
+    pub(crate) fn cover(&self, file: &Path) -> bool {
+        let Some(dir) = file.parent() else {
+            return false;
+        };
+        // Watch from the root down, so that a directory is watched only once the
+        // ones above it are (a rename above is then never missed).
+        let missing: Vec<PathBuf> = {
+            let dirs = lock(&self.dirs);
+            let mut m: Vec<PathBuf> = ancestors(dir)
+                .filter(|d| !dirs.contains(*d))
+                .map(Path::to_path_buf)
+                .collect();
+            if dirs.len() + m.len() > self.max_dirs {
+                return false;
+            }
+            m.reverse();
+            m
+        };
+        let mut backend = self.backend.lock().unwrap_or_else(PoisonError::into_inner);
+        for d in missing {
+            if !backend.watch(&d) {
+                return false;
+            }
+            lock(&self.dirs).insert(d);
+        }
+        true
+    }
+
+    /// How many directories are watched.
+    pub(crate) fn watched_dirs(&self) -> usize {
+        lock(&self.dirs).len()
+    }
+}
+
+/// What one event does: `paths` are the paths it names (`None` if events were lost or
+/// the backend failed). Each path is reported as a [`Change`]; a watched directory's
+/// is forgotten with the directories below it, and lost events forget them all, so
+/// that the next loads watch the directories now at those paths.
+fn handle(dirs: &Dirs, paths: Option<&[PathBuf]>, on_change: &impl Fn(Change)) {
+    let Some(paths) = paths else {
+        lock(dirs).clear();
+        on_change(Change::All);
+        return;
+    };
+    for path in paths {
+        let change = {
+            let mut dirs = lock(dirs);
+            let change = classify(&dirs, path);
+            if let Change::Tree(root) = &change {
+                forget_tree(&mut dirs, root);
+            }
+            change
+        };
+        on_change(change);
+    }
+}
+
+/// Which [`Change`] an event on `path` is: a directory change if `path` is a watched
+/// directory, a file change otherwise.
 fn classify(dirs: &HashSet<PathBuf>, path: &Path) -> Change {
     if dirs.contains(path) {
         Change::Tree(path.to_path_buf())
@@ -97,144 +185,83 @@ fn classify(dirs: &HashSet<PathBuf>, path: &Path) -> Change {
 }
 
 /// Forgets `root` and every watched directory below it.
-#[cfg_attr(not(all(feature = "watch", target_os = "linux")), allow(dead_code))]
 fn forget_tree(dirs: &mut HashSet<PathBuf>, root: &Path) {
     dirs.retain(|d| !d.starts_with(root));
 }
 
 /// Every directory from `dir` up to the file system's root, `dir` first.
-#[cfg_attr(not(all(feature = "watch", target_os = "linux")), allow(dead_code))]
 fn ancestors(dir: &Path) -> impl Iterator<Item = &Path> {
     dir.ancestors().filter(|d| !d.as_os_str().is_empty())
 }
 
+/// inotify, through the `notify` crate: the only code of the watcher that needs the
+/// `watch` feature.
 #[cfg(all(feature = "watch", target_os = "linux"))]
-mod imp {
-    use super::*;
+mod backend {
+    use std::path::{Path, PathBuf};
+
     use notify::event::{AccessKind, AccessMode, EventKind};
     use notify::{RecursiveMode, Watcher};
 
-    /// The inotify watcher of one cache.
-    pub(crate) struct DirWatch {
-        watcher: Mutex<notify::INotifyWatcher>,
-        dirs: Dirs,
-        max_dirs: usize,
-    }
+    /// One inotify instance.
+    pub(super) struct Backend(notify::INotifyWatcher);
 
-    impl DirWatch {
-        /// A watcher that reports every [`Change`] to `on_change` (on the watcher's
-        /// own thread), or `None` if inotify is not available.
-        pub(crate) fn new(
-            on_change: impl Fn(Change) + Send + 'static,
-            max_dirs: usize,
-        ) -> Option<DirWatch> {
-            let dirs: Dirs = Arc::default();
-            let seen = dirs.clone();
-            let handler = move |event: notify::Result<notify::Event>| {
-                let event = match event {
-                    Ok(e) if !e.need_rescan() => e,
-                    // Lost events, or the watcher failed: trust nothing.
-                    _ => {
-                        lock(&seen).clear();
-                        on_change(Change::All);
-                        return;
-                    }
-                };
-                // Opening or reading a file changes nothing; closing it after
-                // writing is reported (the write itself was too).
-                if let EventKind::Access(kind) = event.kind {
-                    if kind != AccessKind::Close(AccessMode::Write) {
-                        return;
+    impl Backend {
+        /// An inotify instance that hands `handler` the paths of every event that may
+        /// change a file (`None` when events were lost or the watcher failed), on its
+        /// own thread; `None` if it cannot be made (the per-user limit of instances).
+        pub(super) fn new(
+            handler: impl Fn(Option<&[PathBuf]>) + Send + 'static,
+        ) -> Option<Backend> {
+            let on_event = move |event: notify::Result<notify::Event>| match event {
+                Ok(e) if !e.need_rescan() => {
+                    // Opening or reading a file changes nothing; closing it after
+                    // writing is reported (the write itself was too).
+                    let unchanged = matches!(
+                        e.kind,
+                        EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)
+                    );
+                    if !unchanged {
+                        handler(Some(&e.paths));
                     }
                 }
-                for path in &event.paths {
-                    let change = {
-                        let mut dirs = lock(&seen);
-                        let change = classify(&dirs, path);
-                        if let Change::Tree(root) = &change {
-                            forget_tree(&mut dirs, root);
-                        }
-                        change
-                    };
-                    on_change(change);
-                }
+                _ => handler(None),
             };
-            let watcher = notify::INotifyWatcher::new(handler, notify::Config::default()).ok()?;
-            Some(DirWatch {
-                watcher: Mutex::new(watcher),
-                dirs,
-                max_dirs,
-            })
+            notify::INotifyWatcher::new(on_event, notify::Config::default())
+                .ok()
+                .map(Backend)
         }
 
-        /// Watches the directory of `file` and its ancestors (those not watched yet);
-        /// `true` if all of them are watched. Blocks on the watcher's thread for each
-        /// new watch: call it where blocking is allowed.
-        pub(crate) fn cover(&self, file: &Path) -> bool {
-            let Some(dir) = file.parent() else {
-                return false;
-            };
-            // Watch from the root down, so that a directory is watched only once the
-            // ones above it are (a rename above is then never missed).
-            let missing: Vec<PathBuf> = {
-                let dirs = lock(&self.dirs);
-                let mut m: Vec<PathBuf> = ancestors(dir)
-                    .filter(|d| !dirs.contains(*d))
-                    .map(Path::to_path_buf)
-                    .collect();
-                if dirs.len() + m.len() > self.max_dirs {
-                    return false;
-                }
-                m.reverse();
-                m
-            };
-            let mut watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
-            for d in missing {
-                if watcher.watch(&d, RecursiveMode::NonRecursive).is_err() {
-                    return false;
-                }
-                lock(&self.dirs).insert(d);
-            }
-            true
-        }
-
-        /// How many directories are watched.
-        pub(crate) fn watched_dirs(&self) -> usize {
-            lock(&self.dirs).len()
+        /// Watches `dir`, not recursively; `false` if it cannot be watched.
+        pub(super) fn watch(&mut self, dir: &Path) -> bool {
+            self.0.watch(dir, RecursiveMode::NonRecursive).is_ok()
         }
     }
 }
 
+/// No backend: not Linux, or the `watch` feature (and with it `notify`) is off. None
+/// can be made, so the cache revalidates every entry with a `stat`.
 #[cfg(not(all(feature = "watch", target_os = "linux")))]
-mod imp {
-    use super::*;
+mod backend {
+    use std::path::{Path, PathBuf};
 
-    /// Without inotify (or the `watch` feature) there is no watcher: every entry is
-    /// revalidated with a `stat`.
-    pub(crate) struct DirWatch;
+    /// Has no value: [`Backend::new`] never makes one.
+    pub(super) enum Backend {}
 
-    impl DirWatch {
-        /// Always `None` here.
-        pub(crate) fn new(
-            _on_change: impl Fn(Change) + Send + 'static,
-            _max_dirs: usize,
-        ) -> Option<DirWatch> {
+    impl Backend {
+        /// Always `None`.
+        pub(super) fn new(
+            _handler: impl Fn(Option<&[PathBuf]>) + Send + 'static,
+        ) -> Option<Backend> {
             None
         }
 
-        /// Never called (there is no watcher).
-        pub(crate) fn cover(&self, _file: &Path) -> bool {
-            false
-        }
-
-        /// Never called (there is no watcher).
-        pub(crate) fn watched_dirs(&self) -> usize {
-            0
+        /// Never called: there is no backend to call it on.
+        pub(super) fn watch(&mut self, _dir: &Path) -> bool {
+            match *self {}
         }
     }
 }
-
-pub(crate) use imp::DirWatch;
 
 #[cfg(test)]
 mod tests {
@@ -259,6 +286,36 @@ mod tests {
         left.sort();
         // Path prefixes, not string prefixes: /srv/ab stays.
         assert_eq!(left, [PathBuf::from("/srv"), PathBuf::from("/srv/ab")]);
+    }
+
+    /// What the backend's events do, without a backend: every path is reported, a
+    /// watched directory is forgotten with those below it, lost events forget all.
+    #[test]
+    fn an_event_reports_its_paths_and_lost_events_forget_every_directory() {
+        let dirs: Dirs = Arc::new(Mutex::new(
+            ["/srv", "/srv/a", "/srv/a/b"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        ));
+        let changes = Mutex::new(Vec::new());
+        let note = |c: Change| changes.lock().unwrap().push(c);
+        handle(
+            &dirs,
+            Some(&["/srv/a/x.bin".into(), "/srv/a".into()]),
+            &note,
+        );
+        assert_eq!(*lock(&dirs), HashSet::from([PathBuf::from("/srv")]));
+        handle(&dirs, None, &note);
+        assert!(lock(&dirs).is_empty());
+        assert_eq!(
+            changes.into_inner().unwrap(),
+            [
+                Change::File("/srv/a/x.bin".into()),
+                Change::Tree("/srv/a".into()),
+                Change::All
+            ]
+        );
     }
 
     #[test]

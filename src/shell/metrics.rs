@@ -106,7 +106,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
-use crate::engine::stats::{CacheStats, COUNTERS, LOAD_TIME_BUCKETS};
+use crate::engine::stats::{counter_list, CacheStats, LOAD_TIME_BUCKETS};
 use crate::shell::access_log::AccessLogCounts;
 use crate::shell::done::Done;
 use crate::shell::served::Served;
@@ -323,6 +323,47 @@ impl Fairing for MetricsFairing {
     }
 }
 
+/// How one of the engine's counters is exported: the metric family (without
+/// [`PREFIX`] and the `_total` suffix), an optional `(label, value)` that tells the
+/// members of a family apart, the help text, and how to read it from a [`CacheStats`].
+#[derive(Clone, Copy, Debug)]
+struct CounterInfo {
+    /// The family name, e.g. `cache_hits` or `responses_cut`.
+    family: &'static str,
+    /// The label of this member of the family, if the family has several.
+    label: Option<(&'static str, &'static str)>,
+    /// The help text (the first member's text is the family's).
+    help: &'static str,
+    /// Reads this counter from a snapshot.
+    value: fn(&CacheStats) -> u64,
+}
+
+/// Makes [`COUNTERS`] of the engine's list of counters (`engine::stats`, whose
+/// `counter_list!` hands each line to this macro).
+macro_rules! exported {
+    (
+        $(
+            $(#[doc = $doc:literal])+
+            $field:ident => $family:literal $([$label:literal = $value:literal])?, $help:literal;
+        )+
+    ) => {
+        /// Every monotonic counter of [`CacheStats`], in the engine's order, with how
+        /// it is exported.
+        const COUNTERS: &[CounterInfo] = &[
+            $( CounterInfo {
+                family: $family,
+                label: exported!(@label $($label, $value)?),
+                help: $help,
+                value: |s: &CacheStats| s.$field,
+            }, )+
+        ];
+    };
+    (@label) => { None };
+    (@label $label:literal, $value:literal) => { Some(($label, $value)) };
+}
+
+counter_list!(exported);
+
 /// One scrape: the values read at the start of the scrape, written by
 /// `prometheus-client`.
 #[derive(Debug)]
@@ -487,6 +528,25 @@ impl Collector for Scrape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_counter_is_listed_once_and_reads_its_own_field() {
+        // Give every counter a distinct value through the list itself.
+        let mut stats = CacheStats::default();
+        assert!(COUNTERS.iter().all(|i| (i.value)(&stats) == 0));
+        stats.loads = 1;
+        stats.cut_truncated = 7;
+        let read: Vec<u64> = COUNTERS.iter().map(|i| (i.value)(&stats)).collect();
+        assert_eq!(read.iter().sum::<u64>(), 8);
+        let mut names: Vec<_> = COUNTERS.iter().map(|i| (i.family, i.label)).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            COUNTERS.len(),
+            "no two counters export the same series"
+        );
+    }
 
     #[test]
     fn status_counts_ignore_impossible_codes() {
