@@ -90,7 +90,7 @@ pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
 /// |---|---|---|
 /// | `max_entries` | `65536` | most files kept (mapped, or read into memory when at most 64 KiB) |
 /// | `max_bytes` | `17179869184` (16 GiB) | most mapped bytes kept (address space) |
-/// | `max_memory` | `268435456` (256 MiB) | most memory the kept files hold: the small files' bytes, and about 1 KiB per file (see [`CacheConfig::max_memory`]); e.g. `"1g"` |
+/// | `max_memory` | 1/16 of the memory the process may use, at most 256 MiB | most memory the kept files hold: the small files' bytes, and about 1 KiB per file (see [`CacheConfig::max_memory`]); e.g. `"1g"` |
 /// | `max_mappings` | `16384` | most mappings kept (files over 64 KiB); never more than a quarter of `vm.max_map_count` |
 /// | `max_fault_ins` | `32` | most fault-ins (pages not in memory, read in on the blocking pool before a body copies them) in flight at once |
 /// | `revalidate` | `"always"` | `"always"` (`stat` per request), `"never"` (immutable), `"watch"` (inotify says which files changed; feature `watch`, Linux), or a number of milliseconds between checks |

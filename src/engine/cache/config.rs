@@ -39,9 +39,12 @@ pub struct CacheConfig {
     /// The most mapped bytes kept (default 16 GiB; address space, not memory: pages
     /// are the kernel's page cache and are shared with every other reader).
     pub max_bytes: u64,
-    /// The most memory the entries hold (default 256 MiB): the bytes of the small
-    /// files read into memory (files of at most 64 KiB; see `engine::small`), plus
-    /// about 1 KiB and the path's length per entry, mapped or not.
+    /// The most memory the entries hold: the bytes of the small files read into
+    /// memory (files of at most 64 KiB; see `engine::small`), plus about 1 KiB and
+    /// twice the path's length per entry, mapped or not. Default: a sixteenth of the
+    /// memory the process may use (its memory cgroup's limit, or the machine's memory
+    /// if lower or if there is none), at most 256 MiB: the page cache keeps the rest
+    /// of the library, and a server in a small container is not pushed out of it.
     pub max_memory: u64,
     /// The most mappings kept (default 16 384): one per mapped file, that is every
     /// file larger than 64 KiB. Whatever is asked, the
@@ -82,7 +85,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_entries: 65_536,
             max_bytes: 16 << 30,
-            max_memory: 256 << 20,
+            max_memory: default_max_memory(),
             max_mappings: 16_384,
             revalidate: Revalidate::Always,
             digests_at_load: Vec::new(),
@@ -107,4 +110,51 @@ pub(crate) fn mappings_bound(asked: usize) -> u64 {
         .and_then(|s| s.trim().parse::<u64>().ok());
     let asked = asked as u64;
     system.map_or(asked, |max| asked.min(max / 4).max(1))
+}
+
+/// The default [`CacheConfig::max_memory`]: a sixteenth of the memory the process may
+/// use, at most 256 MiB, at least 1 MiB.
+fn default_max_memory() -> u64 {
+    memory_bound_for(memory_total(), cgroup_memory_limit())
+}
+
+/// [`default_max_memory`] for a machine of `total` bytes and a cgroup limit of
+/// `limit` bytes.
+pub(super) fn memory_bound_for(total: Option<u64>, limit: Option<u64>) -> u64 {
+    let usable = [total, limit].into_iter().flatten().min();
+    usable.map_or(256 << 20, |m| (m / 16).clamp(1 << 20, 256 << 20))
+}
+
+/// The machine's memory (`MemTotal`), on Linux.
+fn memory_total() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The limit of the process's memory cgroup (v2 `memory.max`, or v1
+/// `memory.limit_in_bytes`), if it has one.
+fn cgroup_memory_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in cgroups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let file = if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}/memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        // "max" (v2) or a huge number (v1): no limit.
+        if let Some(limit) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|&l| l < (1 << 60))
+        {
+            return Some(limit);
+        }
+    }
+    None
 }

@@ -372,3 +372,17 @@ fn blocking_get_for_warming() {
     assert_eq!(e.content().as_ref(), b"warm me");
     assert!(Arc::ptr_eq(&e, &cache.get_blocking(&p).unwrap()));
 }
+
+#[test]
+fn the_default_memory_bound_is_a_sixteenth_of_what_the_process_may_use() {
+    use super::config::memory_bound_for;
+    const MIB: u64 = 1 << 20;
+    // This machine: 24 GiB and no limit; under cold.py's 256 MiB cgroup; none known.
+    assert_eq!(memory_bound_for(Some(24 << 30), None), 256 * MIB);
+    assert_eq!(memory_bound_for(Some(24 << 30), Some(256 * MIB)), 16 * MIB);
+    assert_eq!(memory_bound_for(Some(2 << 30), Some(64 << 30)), 128 * MIB);
+    assert_eq!(memory_bound_for(None, None), 256 * MIB);
+    assert_eq!(memory_bound_for(None, Some(8 * MIB)), MIB);
+    let bound = CacheConfig::default().max_memory;
+    assert!((MIB..=256 * MIB).contains(&bound), "{bound}");
+}
