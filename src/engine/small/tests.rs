@@ -144,8 +144,8 @@ async fn the_cache_keeps_small_files_in_memory_and_bounds_them_by_memory() {
     let mapped = cache.get(&big).await.unwrap();
     assert!(mapped.is_mapped());
     let s = cache.stats();
-    assert_eq!((s.mappings, s.bytes), (1, 1 << 20));
-    assert_eq!(s.blocking_loads_mapped, 1);
+    assert_eq!((s.mappings, s.bytes), (1, 1 << 20), "{s:?}");
+    assert_eq!(s.blocking_loads_mapped, 1, "{s:?}");
 }
 
 #[tokio::test]
