@@ -123,7 +123,6 @@ const STYLE: &str = "\
 :root{color-scheme:light dark;font:15px/1.45 system-ui,-apple-system,\"Segoe UI\",sans-serif}\
 body{max-width:64rem;margin:1.5rem auto;padding:0 1rem}\
 h1{font-size:1.25rem;font-weight:600;overflow-wrap:anywhere}\
-p.note{padding:.5rem .75rem;border-left:4px solid #d9a400;background:#d9a4001a}\
 table{width:100%;border-collapse:collapse}\
 th,td{padding:.3rem .6rem;text-align:left;vertical-align:top}\
 th{border-bottom:2px solid #8886;white-space:nowrap}\
@@ -136,8 +135,9 @@ tr.d td.n a{font-weight:600}\
 .s,.m{width:1%;white-space:nowrap;font-variant-numeric:tabular-nums}\
 .s{text-align:right}\
 footer{margin-top:.75rem;color:#888;font-size:.85rem}\
-nav.pages{display:flex;gap:1rem;align-items:baseline;margin:.75rem 0}\
-nav.pages span{flex:1;text-align:center}";
+nav.pages{display:flex;gap:1rem;align-items:baseline;margin:.75rem 0;padding:.5rem .75rem;background:#8881}\
+nav.pages span{flex:1;text-align:center}\
+nav.pages a{white-space:nowrap}";
 
 /// Whether `window` holds less than the whole directory.
 fn is_paged(window: &Window) -> bool {
