@@ -17,7 +17,7 @@
 //!   would not show in the directory's times).
 //! * **Bounds on snapshots**: at most [`MAX_SNAPSHOTS`] and [`MAX_SNAPSHOT_BYTES`] in
 //!   all, least recently used dropped first. A directory whose names would take more
-//!   than [`MAX_SNAPSHOT_SIZE`] (some 800 000 names of 30 bytes) has none: each of its
+//!   than [`MAX_SNAPSHOT_SIZE`] (some 400 000 names of 30 bytes) has none: each of its
 //!   pages is read in a pass of its own (`scan::scan_window`), with memory for two
 //!   pages whatever the size of the directory, and time for a whole `readdir`.
 //! * **Pages.** Key: the directory, the page (format, sort, order, the URL path
@@ -77,8 +77,10 @@ pub(crate) const MAX_BYTES: u64 = 64 << 20;
 pub(crate) const MAX_SNAPSHOTS: usize = 64;
 /// The most bytes of snapshots kept per file server.
 pub(crate) const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
-/// The most bytes one snapshot may take; a directory with more names has none.
-pub(crate) const MAX_SNAPSHOT_SIZE: u64 = 32 << 20;
+/// The most bytes one snapshot may take; a directory with more names has none. Sorting
+/// takes about three times a snapshot's size for a while, and up to
+/// [`MAX_CONCURRENT_BUILDS`] snapshots may be sorted at once.
+pub(crate) const MAX_SNAPSHOT_SIZE: u64 = 16 << 20;
 /// How recently a directory may have changed for its snapshot to be kept for as long
 /// as the directory's `stat` is unchanged: more than the coarsest clock of a common
 /// file system (FAT's 2 s).

@@ -56,7 +56,8 @@ pub(crate) struct Read {
 
 impl Snapshot {
     /// Reads the names of `dir` that would be listed and sorts them; no snapshot when
-    /// they would take more than `max_bytes` ([`Snapshot::bytes`]). Blocking.
+    /// they would take more than `max_bytes` ([`Snapshot::bytes`]). Blocking; while
+    /// sorting, it takes about three times the snapshot's size.
     pub(crate) fn read(
         dir: &Path,
         options: &ScanOptions,
@@ -73,7 +74,7 @@ impl Snapshot {
             };
             s.index.push(Name { start, len, kind });
             s.buffer.extend_from_slice(name);
-            if s.bytes() > max_bytes {
+            if s.len_bytes() > max_bytes {
                 too_many = true;
                 return ControlFlow::Break(());
             }
@@ -102,6 +103,12 @@ impl Snapshot {
     /// The memory the snapshot takes (its buffers' capacities).
     pub(crate) fn bytes(&self) -> u64 {
         (self.buffer.capacity() + self.index.capacity() * std::mem::size_of::<Name>()) as u64
+    }
+
+    /// The memory the snapshot's names and index take, whatever their buffers' room to
+    /// grow: the bound a read stops at does not depend on how the buffers grew.
+    fn len_bytes(&self) -> u64 {
+        (self.buffer.len() + self.index.len() * std::mem::size_of::<Name>()) as u64
     }
 
     fn name(&self, n: Name) -> &[u8] {
