@@ -5,7 +5,8 @@
 //! and saves a screenshot of the listing as `listing.png` in the target directory.
 //! A second test loads a listing of hostile names and shows that no script ran and no
 //! markup was injected, after a negative control (the same names pasted unescaped into
-//! a page) shows that the probes do detect an injection.
+//! a page) shows that the probes do detect an injection. A third pages through a
+//! listing by its `Next` and `Previous` links.
 //!
 //! Needs Debian's `chromium`: run by `.ci/run` with `--ignored`, and fails (never
 //! passes) without it.
@@ -311,11 +312,30 @@ type Seen = Arc<Mutex<Vec<(String, u16)>>>;
 /// A server whose `/` is a browsing file server over `site` (the harness's own file
 /// server, below it, answers what the listing forwards), recording every exchange.
 fn serve(dir: TempDir, site: PathBuf, extra: Vec<rocket::Route>) -> (Server, Seen) {
+    serve_pages(
+        dir,
+        site,
+        extra,
+        rocket_mmap::setup::DEFAULT_BROWSE_MAX_ENTRIES,
+    )
+}
+
+/// As [`serve`], with listing pages of `page` entries.
+fn serve_pages(
+    dir: TempDir,
+    site: PathBuf,
+    extra: Vec<rocket::Route>,
+    page: usize,
+) -> (Server, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
     let server = Server::start_in_with(dir, move |rocket| {
+        let files = FileServer::from(&site)
+            .browse(true)
+            .browse_max_entries(page)
+            .rank(5);
         rocket
-            .mount("/", FileServer::from(&site).browse(true).rank(5))
+            .mount("/", files)
             .mount("/", extra)
             .attach(AdHoc::on_response("record", move |req, res| {
                 let record = record.clone();
@@ -428,6 +448,73 @@ fn chromium_browses_a_listing_and_downloads_a_file() {
         );
     }
     println!("browser test took {:?}", started.elapsed());
+}
+
+/// 25 files in pages of 10: Chromium follows `Next` and `Previous` with real clicks,
+/// and the column header sorts the page it is on.
+#[test]
+#[ignore = "needs chromium; run by .ci/run with --ignored"]
+fn chromium_pages_through_a_listing() {
+    let dir = TempDir::new("listing-pages");
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for i in 0..25 {
+        std::fs::write(site.join(format!("f{i:02}.txt")), vec![b'x'; i + 1]).unwrap();
+    }
+    let (server, _seen) = serve_pages(dir, site, vec![], 10);
+    let mut browser = Browser::launch("pages");
+    let names = |b: &mut Browser| {
+        b.eval("[...document.querySelectorAll('td.n a')].map(a => a.textContent)")
+    };
+    let nav = |b: &mut Browser| b.eval("document.querySelector('nav.pages span').textContent");
+    let click = |b: &mut Browser, selector: &str| {
+        b.events.clear();
+        b.click(selector);
+        b.wait_event("Page.loadEventFired", |_| true);
+    };
+    let page = |from: usize, to: usize| {
+        Value::from(
+            (from..to)
+                .map(|i| format!("f{i:02}.txt"))
+                .collect::<Vec<_>>(),
+        )
+    };
+
+    browser.goto(&server.url(""));
+    assert_eq!(
+        nav(&mut browser),
+        "Entries 1\u{2013}10 of 25, by name, directories first."
+    );
+    assert_eq!(names(&mut browser), page(0, 10));
+    click(&mut browser, "a[rel=next]");
+    assert_eq!(browser.eval("location.search"), "?after=f09.txt");
+    assert_eq!(names(&mut browser), page(10, 20));
+    browser.screenshot(&target_dir().join("listing-pages.png"));
+    click(&mut browser, "a[rel=next]");
+    assert_eq!(names(&mut browser), page(20, 25));
+    assert_eq!(
+        browser.eval("document.querySelector('a[rel=next]')"),
+        Value::Null
+    );
+    click(&mut browser, "a[rel=prev]");
+    assert_eq!(browser.eval("location.search"), "?after=f09.txt");
+    // Sorting by size, largest first, keeps this page.
+    click(&mut browser, "th.s a");
+    click(&mut browser, "th.s a");
+    assert_eq!(
+        browser.eval("location.search"),
+        "?sort=size&order=desc&after=f09.txt"
+    );
+    let mut largest_first = page(10, 20).as_array().unwrap().clone();
+    largest_first.reverse();
+    assert_eq!(names(&mut browser), Value::from(largest_first));
+    click(&mut browser, "a[rel=prev]");
+    assert_eq!(browser.eval("location.search"), "?sort=size&order=desc");
+    click(&mut browser, "a[rel=next]");
+    assert_eq!(
+        browser.eval("location.search"),
+        "?sort=size&order=desc&after=f09.txt"
+    );
 }
 
 /// The hostile names: each would, if pasted into a page unescaped, request

@@ -25,7 +25,7 @@
 //!   slash is redirected (308) to the one with it, so relative links in the index work.
 //!   A directory without an index is 404, or, with [`FileServer::browse`] (feature
 //!   `browse`, off by default), answered with a listing of what the server would serve
-//!   there: HTML or JSON, sortable, bounded by [`FileServer::browse_max_entries`]
+//!   there: HTML or JSON, sortable, in pages of [`FileServer::browse_max_entries`]
 //!   (see [`crate::semantics::listing`] for the format and the escaping).
 //! * Segments are percent-decoded to bytes when they are not UTF-8 (`/caf%E9.txt`): on
 //!   Unix a file name is any bytes, and such a name is served under exactly those
@@ -76,7 +76,7 @@ use crate::shell::state::Mmap;
 /// The default rank of file server routes, as Rocket's own `FileServer`.
 pub const DEFAULT_RANK: isize = 10;
 
-/// The most entries a directory listing shows by default (see
+/// The entries a directory listing page shows by default (see
 /// [`FileServer::browse_max_entries`]).
 #[cfg(feature = "browse")]
 pub const DEFAULT_BROWSE_MAX_ENTRIES: usize = 10_000;
@@ -304,11 +304,11 @@ impl FileServer {
         self
     }
 
-    /// The most entries a listing shows (default [`DEFAULT_BROWSE_MAX_ENTRIES`],
-    /// 10 000). A directory with more shows its first `max` (directories first, then
-    /// by name), says "Showing N of M entries" at the top, and every listing response
-    /// carries the count in `X-Total-Count`. Reading a directory stays one pass over
-    /// its names, with memory for `max` entries, whatever its size.
+    /// The entries a listing page shows (default [`DEFAULT_BROWSE_MAX_ENTRIES`],
+    /// 10 000). A directory with more is listed in pages of `max` (directories first,
+    /// then by name), each naming the entries it holds and linking the pages before and
+    /// after it (`?after=` the last entry of the page before; a `Link` field too), and
+    /// every listing response carries the count in `X-Total-Count`. `0` lists no entry.
     #[cfg(feature = "browse")]
     pub fn browse_max_entries(mut self, max: usize) -> FileServer {
         self.browse_max_entries = max;

@@ -1,8 +1,9 @@
 //! The Rocket side of directory listings (feature `browse`): reads the query string
-//! and `Accept`, asks the file server's [listing cache](crate::engine) for the page, and
-//! gives it to the file server as an [`MmapFile`] with extra header fields, which the
-//! file server plans and renders as any file, so that ETag, `Last-Modified`,
-//! conditionals, ranges and HEAD behave as for any file.
+//! (sort, order, format, the page's cursor) and `Accept`, asks the file server's
+//! [listing cache](crate::engine) for the page, and gives it to the file server as an
+//! [`MmapFile`] with extra header fields, which the file server plans and renders as
+//! any file, so that ETag, `Last-Modified`, conditionals, ranges and HEAD behave as
+//! for any file, page by page.
 //!
 //! Headers a listing adds to those of a file:
 //!
@@ -11,7 +12,12 @@
 //! * `Vary: Accept` when the format was chosen by `Accept` (no `?format=`),
 //!   RFC 9110 §12.5.5;
 //! * `X-Total-Count: M`, the number of entries the directory has that would be listed
-//!   (the page holds at most `browse_max_entries` of them: fewer than `M` means cut);
+//!   (a page holds at most `browse_max_entries` of them);
+//! * `Link` (RFC 8288 §3) to the previous and the next page, `rel="prev"` and
+//!   `rel="next"`, when there are such pages: relative references, resolved against
+//!   the request's URL (§3.1), that keep `sort` and `order`, and `format` when the
+//!   request named it. The HTML page links the same pages; for JSON, whose body stays
+//!   an array, this is where the links are;
 //! * for HTML, `Content-Security-Policy` allowing nothing but the page's inline style
 //!   (the page has no script; should a name ever slip through escaping, nothing in it
 //!   could run or load).
@@ -22,6 +28,7 @@ use std::path::Path;
 use rocket::request::Request;
 
 use crate::engine::cache::CacheError;
+use crate::engine::listing::page::page_href;
 use crate::engine::listing::{PageSpec, ScanOptions};
 use crate::engine::listing_cache::ListingCache;
 use crate::semantics::listing::{negotiate_format, Format, ListingQuery};
@@ -79,12 +86,24 @@ pub(crate) async fn listing(
         parent: !is_root,
     };
     let revalidate = mmap.cache().config().revalidate;
-    let built = cache.get(dir, page, options, revalidate).await?;
+    let built = cache
+        .get(dir, page.clone(), query.after, options, revalidate)
+        .await?;
     let mut file = MmapFile::new(built.entry.clone()).cache_control("no-cache");
     if query.format.is_none() {
         file = file.vary("Accept");
     }
     let mut extra_headers = vec![("X-Total-Count", built.total.to_string().into())];
+    let links: Vec<String> = [("prev", &built.previous), ("next", &built.next)]
+        .into_iter()
+        .filter_map(|(rel, to)| {
+            let href = page_href(&page, to.as_ref()?, query.format);
+            Some(format!("<{href}>; rel=\"{rel}\""))
+        })
+        .collect();
+    if !links.is_empty() {
+        extra_headers.push(("Link", links.join(", ").into()));
+    }
     if format == Format::Html {
         extra_headers.push(("Content-Security-Policy", LISTING_CSP.into()));
     }

@@ -1,10 +1,9 @@
 //! A directory entry as a listing shows it, and the listing's default order
-//! (directories first, then by name), by which a directory with too many entries
-//! keeps its first ones.
+//! (directories first, then by name), by which a directory is cut into pages.
 
 use std::cmp::Ordering;
 
-use crate::semantics::listing::{Order, SortKey};
+use crate::semantics::listing::{Cursor, Order, SortKey};
 
 /// What a directory entry is, as the file server would serve it (a symbolic link is
 /// listed as what it points to, if it is listed at all).
@@ -40,8 +39,8 @@ pub(crate) struct Listed {
 }
 
 /// The sort key of "directories first, then by name": kind, the name in lower case,
-/// then the raw bytes. Its order is the listing's default order, and the order by which
-/// a directory with too many entries keeps its first ones.
+/// then the raw bytes. Its order is the listing's default order, the order in which a
+/// directory is cut into pages.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct NameKey {
     kind: Kind,
@@ -59,13 +58,32 @@ impl NameKey {
         }
     }
 
+    /// The key of the position a cursor names.
+    pub(crate) fn of_cursor(cursor: &Cursor) -> NameKey {
+        let kind = if cursor.directory {
+            Kind::Directory
+        } else {
+            Kind::File
+        };
+        NameKey::new(kind, cursor.name.clone())
+    }
+
     /// The kind and the name back.
     pub(crate) fn into_parts(self) -> (Kind, Vec<u8>) {
         (self.kind, self.name)
     }
+
+    /// How this key compares with the entry `name` of `kind`, in the default order.
+    pub(crate) fn cmp_entry(&self, kind: Kind, name: &[u8]) -> Ordering {
+        self.kind
+            .cmp(&kind)
+            .then_with(|| self.folded.as_bytes().cmp(fold(name).as_bytes()))
+            .then_with(|| self.name.as_slice().cmp(name))
+    }
 }
 
-fn fold(name: &[u8]) -> String {
+/// A name in lower case, the second part of the default order's key (after the kind).
+pub(crate) fn fold(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_lowercase()
 }
 

@@ -1,12 +1,20 @@
-//! A listing page: the entries sorted as asked and rendered as HTML or JSON, escaped
-//! by construction. The decisions the page keeps are stated in `semantics::listing`
-//! (order, JSON fields, escaping, bounds); this module is where they are made.
+//! A listing page: the entries of one window sorted as asked and rendered as HTML or
+//! JSON, escaped by construction, with the links to the pages around it. The
+//! decisions the page keeps are stated in `semantics::listing` (order, pages, JSON
+//! fields, escaping, bounds); this module is where they are made.
+//!
+//! Links to other pages are relative references that keep the listing's path: a
+//! query (`?after=…`, with `sort` and `order` when they are not the defaults), or for
+//! the first page without them `./` (or the directory's own segment when the listing's
+//! URL does not end with `/`). The column headers sort the page shown, so they keep its
+//! cursor.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::engine::listing::entries::{sort_entries, Kind, Listed};
 use crate::engine::listing::escape::{display_name, encode_segment, escape_html};
+use crate::engine::listing::window::{PageLink, Window};
 use crate::semantics::date::rfc3339;
 use crate::semantics::listing::{Format, Order, SortKey};
 
@@ -30,10 +38,10 @@ pub(crate) struct PageSpec {
     pub(crate) parent: bool,
 }
 
-/// Sorts `entries` as `spec` asks and renders the page. `total` is how many entries the
-/// directory has that could be listed; when it exceeds `entries.len()`, the HTML page
-/// says so.
-pub(crate) fn render(mut entries: Vec<Listed>, total: usize, spec: &PageSpec) -> Vec<u8> {
+/// Sorts the entries of `window` (`stat`ed: `entries`) as `spec` asks and renders the
+/// page. When the window is not the whole directory, the HTML page says which entries
+/// it holds and links the pages before and after it.
+pub(crate) fn render(mut entries: Vec<Listed>, window: &Window, spec: &PageSpec) -> Vec<u8> {
     entries.retain(|e| is_segment(&e.name));
     sort_entries(&mut entries, spec.sort, spec.order);
     let prefix = spec
@@ -42,8 +50,42 @@ pub(crate) fn render(mut entries: Vec<Listed>, total: usize, spec: &PageSpec) ->
         .map(|s| format!("{}/", encode_segment(s)))
         .unwrap_or_default();
     match spec.format {
-        Format::Html => render_html(&entries, total, spec, &prefix).into_bytes(),
+        Format::Html => render_html(&entries, window, spec, &prefix).into_bytes(),
         Format::Json => render_json(&entries, &prefix),
+    }
+}
+
+/// The `after` value of the page after the entry `name` of `kind` (see
+/// [`Cursor`](crate::semantics::listing::Cursor)).
+pub(crate) fn cursor_value(kind: Kind, name: &[u8]) -> String {
+    let mut c = encode_segment(name);
+    if kind == Kind::Directory {
+        c.push('/');
+    }
+    c
+}
+
+/// The link to the page `link` of the listing `spec` describes, relative to the
+/// listing's URL (see the module docs), not escaped for HTML. `format` is added to the
+/// query when given (a `Link` field's target must name the format the request named).
+pub(crate) fn page_href(spec: &PageSpec, link: &PageLink, format: Option<Format>) -> String {
+    let mut query = Vec::new();
+    if (spec.sort, spec.order) != (SortKey::default(), Order::default()) {
+        query.push(format!("sort={}", spec.sort.as_str()));
+        query.push(format!("order={}", spec.order.as_str()));
+    }
+    if let Some(format) = format {
+        query.push(format!("format={}", format.as_str()));
+    }
+    if let PageLink::After(kind, name) = link {
+        query.push(format!("after={}", cursor_value(*kind, name)));
+    }
+    if !query.is_empty() {
+        return format!("?{}", query.join("&"));
+    }
+    match &spec.base_segment {
+        Some(segment) => encode_segment(segment),
+        None => "./".to_owned(),
     }
 }
 
@@ -54,11 +96,7 @@ fn is_segment(name: &[u8]) -> bool {
 
 /// The link to an entry, relative to the listing (see [`PageSpec::base_segment`]).
 fn href(prefix: &str, e: &Listed) -> String {
-    let mut h = format!("{prefix}{}", encode_segment(&e.name));
-    if e.kind == Kind::Directory {
-        h.push('/');
-    }
-    h
+    format!("{prefix}{}", cursor_value(e.kind, &e.name))
 }
 
 /// A size for people: `512 B`, `1.5 KiB`, `23 MiB` (binary multiples, one decimal
@@ -85,7 +123,6 @@ const STYLE: &str = "\
 :root{color-scheme:light dark;font:15px/1.45 system-ui,-apple-system,\"Segoe UI\",sans-serif}\
 body{max-width:64rem;margin:1.5rem auto;padding:0 1rem}\
 h1{font-size:1.25rem;font-weight:600;overflow-wrap:anywhere}\
-p.note{padding:.5rem .75rem;border-left:4px solid #d9a400;background:#d9a4001a}\
 table{width:100%;border-collapse:collapse}\
 th,td{padding:.3rem .6rem;text-align:left;vertical-align:top}\
 th{border-bottom:2px solid #8886;white-space:nowrap}\
@@ -97,9 +134,57 @@ td.n a{text-decoration:none}td.n a:hover{text-decoration:underline}\
 tr.d td.n a{font-weight:600}\
 .s,.m{width:1%;white-space:nowrap;font-variant-numeric:tabular-nums}\
 .s{text-align:right}\
-footer{margin-top:.75rem;color:#888;font-size:.85rem}";
+footer{margin-top:.75rem;color:#888;font-size:.85rem}\
+nav.pages{display:flex;gap:1rem;align-items:baseline;margin:.75rem 0;padding:.5rem .75rem;background:#8881}\
+nav.pages span{flex:1;text-align:center}\
+nav.pages a{white-space:nowrap}";
 
-fn render_html(entries: &[Listed], total: usize, spec: &PageSpec, prefix: &str) -> String {
+/// Whether `window` holds less than the whole directory.
+fn is_paged(window: &Window) -> bool {
+    window.first > 0 || window.names.len() < window.total
+}
+
+/// The links to the pages around a paged window and which entries it holds; for the
+/// top and the bottom of the page.
+fn pages_nav(window: &Window, spec: &PageSpec) -> String {
+    let link = |rel: &str, label: &str, to: &Option<PageLink>| match to {
+        Some(to) => format!(
+            "<a rel=\"{rel}\" href=\"{}\">{label}</a>",
+            escape_html(&page_href(spec, to, None))
+        ),
+        None => String::new(),
+    };
+    let shown = window.names.len();
+    let mut text = if shown > 0 {
+        format!(
+            "Entries {}\u{2013}{} of {}, by name, directories first.",
+            window.first + 1,
+            window.first + shown,
+            window.total
+        )
+    } else {
+        format!("No entries here; {} in all.", window.total)
+    };
+    if (spec.sort, spec.order) != (SortKey::default(), Order::default()) && shown > 0 {
+        let column = match spec.sort {
+            SortKey::Name => "name",
+            SortKey::Size => "size",
+            SortKey::Mtime => "modification time",
+        };
+        let order = match spec.order {
+            Order::Asc => "ascending",
+            Order::Desc => "descending",
+        };
+        let _ = write!(text, " This page is sorted by {column}, {order}.");
+    }
+    format!(
+        "<nav class=\"pages\">{}<span>{text}</span>{}</nav>\n",
+        link("prev", "\u{2190} Previous", &window.previous),
+        link("next", "Next \u{2192}", &window.next)
+    )
+}
+
+fn render_html(entries: &[Listed], window: &Window, spec: &PageSpec, prefix: &str) -> String {
     let title = escape_html(
         &spec
             .path
@@ -122,15 +207,16 @@ fn render_html(entries: &[Listed], total: usize, spec: &PageSpec, prefix: &str) 
          <title>Index of {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <h1>Index of {title}</h1>\n"
     );
-    if total > entries.len() {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">Showing {} of {total} entries: the first {} by name, \
-             directories first. The rest are not listed.</p>",
-            entries.len(),
-            entries.len()
-        );
+    let nav = is_paged(window).then(|| pages_nav(window, spec));
+    if let Some(nav) = &nav {
+        out.push_str(nav);
     }
+    // The column headers sort this page: they keep its cursor.
+    let this_page = window
+        .after
+        .as_ref()
+        .map(|(kind, name)| format!("&amp;after={}", cursor_value(*kind, name)))
+        .unwrap_or_default();
     out.push_str("<table>\n<thead><tr>");
     for (key, label, class) in [
         (SortKey::Name, "Name", ""),
@@ -144,7 +230,7 @@ fn render_html(entries: &[Listed], total: usize, spec: &PageSpec, prefix: &str) 
         };
         let _ = write!(
             out,
-            "<th{class}><a href=\"?sort={}&amp;order={}\">{label}{arrow}</a></th>",
+            "<th{class}><a href=\"?sort={}&amp;order={}{this_page}\">{label}{arrow}</a></th>",
             key.as_str(),
             next.as_str()
         );
@@ -207,15 +293,20 @@ fn render_html(entries: &[Listed], total: usize, spec: &PageSpec, prefix: &str) 
             None => out.push_str("<td class=\"m\"></td></tr>\n"),
         }
     }
-    if entries.is_empty() && total == 0 {
+    if entries.is_empty() && window.total == 0 {
         out.push_str("<tr><td colspan=\"3\"><em>This directory is empty.</em></td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if let Some(nav) = &nav {
+        out.push_str(nav);
     }
     let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     let _ = write!(
         out,
-        "</tbody>\n</table>\n<footer>{dirs} {}, {files} {}</footer>\n</body>\n</html>\n",
+        "<footer>{dirs} {}, {files} {}{}</footer>\n</body>\n</html>\n",
         plural(dirs, "directory", "directories"),
-        plural(files, "file", "files")
+        plural(files, "file", "files"),
+        if nav.is_some() { " on this page" } else { "" }
     );
     out
 }
@@ -228,6 +319,7 @@ struct JsonEntry<'a> {
     size: Option<u64>,
     mtime: Option<String>,
     href: String,
+    cursor: String,
 }
 
 fn render_json(entries: &[Listed], prefix: &str) -> Vec<u8> {
@@ -239,6 +331,7 @@ fn render_json(entries: &[Listed], prefix: &str) -> Vec<u8> {
             size: if e.kind == Kind::File { e.size } else { None },
             mtime: e.mtime.and_then(rfc3339),
             href: href(prefix, e),
+            cursor: cursor_value(e.kind, &e.name),
         })
         .collect();
     // Serialising plain strings and numbers cannot fail.
@@ -251,8 +344,26 @@ mod tests {
     use crate::engine::listing::entries::tests::{dir, file};
     use proptest::prelude::*;
 
-    fn html(entries: Vec<Listed>, total: usize, spec: &PageSpec) -> String {
-        String::from_utf8(render(entries, total, spec)).unwrap()
+    /// The window of a directory that is `entries`, all on one page.
+    fn whole(entries: &[Listed]) -> Window {
+        let names = entries.iter().map(|e| (e.kind, e.name.clone())).collect();
+        Window::new(names, 0, None, entries.len(), entries.len(), || None)
+    }
+
+    /// The HTML page of a directory that is `entries`.
+    fn html(entries: Vec<Listed>, spec: &PageSpec) -> String {
+        let window = whole(&entries);
+        String::from_utf8(render(entries, &window, spec)).unwrap()
+    }
+
+    /// A window of `names` at `first` of `total`, in pages of `names.len()`, `after`
+    /// the entry before it; the page before starts after `before`.
+    fn window(names: &[&str], first: usize, total: usize, before: Option<&str>) -> Window {
+        let key = |n: &str| (Kind::File, n.as_bytes().to_vec());
+        let after = (first > 0).then(|| key("previous-entry"));
+        let names: Vec<_> = names.iter().map(|n| key(n)).collect();
+        let n = names.len();
+        Window::new(names, first, after, total, n, || before.map(key))
     }
 
     #[test]
@@ -280,7 +391,6 @@ mod tests {
         };
         let page = html(
             vec![file(b"a b.txt", 2048, 784_111_777), dir(b"sub", 0)],
-            2,
             &spec,
         );
         assert!(page.starts_with("<!doctype html>\n"));
@@ -294,7 +404,7 @@ mod tests {
         ));
         assert!(page.find("sub/").unwrap() < page.find("a%20b.txt").unwrap());
         assert!(page.contains("<footer>1 directory, 1 file</footer>"));
-        assert!(!page.contains("Showing"));
+        assert!(!page.contains("<nav") && !page.contains("Entries"));
         assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("http"));
         // The current column links to the other order.
         assert!(page.contains("<a href=\"?sort=name&amp;order=desc\">Name \u{25B2}</a>"));
@@ -305,7 +415,6 @@ mod tests {
     fn root_has_no_parent_and_empty_directories_say_so() {
         let page = html(
             vec![],
-            0,
             &PageSpec {
                 path: "/".into(),
                 ..PageSpec::default()
@@ -324,36 +433,100 @@ mod tests {
             parent: true,
             ..PageSpec::default()
         };
-        let page = html(vec![file(b"f", 1, 0)], 1, &spec);
+        let page = html(vec![file(b"f", 1, 0)], &spec);
         assert!(page.contains("<a href=\"a%20b/f\">f</a>"));
         assert!(page.contains("<a href=\"./\">../</a>"));
+        let entries = vec![file(b"f", 1, 0), dir(b"d", 0)];
         let json = render(
-            vec![file(b"f", 1, 0)],
-            1,
+            entries.clone(),
+            &whole(&entries),
             &PageSpec {
                 format: Format::Json,
-                ..spec
+                ..spec.clone()
             },
         );
         assert_eq!(
             String::from_utf8(json).unwrap(),
-            r#"[{"name":"f","type":"file","size":1,"mtime":"1970-01-01T00:00:00Z","href":"a%20b/f"}]"#
+            r#"[{"name":"d","type":"directory","size":null,"mtime":"1970-01-01T00:00:00Z","href":"a%20b/d/","cursor":"d/"},{"name":"f","type":"file","size":1,"mtime":"1970-01-01T00:00:00Z","href":"a%20b/f","cursor":"f"}]"#
         );
+        // The first page is the directory's own segment.
+        assert_eq!(page_href(&spec, &PageLink::First, None), "a%20b");
     }
 
     #[test]
-    fn a_cut_listing_says_how_many_it_shows() {
-        let page = html(
-            vec![file(b"a", 1, 0), file(b"b", 1, 0)],
-            100_000,
-            &PageSpec::default(),
-        );
-        assert!(
-            page.contains("Showing 2 of 100000 entries: the first 2 by name, directories first.")
-        );
-        let none = html(vec![], 3, &PageSpec::default());
-        assert!(none.contains("Showing 0 of 3 entries"));
-        assert!(!none.contains("This directory is empty."));
+    fn a_page_of_a_larger_directory_says_which_and_links_its_neighbours() {
+        let page = |w: &Window, spec: &PageSpec| {
+            let entries = w.names.iter().map(|(_, n)| file(n, 1, 0)).collect();
+            String::from_utf8(render(entries, w, spec)).unwrap()
+        };
+        let nav = |page: &str| page.matches("<nav class=\"pages\">").count();
+        let spec = PageSpec::default();
+        let first = page(&window(&["a", "b"], 0, 100_000, None), &spec);
+        assert!(first
+            .contains("<span>Entries 1\u{2013}2 of 100000, by name, directories first.</span>"));
+        assert!(first.contains("<a rel=\"next\" href=\"?after=b\">Next \u{2192}</a>"));
+        assert!(!first.contains("rel=\"prev\""));
+        assert_eq!(nav(&first), 2, "above and below the table");
+        assert!(first.contains("<footer>0 directories, 2 files on this page</footer>"));
+        assert!(first.contains("<a href=\"?sort=size&amp;order=asc\">Size</a>"));
+
+        let second = page(&window(&["c", "d"], 2, 100_000, None), &spec);
+        assert!(second.contains("Entries 3\u{2013}4 of 100000"));
+        assert!(second.contains("<a rel=\"prev\" href=\"./\">\u{2190} Previous</a>"));
+        // Sorting keeps the page.
+        assert!(second
+            .contains("<a href=\"?sort=size&amp;order=asc&amp;after=previous-entry\">Size</a>"));
+
+        let sorted = PageSpec {
+            sort: SortKey::Size,
+            order: Order::Desc,
+            ..PageSpec::default()
+        };
+        let last = page(&window(&["y", "z"], 99_998, 100_000, Some("w")), &sorted);
+        assert!(last.contains("Entries 99999\u{2013}100000 of 100000, by name, directories first. This page is sorted by size, descending."));
+        assert!(last.contains("<a rel=\"prev\" href=\"?sort=size&amp;order=desc&amp;after=w\">"));
+        assert!(!last.contains("rel=\"next\""));
+
+        let x = (Kind::File, b"x".to_vec());
+        let past = Window::new(vec![], 100_000, Some(x.clone()), 100_000, 2, || Some(x));
+        let past = page(&past, &spec);
+        assert!(past.contains("No entries here; 100000 in all."));
+        assert!(past.contains("<a rel=\"prev\" href=\"?after=x\">"));
+        assert!(!past.contains("This directory is empty."));
+    }
+
+    #[test]
+    fn page_links_keep_the_query_and_mark_directories() {
+        let sorted = PageSpec {
+            sort: SortKey::Mtime,
+            ..PageSpec::default()
+        };
+        let dir_link = PageLink::After(Kind::Directory, b"a b".to_vec());
+        let cases = [
+            (PageSpec::default(), PageLink::First, None, "./"),
+            (PageSpec::default(), dir_link.clone(), None, "?after=a%20b/"),
+            (
+                PageSpec::default(),
+                PageLink::After(Kind::File, b"caf\xe9&x".to_vec()),
+                Some(Format::Json),
+                "?format=json&after=caf%E9%26x",
+            ),
+            (
+                sorted.clone(),
+                PageLink::First,
+                None,
+                "?sort=mtime&order=asc",
+            ),
+            (
+                sorted,
+                dir_link,
+                Some(Format::Html),
+                "?sort=mtime&order=asc&format=html&after=a%20b/",
+            ),
+        ];
+        for (spec, link, format, want) in cases {
+            assert_eq!(page_href(&spec, &link, format), want, "{link:?}");
+        }
     }
 
     #[test]
@@ -368,7 +541,7 @@ mod tests {
             b"caf\xe9.txt",
         ];
         let entries: Vec<Listed> = hostile.iter().map(|n| file(n, 1, 0)).collect();
-        let page = html(entries.clone(), entries.len(), &PageSpec::default());
+        let page = html(entries.clone(), &PageSpec::default());
         assert!(!page.contains("<img"));
         assert!(page.contains(
             "<a href=\"%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.txt\">&lt;img src=x onerror=alert(1)&gt;.txt</a>"
@@ -386,7 +559,9 @@ mod tests {
             format: Format::Json,
             ..PageSpec::default()
         };
-        let json: serde_json::Value = serde_json::from_slice(&render(entries, 7, &spec)).unwrap();
+        let window = whole(&entries);
+        let json: serde_json::Value =
+            serde_json::from_slice(&render(entries, &window, &spec)).unwrap();
         let rows = json.as_array().unwrap();
         assert_eq!(rows.len(), 7);
         for row in rows {
@@ -396,6 +571,7 @@ mod tests {
             assert!(hostile.contains(&raw.as_slice()), "{href}");
             assert_eq!(name, String::from_utf8_lossy(&raw));
             assert_eq!(row["type"], "file");
+            assert_eq!(row["cursor"], href);
         }
     }
 
@@ -409,15 +585,16 @@ mod tests {
             file(b"a\0b", 1, 0),
             file(b"ok", 1, 0),
         ];
-        let page = html(entries.clone(), 6, &PageSpec::default());
+        let page = html(entries.clone(), &PageSpec::default());
         assert_eq!(
             page.matches("<a href=\"").count(),
             3 + 1,
             "three column links and one entry"
         );
+        let window = whole(&entries);
         let json = render(
             entries,
-            6,
+            &window,
             &PageSpec {
                 format: Format::Json,
                 ..PageSpec::default()
@@ -456,8 +633,20 @@ mod tests {
                 .collect();
             let spec = PageSpec { path: path.clone(), parent: true, ..PageSpec::default() };
             let calm = PageSpec { path: "p".into(), ..spec.clone() };
-            let page = html(entries.clone(), entries.len(), &spec);
-            prop_assert_eq!(structure(&page), structure(&html(harmless, entries.len(), &calm)));
+            let page = html(entries.clone(), &spec);
+            prop_assert_eq!(structure(&page), structure(&html(harmless.clone(), &calm)));
+            // In a page of a larger directory, the names are in the links to the pages
+            // around it and in the column links too.
+            let paged = |entries: &[Listed]| {
+                let names: Vec<_> = entries.iter().map(|e| (e.kind, e.name.clone())).collect();
+                let around = names.first().cloned();
+                let window = Window::new(names, 50, around.clone(), 1000, 10, || around);
+                (entries.to_vec(), window)
+            };
+            let ((hostile, w), (calm_entries, calm_w)) = (paged(&entries), paged(&harmless));
+            let page = String::from_utf8(render(hostile, &w, &spec)).unwrap();
+            let calm_page = String::from_utf8(render(calm_entries, &calm_w, &calm)).unwrap();
+            prop_assert_eq!(structure(&page), structure(&calm_page));
             for e in &entries {
                 let link = encode_segment(&e.name);
                 prop_assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
