@@ -11,9 +11,11 @@
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
-//! | `load` | open, `fstat`, map one file version (no content read; warming hashes too) |
+//! | `load` | open, `fstat`, and read (64 KiB at most) or map one file version on the blocking pool (a mapping's content is not read; warming hashes too) |
+//! | `small` | small files read into memory on the async worker when nothing can block (`RESOLVE_CACHED`, `RWF_NOWAIT`), or on the blocking pool |
+//! | `siblings` | which files have precompressed siblings: one reading per directory version |
 //! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
-//! | `cache` | the bounded `DashMap` of entries, single flight, change detection, eviction |
+//! | `cache` | the `DashMap` of entries bounded in number, memory and mappings, single flight, change detection, eviction |
 //! | `watch` | `revalidate = "watch"`: inotify says which entries changed, so a hit makes no system call (feature `watch`) |
 //! | `tag_memo` | file version → ETag and digests, bounded, in memory: tags outlive cache entries |
 //! | `tag_store` | ETags and digests kept on disk by file version (stat data), reused after a restart (feature `tag-store`) |
@@ -24,7 +26,7 @@
 //! | `fault_in` | residency before a copy; missing pages faulted in on the background pool, bounded, read ahead |
 //! | `background` | the pool of lower-priority threads that fault-ins and background hashes run on |
 //! | `pace` | [`RateLimit`](crate::RateLimit): a body's `limit_rate` token bucket on tokio's timer |
-//! | `listing` | directory listings: a directory read, bounded, as the file server would serve it, and rendered as HTML or JSON (feature `browse`) |
+//! | `listing` | directory listings: a directory's names read once per version into a sorted snapshot, as the file server would serve it, cut in pages and rendered as HTML or JSON (feature `browse`) |
 //! | `listing_cache` | rendered listings as entries: single flight, change detection, bounds (feature `browse`) |
 //! | `respond` | from an entry and a request to a [`Reply`](crate::cache::Reply) (status, headers, body) |
 
