@@ -42,10 +42,11 @@ Over the counted window (wall clock, matched to h2load's per-request `--log-file
   an `ETag`;
 - client CPU: the h2load processes' CPU over the window, as a share of CPU 1. Near
   100 %, the client bounds the figures (req/s and p99 say little then; CPU/req still
-  holds). 16 processes cost ~22 µs of CPU 1 per request here: nginx's warm req/s
-  (~45 000) is the client's;
+  holds). 16 processes cost ~22 µs of CPU 1 per request here: nginx's warm uniform
+  req/s (40 000-47 000 on a quiet machine) is the client's;
 - others: CPU seconds the rest of the machine used over the window (cold.py's
-  `machine_busy_s`): anything else running on 2 CPUs shows there. `--wait-idle`
+  `machine_busy_s`; ±0.5 s even when idle, the counters being sampled differently):
+  anything else running on 2 CPUs shows there. `--wait-idle`
   waits for an idle machine before each measurement and measures again when that
   passes a fifth of a CPU (cold.py's `measure_quietly`);
 - memory: the server's RssAnon at the end of the window and, cold, its group's peak
