@@ -203,7 +203,11 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         state: impl FnOnce() -> F,
     ) -> (Arc<VersionSlot<F>>, u64) {
         let new_key = !self.map.contains_key(&key);
-        let mut evicted = if new_key { self.enforce_bounds(1) } else { 0 };
+        let mut evicted = if new_key {
+            self.enforce_bounds(1, None)
+        } else {
+            0
+        };
         let mut replaced = None;
         let slot = match self.map.entry(key) {
             dashmap::Entry::Occupied(mut o) => {
@@ -224,7 +228,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             self.uncount(&old);
         }
         if new_key {
-            evicted += self.enforce_bounds(0);
+            evicted += self.enforce_bounds(0, Some(&slot));
         }
         (slot, evicted)
     }
@@ -253,7 +257,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             }
         }
         slot.last_used.store(now, Ordering::Relaxed);
-        (first, self.enforce_bounds(0))
+        (first, self.enforce_bounds(0, Some(slot)))
     }
 
     /// Drops the slot kept for `key`, if any.
@@ -290,13 +294,16 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
     }
 
     /// Evicts least recently used slots until every bound holds with 1/8 to spare,
-    /// counting `incoming` slots about to be inserted; returns how many.
+    /// counting `incoming` slots about to be inserted, and never `keep` (the slot just
+    /// made or loaded: slots used in the same millisecond are equally old); returns
+    /// how many.
     ///
     /// One pass over the map collects each slot's last use and weights (no key is
     /// copied), a sort finds the last use at and below which the oldest slots must go,
     /// and a second pass removes them: O(n log n) in the slots' ages, once per 1/8 of
     /// the bound.
-    fn enforce_bounds(&self, incoming: usize) -> u64 {
+    fn enforce_bounds(&self, incoming: usize, keep: Option<&VersionSlot<F>>) -> u64 {
+        let kept = |slot: &VersionSlot<F>| keep.is_some_and(|k| std::ptr::eq(k, slot));
         let entries = self.map.len() + incoming;
         let used = self.used();
         if !self.over(entries, used) {
@@ -307,6 +314,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         let mut by_age: Vec<(u64, [u64; WEIGHTS])> = self
             .map
             .iter()
+            .filter(|e| !kept(e.value()))
             .map(|e| {
                 let slot = e.value();
                 let w = match slot.cell.get() {
@@ -339,7 +347,7 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         let mut evicted = 0;
         self.map.retain(|_, slot| {
             let t = slot.last_used.load(Ordering::Relaxed);
-            let evict = t < cutoff || (t == cutoff && at_cutoff > 0);
+            let evict = !kept(slot) && (t < cutoff || (t == cutoff && at_cutoff > 0));
             if t == cutoff && evict {
                 at_cutoff -= 1;
             }
