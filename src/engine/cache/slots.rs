@@ -67,6 +67,9 @@ pub(crate) struct VersionSlot<F: Freshness> {
     pub(crate) last_checked: AtomicU64,
     /// Whether this slot's bytes are counted in the map's bytes.
     counted: AtomicBool,
+    /// What its value weighs (see [`weights`]), set when its load is first counted:
+    /// eviction reads it here rather than from each value.
+    weights: std::sync::OnceLock<[u64; WEIGHTS]>,
     /// The cache's own per-slot state.
     pub(crate) state: F,
 }
@@ -80,6 +83,7 @@ impl<F: Freshness> VersionSlot<F> {
             last_used: AtomicU64::new(now),
             last_checked: AtomicU64::new(now),
             counted: AtomicBool::new(false),
+            weights: std::sync::OnceLock::new(),
             state,
         })
     }
@@ -244,8 +248,9 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         let first = !slot.counted.swap(true, Ordering::AcqRel);
         if first {
             if let Some(value) = slot.cell.get() {
-                for (used, w) in self.used.iter().zip(weights::<F>(value)) {
-                    used.fetch_add(w, Ordering::Relaxed);
+                let w = slot.weights.get_or_init(|| weights::<F>(value));
+                for (used, w) in self.used.iter().zip(w) {
+                    used.fetch_add(*w, Ordering::Relaxed);
                 }
             }
             let still_there = self
@@ -281,9 +286,9 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
 
     fn uncount(&self, slot: &VersionSlot<F>) {
         if slot.counted.swap(false, Ordering::AcqRel) {
-            if let Some(value) = slot.cell.get() {
-                for (used, w) in self.used.iter().zip(weights::<F>(value)) {
-                    used.fetch_sub(w, Ordering::Relaxed);
+            if let Some(w) = slot.weights.get() {
+                for (used, w) in self.used.iter().zip(w) {
+                    used.fetch_sub(*w, Ordering::Relaxed);
                 }
             }
         }
@@ -317,8 +322,8 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             .filter(|e| !kept(e.value()))
             .map(|e| {
                 let slot = e.value();
-                let w = match slot.cell.get() {
-                    Some(v) if slot.counted.load(Ordering::Relaxed) => weights::<F>(v),
+                let w = match slot.weights.get() {
+                    Some(w) if slot.counted.load(Ordering::Relaxed) => *w,
                     _ => [0; WEIGHTS],
                 };
                 (slot.last_used.load(Ordering::Relaxed), w)
