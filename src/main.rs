@@ -386,11 +386,6 @@ fn log_level_configured(figment: &rocket::figment::Figment) -> bool {
         .is_some_and(|m| m.name != "rocket::Config::default()")
 }
 
-/// mimalloc rather than glibc's malloc: see the `mimalloc` line of Cargo.toml, and
-/// docs/performance.md ("A mirror of many small files") for what it saved.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[rocket::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
