@@ -12,6 +12,7 @@
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
 //! | `load` | open, `fstat`, and read (64 KiB at most) or map one file version on the blocking pool (a mapping's content is not read; warming hashes too) |
+//! | `open` | opening one file version: a regular file, its canonical path without `realpath` when no link is on the way, the write barrier |
 //! | `small` | small files read into memory on the async worker when nothing can block (`RESOLVE_CACHED`, `RWF_NOWAIT`), or on the blocking pool |
 //! | `siblings` | which files have precompressed siblings: one reading per directory version |
 //! | `tag` | the strong ETag of a file entry: hashed after its first response, in the background, bounded, for one version only |
@@ -47,6 +48,7 @@ pub(crate) mod listing_cache;
 pub(crate) mod load;
 #[allow(unsafe_code)]
 pub(crate) mod mapping;
+pub(crate) mod open;
 pub(crate) mod pace;
 pub(crate) mod respond;
 pub(crate) mod siblings;

@@ -13,7 +13,7 @@
 //!    `RESOLVE_NO_SYMLINKS` too, a path that opens names the file itself, so it is its
 //!    own canonical path (no `realpath`).
 //! 2. `fstat` on the descriptor: the version's [`Fingerprint`].
-//! 3. the write barrier (`load::wait_for_writes`, `lseek(SEEK_DATA)`).
+//! 3. the write barrier (`open::wait_for_writes`, `lseek(SEEK_DATA)`).
 //! 4. `preadv2` with `RWF_NOWAIT`: the whole content from the page cache, or `EAGAIN`
 //!    (or a short read) when a page is not in memory.
 //! 5. `fstat` again: the bytes read belong to the version of step 2 only if nothing
@@ -46,6 +46,7 @@ use bytes::Bytes;
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::open::{check_kind, is_plain_absolute, wait_for_writes};
 use crate::engine::tag::{changed_within_settle, HashLimit, TagCell, HASH_AT_LOAD_MAX};
 use crate::semantics::content_type::content_type_for;
 use crate::semantics::etag::EntityTag;
@@ -121,12 +122,12 @@ pub(crate) fn load_now(
     let file = File::from(fd);
     after_open();
     let meta = file.metadata().map_err(CacheError::from_io)?;
-    crate::engine::load::check_kind(&meta)?;
+    check_kind(&meta)?;
     let fingerprint = Fingerprint::of(&meta);
     if fingerprint.size > SMALL_MAX || changed_within_settle(&fingerprint) {
         return Ok(Quick::Blocking(Why::NotSmall, Some(fingerprint)));
     }
-    crate::engine::load::wait_for_writes(&file);
+    wait_for_writes(&file);
     let mut content = vec![0u8; fingerprint.size as usize];
     let mut read = 0;
     while read < content.len() {
@@ -256,27 +257,6 @@ fn in_memory(
         Some(fingerprint),
     )
     .with_canonical_path(Some(path.to_path_buf()))
-}
-
-/// Whether `path` is absolute and in normal form (no `.` or `..` component, no
-/// repeated or trailing separator): a path that resolves without following a link
-/// is then its own canonical form.
-pub(crate) fn is_plain_absolute(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = path.as_os_str().as_bytes();
-        bytes.first() == Some(&b'/')
-            && (bytes.len() == 1 || !bytes.ends_with(b"/"))
-            && bytes[1..]
-                .split(|&b| b == b'/')
-                .all(|c| !c.is_empty() && c != b"." && c != b"..")
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
-    }
 }
 
 #[cfg(test)]

@@ -488,7 +488,7 @@ pub(crate) fn hash_one_version(
     // Changed moments ago, or its ctime moved while hashing? A `write` already under
     // way when the fingerprint was taken updated the times before it began, so nothing
     // above would see it finish (the load waited for such writes with
-    // `load::wait_for_writes`, on the file systems whose lock allows it); on kernels
+    // `open::wait_for_writes`, on the file systems whose lock allows it); on kernels
     // with coarse timestamps a second write in the same tick leaves the fingerprint
     // unchanged; and a writer may have restored the mtime. Hash again once the change has settled: the tags and the versions
     // must agree. (The ctime alone is not compared: unlinking or renaming the file, or

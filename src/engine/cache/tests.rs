@@ -258,7 +258,7 @@ fn loads_in_flight_stay_within_max_entries() {
     for i in 0..100 {
         let p = d.write(&format!("f{i}"), format!("file {i}").as_bytes());
         // What a miss does before its load runs on the blocking pool.
-        slots.push(cache.slot_for(&p, crate::engine::load::stat(&p).unwrap()));
+        slots.push(cache.slot_for(&p, crate::engine::open::stat(&p).unwrap()));
         assert!(
             cache.stats().entries <= 16,
             "{} entries",
