@@ -81,8 +81,6 @@ pub use engine::error::CacheError;
 pub use engine::pace::RateLimit;
 pub use semantics::etag::EntityTag;
 
-#[cfg(feature = "rocket")]
-#[cfg_attr(docsrs, doc(cfg(feature = "rocket")))]
 pub use engine::links::Symlinks;
 #[cfg(feature = "rocket")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rocket")))]

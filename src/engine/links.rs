@@ -4,6 +4,20 @@
 use std::path::Path;
 
 /// Which symbolic links the file server follows (and its listings show).
+///
+/// ```rust
+/// use rocket_mmap::Symlinks;
+/// use std::path::Path;
+///
+/// let root = Path::new("/srv/files");
+/// let path = root.join("docs/a.txt");
+/// // A link whose target lies outside the root:
+/// let resolved = Path::new("/etc/passwd");
+/// assert!(!Symlinks::WithinRoot.allows(&path, Some(resolved), root));
+/// assert!(Symlinks::Follow.allows(&path, Some(resolved), root));
+/// // No link on the way: the path resolves to itself.
+/// assert!(Symlinks::Never.allows(&path, Some(&path), root));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Symlinks {
     /// Follow links whose target (fully resolved) lies inside the root. The default.

@@ -7,7 +7,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `fingerprint` | which version of a file is on disk (one `stat`) |
-//! | `links` | [`Symlinks`](crate::Symlinks): which symbolic links below a root are followed, for files and listings alike (built with the shell, its only user) |
+//! | `links` | [`Symlinks`](crate::Symlinks): which symbolic links below a root are followed, for files and listings alike, and for an application checking an [`Entry::canonical_path`](crate::cache::Entry::canonical_path) itself |
 //! | `mapping` | memory mappings and the SIGBUS guard: the crate's only `unsafe` |
 //! | `entry` | a servable representation: content, ETag, Last-Modified, header values made once |
 //! | `digest` | SHA-256 / SHA-512 of an entry's content: once, off the workers, single flight |
@@ -39,7 +39,6 @@ pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod fault_in;
 pub(crate) mod fingerprint;
-#[cfg(feature = "rocket")]
 pub(crate) mod links;
 #[cfg(feature = "browse")]
 pub(crate) mod listing;
