@@ -9,11 +9,17 @@
 //! it.
 //!
 //! * **Revalidation**: a directory's record is used as it is for [`RECHECK`] (1 s)
-//!   after it was read or checked; then one `stat` of the directory (on the blocking
-//!   pool) compares its version (inode, mtime and ctime, which move when an entry is
-//!   added, removed or renamed) and reads it again if it changed. A sibling added to a
-//!   directory is therefore noticed within about a second; the cache's entries keep
-//!   what they were given for the version of the file they hold.
+//!   after it was read or checked, for files older than the reading; then one `stat`
+//!   of the directory (on the blocking pool) compares its version (inode, mtime and
+//!   ctime, which move when an entry is added, removed or renamed) and reads it again
+//!   if it changed. A file changed after (or just before) the reading was read may have
+//!   come with siblings the reading did not see, so its lookup checks the directory's
+//!   version at once: a file deployed together with its siblings gets them on its
+//!   first request. A reading made within [`SETTLE`](crate::cache::SETTLE) of the
+//!   directory's last change is not trusted (a change in the same clock tick leaves the
+//!   version as it was): it is read again when consulted for such a file. A sibling
+//!   added later to an older file is noticed within about a second; the cache's
+//!   entries keep what they were given for the version of the file they hold.
 //! * **Bounds**: [`MAX_NAMES`] names with siblings over all directories (a directory
 //!   weighs one plus its names), evicted by `quick_cache`'s policy.
 
@@ -43,6 +49,8 @@ pub(crate) struct SiblingIndex {
 struct DirSiblings {
     /// The directory's version when it was read (`None`: it could not be read).
     version: Option<Fingerprint>,
+    /// When the reading began, in ns since the Unix epoch (the clock of file times).
+    read_at_ns: i128,
     /// When it was read or last found unchanged, in ms since the index's epoch.
     checked: AtomicU64,
     names: HashMap<OsString, Siblings>,
@@ -52,6 +60,28 @@ impl DirSiblings {
     fn of(&self, name: &std::ffi::OsStr) -> Siblings {
         self.names.get(name).copied().unwrap_or_default()
     }
+
+    /// Whether a file last changed at `changed_ns` may be newer than this reading.
+    fn older_than(&self, changed_ns: i128) -> bool {
+        changed_ns >= self.read_at_ns - SETTLE_NS
+    }
+
+    /// Whether the directory had been still for [`SETTLE`](crate::cache::SETTLE) when the
+    /// reading began, so that an unchanged version means unchanged names.
+    fn settled(&self) -> bool {
+        self.version
+            .is_some_and(|v| self.read_at_ns - v.mtime_ns.max(v.ctime_ns) >= SETTLE_NS)
+    }
+}
+
+/// [`SETTLE`](crate::cache::SETTLE) in ns.
+const SETTLE_NS: i128 = crate::engine::tag::SETTLE.as_nanos() as i128;
+
+/// Now, in ns since the Unix epoch.
+fn wall_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// A directory weighs one plus its names.
@@ -74,20 +104,22 @@ impl Default for SiblingIndex {
 }
 
 impl SiblingIndex {
-    /// Which siblings the file at `file` has. Must be called within a tokio runtime.
-    pub(crate) async fn of(&self, file: &Path) -> Siblings {
+    /// Which siblings the file at `file`, last changed at `changed_ns` (its ctime, ns
+    /// since the Unix epoch, if known), has. Must be called within a tokio runtime.
+    pub(crate) async fn of(&self, file: &Path, changed_ns: Option<i128>) -> Siblings {
         let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
             return Siblings::default();
         };
         let now = self.now_ms();
         if let Some(record) = self.dirs.get(dir) {
             let checked = record.checked.load(Ordering::Relaxed);
-            if now.saturating_sub(checked) < RECHECK.as_millis() as u64 {
+            let newer = changed_ns.is_none_or(|c| record.older_than(c));
+            if !newer && now.saturating_sub(checked) < RECHECK.as_millis() as u64 {
                 return record.of(name);
             }
             let path = dir.to_path_buf();
             let version = blocking(move || dir_version(&path)).await.flatten();
-            if version.is_some() && version == record.version {
+            if version.is_some() && version == record.version && record.settled() {
                 record.checked.store(now, Ordering::Relaxed);
                 return record.of(name);
             }
@@ -120,6 +152,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn unreadable(now: u64) -> DirSiblings {
     DirSiblings {
         version: None,
+        read_at_ns: wall_ns(),
         checked: AtomicU64::new(now),
         names: HashMap::new(),
     }
@@ -133,6 +166,7 @@ fn dir_version(dir: &Path) -> Option<Fingerprint> {
 /// first, so that a change made while it is read moves the version the next check
 /// compares.
 fn read(dir: &Path, now: u64) -> DirSiblings {
+    let read_at_ns = wall_ns();
     let version = dir_version(dir);
     let mut names: HashMap<OsString, Siblings> = HashMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -159,6 +193,7 @@ fn read(dir: &Path, now: u64) -> DirSiblings {
     }
     DirSiblings {
         version,
+        read_at_ns,
         checked: AtomicU64::new(now),
         names,
     }
@@ -211,7 +246,7 @@ mod tests {
         let of = |name: &str| {
             let path = d.0.join(name);
             let index = &index;
-            async move { index.of(&path).await }
+            async move { index.of(&path, Some(0)).await }
         };
         assert_eq!(
             of("a.js").await,
@@ -247,6 +282,47 @@ mod tests {
         std::thread::sleep(RECHECK + Duration::from_millis(10));
         assert_eq!(
             of("d").await,
+            Siblings {
+                br: true,
+                gzip: false
+            }
+        );
+    }
+
+    /// A file and its sibling written after the directory was read (a deployment right
+    /// after a request in that directory) are found on the file's first lookup.
+    #[tokio::test]
+    async fn a_file_deployed_with_its_sibling_after_the_reading_gets_it() {
+        let d = TempDir::new("siblings-deploy");
+        d.write("old.txt", b"o");
+        let index = SiblingIndex::default();
+        let changed = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(p).unwrap();
+            i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+        };
+        let old = d.0.join("old.txt");
+        assert_eq!(
+            index.of(&old, Some(changed(&old))).await,
+            Siblings::default()
+        );
+        let page = d.write("page.txt", b"p");
+        d.write("page.txt.gz", b"g");
+        let got = index.of(&page, Some(changed(&page))).await;
+        assert_eq!(
+            got,
+            Siblings {
+                br: false,
+                gzip: true
+            }
+        );
+        // Within the same 50 ms as the first reading, even an unchanged-looking
+        // directory is read again for a new file.
+        d.write("late.txt", b"l");
+        d.write("late.txt.br", b"b");
+        let late = d.0.join("late.txt");
+        assert_eq!(
+            index.of(&late, Some(changed(&late))).await,
             Siblings {
                 br: true,
                 gzip: false

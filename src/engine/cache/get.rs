@@ -153,7 +153,8 @@ impl Cache {
         let siblings = match entry.known_siblings() {
             Some(known) => known,
             None => {
-                let found = self.siblings.of(path).await;
+                let changed = entry.fingerprint().map(|f| f.ctime_ns);
+                let found = self.siblings.of(path, changed).await;
                 entry.siblings_with(|| found)
             }
         };
