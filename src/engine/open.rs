@@ -32,24 +32,34 @@ pub(crate) fn check_kind(meta: &std::fs::Metadata) -> Result<(), CacheError> {
 pub(crate) fn open_resolved(path: &Path) -> Result<(File, Option<std::path::PathBuf>), CacheError> {
     #[cfg(target_os = "linux")]
     if is_plain_absolute(path) {
-        use rustix::fs::{Mode, OFlags, ResolveFlags};
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+        use rustix::io::Errno;
+        match open_without_links(path, false) {
             Ok(fd) => return Ok((File::from(fd), Some(path.to_path_buf()))),
             // A link on the way (or no `openat2`): the ordinary open below.
-            Err(
-                rustix::io::Errno::LOOP
-                | rustix::io::Errno::NOSYS
-                | rustix::io::Errno::INVAL
-                | rustix::io::Errno::PERM
-                | rustix::io::Errno::AGAIN,
-            ) => {}
+            Err(Errno::LOOP | Errno::NOSYS | Errno::INVAL | Errno::PERM | Errno::AGAIN) => {}
             Err(e) => return Err(CacheError::from_io(e.into())),
         }
     }
     let file = open_nonblocking(path)?;
     Ok((file, std::fs::canonicalize(path).ok()))
+}
+
+/// `openat2` of `path` for reading, without blocking on FIFOs, refusing any symbolic
+/// link on the way (`RESOLVE_NO_SYMLINKS`: `ELOOP`), and with `cached`, resolving it
+/// from the dentry cache alone (`RESOLVE_CACHED`, Linux 5.12: `EAGAIN` when it would
+/// have to ask the disk). The one place both loads spell these flags.
+#[cfg(target_os = "linux")]
+pub(crate) fn open_without_links(
+    path: &Path,
+    cached: bool,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let mut resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    if cached {
+        resolve |= ResolveFlags::CACHED;
+    }
+    rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve)
 }
 
 /// Opens for reading without blocking on FIFOs (which `stat` may have missed if the

@@ -46,6 +46,8 @@ use bytes::Bytes;
 use crate::engine::entry::Entry;
 use crate::engine::error::CacheError;
 use crate::engine::fingerprint::Fingerprint;
+#[cfg(target_os = "linux")]
+use crate::engine::open::open_without_links;
 use crate::engine::open::{check_kind, is_plain_absolute, wait_for_writes};
 use crate::engine::tag::{changed_within_settle, HashLimit, TagCell, HASH_AT_LOAD_MAX};
 use crate::semantics::content_type::content_type_for;
@@ -90,7 +92,6 @@ pub(crate) fn load_now(
     limit: &HashLimit,
     after_open: impl FnOnce(),
 ) -> Result<Quick, CacheError> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
     use rustix::io::Errno;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -105,9 +106,7 @@ pub(crate) fn load_now(
         // Its canonical form is not itself: resolved on the blocking pool.
         return Ok(Quick::Blocking(Why::Link, None));
     }
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::CACHED | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    let fd = match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+    let fd = match open_without_links(path, true) {
         Ok(fd) => fd,
         Err(Errno::AGAIN) => return Ok(Quick::Blocking(Why::ColdPath, None)),
         Err(Errno::LOOP) => return Ok(Quick::Blocking(Why::Link, None)),
@@ -155,8 +154,11 @@ pub(crate) fn load_now(
     }
     drop(file);
     let modified = meta.modified().ok();
+    // Opened without following a link: the path is its own canonical form.
+    let canonical = Some(path.to_path_buf());
     Ok(Quick::Loaded(in_memory(
         path,
+        canonical,
         content,
         fingerprint,
         modified,
@@ -199,8 +201,15 @@ pub(crate) fn read_small(
             return Ok(None);
         }
     }
-    let entry = in_memory(path, content, fingerprint, meta.modified().ok(), limit);
-    Ok(Some(entry.with_canonical_path(canonical)))
+    let modified = meta.modified().ok();
+    Ok(Some(in_memory(
+        path,
+        canonical,
+        content,
+        fingerprint,
+        modified,
+        limit,
+    )))
 }
 
 /// The whole content of `file`, if it is still the version `fingerprint` after it was
@@ -238,9 +247,11 @@ fn read_version(file: &File, fingerprint: &Fingerprint) -> Result<Option<Vec<u8>
     Ok((content.len() as u64 == fingerprint.size && after == *fingerprint).then_some(content))
 }
 
-/// The entry of a small file's `content`, read from the version `fingerprint`.
+/// The entry of a small file's `content`, read from the version `fingerprint` of the
+/// file at `path`, whose resolved form is `canonical`.
 fn in_memory(
     path: &Path,
+    canonical: Option<std::path::PathBuf>,
     content: Vec<u8>,
     fingerprint: Fingerprint,
     modified: Option<std::time::SystemTime>,
@@ -256,7 +267,7 @@ fn in_memory(
         None,
         Some(fingerprint),
     )
-    .with_canonical_path(Some(path.to_path_buf()))
+    .with_canonical_path(canonical)
 }
 
 #[cfg(test)]
