@@ -225,29 +225,72 @@ pub(crate) fn stat_window(
     mut modified: Option<SystemTime>,
 ) -> (Vec<Listed>, Option<SystemTime>) {
     let mut entries = Vec::with_capacity(window.names.len());
+    let mut stat = entry_stat(dir);
     for (_, name) in &window.names {
-        let Ok(meta) = std::fs::metadata(dir.join(os_str(name))) else {
+        let Some((kind, size, mtime)) = stat(name) else {
             continue;
         };
-        let kind = if meta.is_dir() {
-            Kind::Directory
-        } else if meta.is_file() {
-            Kind::File
-        } else {
-            continue;
-        };
-        let mtime = meta.modified().ok();
         if let Some(t) = mtime {
             modified = modified.max(Some(t));
         }
         entries.push(Listed {
             name: name.clone(),
             kind,
-            size: (kind == Kind::File).then_some(meta.len()),
+            size: (kind == Kind::File).then_some(size),
             mtime: mtime.map(unix_secs),
         });
     }
     (entries, modified)
+}
+
+/// What `stat` of an entry gives a listing: its kind (`None` for what is neither a
+/// file nor a directory), size and modification time.
+type EntryStat = Option<(Kind, u64, Option<SystemTime>)>;
+
+/// A `stat` of the entries of `dir`, following links. On Linux, `statx` relative to
+/// one descriptor of the directory: the kernel walks one name per entry, not the whole
+/// path (a page of 10 000 entries 200 000 deep in a mirror `stat`s in about half the
+/// time), and no path is built. Elsewhere, or if the directory cannot be opened (it
+/// will then be listed empty), `std::fs::metadata` of the joined path.
+fn entry_stat(dir: &Path) -> impl FnMut(&[u8]) -> EntryStat + '_ {
+    #[cfg(target_os = "linux")]
+    let fd = {
+        use rustix::fs::{open, Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        open(dir, flags, Mode::empty()).ok()
+    };
+    move |name: &[u8]| {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &fd {
+            use rustix::fs::{statx, AtFlags, FileType, StatxFlags};
+            let c_name = std::ffi::CString::new(name).ok()?;
+            let mask = StatxFlags::TYPE | StatxFlags::SIZE | StatxFlags::MTIME;
+            let st = statx(fd, c_name.as_c_str(), AtFlags::empty(), mask).ok()?;
+            let kind = match FileType::from_raw_mode(st.stx_mode.into()) {
+                FileType::Directory => Kind::Directory,
+                FileType::RegularFile => Kind::File,
+                _ => return None,
+            };
+            let t = st.stx_mtime;
+            let mtime = (st.stx_mask & StatxFlags::MTIME.bits() != 0).then(|| {
+                let nanos = std::time::Duration::new(0, t.tv_nsec);
+                match u64::try_from(t.tv_sec) {
+                    Ok(secs) => UNIX_EPOCH + std::time::Duration::from_secs(secs) + nanos,
+                    Err(_) => UNIX_EPOCH - std::time::Duration::from_secs(t.tv_sec.unsigned_abs()) + nanos,
+                }
+            });
+            return Some((kind, st.stx_size, mtime));
+        }
+        let meta = std::fs::metadata(dir.join(os_str(name))).ok()?;
+        let kind = if meta.is_dir() {
+            Kind::Directory
+        } else if meta.is_file() {
+            Kind::File
+        } else {
+            return None;
+        };
+        Some((kind, meta.len(), meta.modified().ok()))
+    }
 }
 
 /// What the file server would serve at the entry `name` of `dir` (`None` if nothing),
