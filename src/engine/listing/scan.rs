@@ -271,14 +271,8 @@ fn entry_stat(dir: &Path) -> impl FnMut(&[u8]) -> EntryStat + '_ {
                 FileType::RegularFile => Kind::File,
                 _ => return None,
             };
-            let t = st.stx_mtime;
-            let mtime = (st.stx_mask & StatxFlags::MTIME.bits() != 0).then(|| {
-                let nanos = std::time::Duration::new(0, t.tv_nsec);
-                match u64::try_from(t.tv_sec) {
-                    Ok(secs) => UNIX_EPOCH + std::time::Duration::from_secs(secs) + nanos,
-                    Err(_) => UNIX_EPOCH - std::time::Duration::from_secs(t.tv_sec.unsigned_abs()) + nanos,
-                }
-            });
+            let has_mtime = st.stx_mask & StatxFlags::MTIME.bits() != 0;
+            let mtime = has_mtime.then(|| statx_time(st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec));
             return Some((kind, st.stx_size, mtime));
         }
         let meta = std::fs::metadata(dir.join(os_str(name))).ok()?;
@@ -290,6 +284,18 @@ fn entry_stat(dir: &Path) -> impl FnMut(&[u8]) -> EntryStat + '_ {
             return None;
         };
         Some((kind, meta.len(), meta.modified().ok()))
+    }
+}
+
+/// The time `secs` seconds and `nanos` nanoseconds after the epoch (`secs` negative
+/// before it, `nanos` always forward), as `statx` gives it.
+#[cfg(target_os = "linux")]
+fn statx_time(secs: i64, nanos: u32) -> SystemTime {
+    use std::time::Duration;
+    let nanos = Duration::new(0, nanos);
+    match u64::try_from(secs) {
+        Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs) + nanos,
+        Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + nanos,
     }
 }
 
@@ -617,5 +623,44 @@ mod tests {
         assert_eq!(unix_secs(UNIX_EPOCH + Duration::from_millis(1500)), 1);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_millis(500)), -1);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(2)), -2);
+    }
+
+    /// The `statx` relative to the directory gives what `std::fs::metadata` of the
+    /// path gives: kind, size, the time to the nanosecond (before the epoch too), a
+    /// link's target; nothing for what is neither a file nor a directory, or is gone.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_entry_stat_is_the_paths_metadata() {
+        let d = TempDir::canonical("scan-entry-stat");
+        std::fs::write(d.0.join("f"), b"12345").unwrap();
+        std::fs::create_dir(d.0.join("sub")).unwrap();
+        std::os::unix::fs::symlink(d.0.join("f"), d.0.join("link")).unwrap();
+        let old = std::fs::File::options()
+            .write(true)
+            .open(d.0.join("f"))
+            .unwrap();
+        old.set_modified(UNIX_EPOCH - Duration::new(99, 250_000_000))
+            .unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.0.join("fifo"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let mut stat = entry_stat(&d.0);
+        for name in ["f", "sub", "link"] {
+            let meta = std::fs::metadata(d.0.join(name)).unwrap();
+            let kind = if meta.is_dir() {
+                Kind::Directory
+            } else {
+                Kind::File
+            };
+            let want = Some((kind, meta.len(), Some(meta.modified().unwrap())));
+            assert_eq!(stat(name.as_bytes()), want, "{name}");
+        }
+        assert_eq!(
+            stat(b"f").unwrap().2,
+            Some(UNIX_EPOCH - Duration::new(99, 250_000_000))
+        );
+        assert_eq!(stat(b"fifo"), None);
+        assert_eq!(stat(b"gone"), None);
     }
 }
