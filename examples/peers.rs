@@ -15,8 +15,8 @@
 //!   request and allocates a buffer of the range's size; several ranges are answered
 //!   with the whole file.
 //!
-//! * `ideal DIR`: the ceiling for any file response on Rocket. Every file of `DIR` is
-//!   read into memory at start; `GET /FILE` answers with the same four headers a file
+//! * `ideal DIR`: the ceiling for any file response on Rocket. Every file under `DIR`
+//!   (subdirectories included) is read into memory at start; `GET /FILE` answers with the same four headers a file
 //!   response carries (values made once), a single `Range` (206 with `Content-Range`),
 //!   an exact-match `If-None-Match` (304), and 64 KiB body chunks. No `stat`, no
 //!   conditionals beyond that, no checks: what is left is Rocket's own cost.
@@ -157,30 +157,39 @@ struct IdealFile {
 struct IdealFiles(HashMap<String, IdealFile>);
 
 impl IdealFiles {
+    /// Every file under `dir`, subdirectories included (a mirror's library is a tree),
+    /// keyed by its request path (`/sub/name`).
     fn load(dir: &std::path::Path) -> IdealFiles {
         let mut files = HashMap::new();
-        for entry in std::fs::read_dir(dir)
-            .expect("readable directory")
-            .flatten()
-        {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
+        let mut dirs = vec![(dir.to_path_buf(), String::new())];
+        while let Some((dir, prefix)) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir)
+                .expect("readable directory")
+                .flatten()
+            {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push((path, format!("{prefix}/{name}")));
+                    continue;
+                }
+                if !meta.is_file() {
+                    continue;
+                }
+                let content = Bytes::from(std::fs::read(&path).expect("readable file"));
+                let etag = rocket_mmap::EntityTag::from_content(&content).to_string();
+                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                files.insert(
+                    format!("{prefix}/{name}"),
+                    IdealFile {
+                        content,
+                        etag,
+                        last_modified: httpdate::fmt_http_date(modified),
+                        content_type: "application/octet-stream",
+                    },
+                );
             }
-            let content = Bytes::from(std::fs::read(&path).expect("readable file"));
-            let etag = rocket_mmap::EntityTag::from_content(&content).to_string();
-            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-            let name = entry.file_name().to_string_lossy().into_owned();
-            files.insert(
-                format!("/{name}"),
-                IdealFile {
-                    content,
-                    etag,
-                    last_modified: httpdate::fmt_http_date(modified),
-                    content_type: "application/octet-stream",
-                },
-            );
         }
         IdealFiles(files)
     }

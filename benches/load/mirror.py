@@ -58,9 +58,12 @@ on with the others and the script exits with status 1.
 
 The servers (`--only`): `mmap_cached` (warm scenarios only: the crate with bounds that
 hold the whole library, every file requested once beforehand, so that every request
-is a hit: the floor a miss can reach), `mmap` (the crate's binary, `--bin`, default configuration),
-`nginx` (run.py's NGINX_CONF) and `rocket` (Rocket's FileServer, the `peers` example,
-`--peers`). In each round every scenario measures every server in turn, the order
+is a hit: the floor a miss can reach), `ideal` (warm scenarios only: the `peers`
+example's `ideal` mode, every file read into a map at start and sent with a file
+response's headers, no disk, no conditionals: what Rocket alone charges per response,
+the floor of any responder on Rocket), `mmap` (the crate's binary, `--bin`, default
+configuration), `nginx` (run.py's NGINX_CONF) and `rocket` (Rocket's FileServer, the
+`peers` example, `--peers`). In each round every scenario measures every server in turn, the order
 rotated from round to round; figures are medians over `--rounds`, ratios medians of the
 per-round ratios. The goals (issue 28): warm uniform CPU/req at most 1.4x nginx's; warm
 Zipf at most 1.2x; cold req/s at least 0.95x nginx's and p99 at most FileServer's.
@@ -108,11 +111,17 @@ BUSY_RETRY = 0.2
 # Our server name -> (its column in the table, its target name in run.py / cold.py).
 SERVERS = {"mmap": ("rocket-mmap", "mmap"), "nginx": ("nginx", "nginx"),
            "rocket": ("Rocket FileServer", "fileserver"),
-           "mmap_cached": ("rocket-mmap, every file cached", "mmap")}
+           "mmap_cached": ("rocket-mmap, every file cached", "mmap"),
+           "ideal": ("Rocket, every file in memory", "ideal")}
 # `mmap_cached` (warm scenarios only): the crate with bounds large enough for the whole
 # library, every file requested once before the ETag check and the load: every request
 # is a hit. Its CPU per request is the crate's floor on this library, which a miss can
 # at best reach.
+# `ideal` (warm scenarios only): the peers example's `ideal` mode, every file read into
+# a `HashMap` at start and sent with a file response's headers, no lookup on the disk,
+# no conditionals: what Rocket alone charges per response on this library, the floor
+# any Rocket responder can reach.
+WARM_ONLY = ("mmap_cached", "ideal")
 CACHED_ENV = {"ROCKET_MMAP_MAX_MEMORY": "8g", "ROCKET_MMAP_MAX_ENTRIES": "262144"}
 SCENARIOS = {"warm_uniform": ("warm", "uniform"), "warm_zipf": ("warm", "zipf"),
              "cold_uniform": ("cold", "uniform")}
@@ -403,7 +412,7 @@ def main():
     if args.build:
         build()
     bins = (args.bin.resolve(), args.peers.resolve())
-    for name, b in (("mmap", bins[0]), ("rocket", bins[1])):
+    for name, b in (("mmap", bins[0]), ("rocket", bins[1]), ("ideal", bins[1])):
         if name in args.only and not b.exists():
             sys.exit(f"error: {b} does not exist (--build, or cargo build --release --bin rocket-mmap "
                      f"--example peers)")
@@ -439,7 +448,7 @@ def main():
     ctx["names"] = names
     # The floor reference is a warm measurement only.
     servers_of = lambda s: [n for n in args.only  # noqa: E731
-                            if not (n == "mmap_cached" and SCENARIOS[s][0] == "cold")]
+                            if not (n in WARM_ONLY and SCENARIOS[s][0] == "cold")]
     rounds = {s: {n: [] for n in servers_of(s)} for s in args.scenarios}
     warm_reads = []
     try:
@@ -482,15 +491,16 @@ def main():
         pairs = [(a, b) for a, b in zip(rounds[s]["mmap"], rounds[s][peer]) if "failed" not in a and "failed" not in b]
         return statistics.median(a[metric] / b[metric] for a, b in pairs) if pairs else None
 
-    def floor_ratio(s):
-        """Median over the rounds of the all-hits reference's CPU/req / nginx's."""
-        if s not in rounds or "mmap_cached" not in rounds[s] or "nginx" not in rounds[s]:
+    def floor_ratio(s, floor="mmap_cached"):
+        """Median over the rounds of a floor reference's CPU/req / nginx's."""
+        if s not in rounds or floor not in rounds[s] or "nginx" not in rounds[s]:
             return None
-        pairs = [(a, b) for a, b in zip(rounds[s]["mmap_cached"], rounds[s]["nginx"])
+        pairs = [(a, b) for a, b in zip(rounds[s][floor], rounds[s]["nginx"])
                  if "failed" not in a and "failed" not in b]
         return statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in pairs) if pairs else None
 
     ratios = {s: {"cpu_us_cached_over_nginx": floor_ratio(s),
+                  "cpu_us_ideal_over_nginx": floor_ratio(s, "ideal"),
                   "cpu_us_mmap_over_nginx": ratio(s, "cpu_us", "nginx"),
                   "rps_mmap_over_nginx": ratio(s, "rps", "nginx"),
                   "p99_mmap_over_fileserver": ratio(s, "p99_ms", "rocket")} for s in rounds}
@@ -528,14 +538,15 @@ def main():
     print(f"\nMany files ({args.files} of 0.5-64 KiB), {args.rounds} round(s) of {args.seconds:g} s, medians "
           f"({results['when']}; `{results['command']}`):\n")
     print("| scenario | " + " | ".join(SERVERS[n][0] for n in cols)
-          + " | CPU/req mmap/nginx | CPU/req all-hits/nginx | req/s mmap/nginx | p99 mmap/FileServer |")
-    print("|---" * (len(cols) + 5) + "|")
+          + " | CPU/req mmap/nginx | CPU/req all-hits/nginx | CPU/req in-memory Rocket/nginx "
+          "| req/s mmap/nginx | p99 mmap/FileServer |")
+    print("|---" * (len(cols) + 6) + "|")
     for s in rounds:
         r = ratios[s]
         f = lambda v: "—" if v is None else f"{v:.2f}×"  # noqa: E731
         print(f"| {s} | " + " | ".join(fmt_cell(median[s].get(n), "; ".join(failures[s].get(n, []))) for n in cols)
               + f" | {f(r['cpu_us_mmap_over_nginx'])} | {f(r['cpu_us_cached_over_nginx'])} "
-                f"| {f(r['rps_mmap_over_nginx'])} "
+                f"| {f(r['cpu_us_ideal_over_nginx'])} | {f(r['rps_mmap_over_nginx'])} "
                 f"| {f(r['p99_mmap_over_fileserver'])} |")
     for s, why in skipped.items():
         print(f"| {s} | skipped: {why} |")
