@@ -16,7 +16,7 @@
 //!   [`RACY`] before it was read (a change within the same tick of a coarse clock
 //!   would not show in the directory's times).
 //! * **Bounds on snapshots**: at most [`MAX_SNAPSHOTS`] and [`MAX_SNAPSHOT_BYTES`] in
-//!   all, least recently used dropped first. A directory whose names would take more
+//!   all, the least recently used dropped first (CLOCK, as the file cache). A directory whose names would take more
 //!   than [`MAX_SNAPSHOT_SIZE`] (some 400 000 names of 30 bytes) has none: each of its
 //!   pages is read in a pass of its own (`scan::scan_window`), with memory for two
 //!   pages whatever the size of the directory, and time for a whole `readdir`.
@@ -40,8 +40,8 @@
 //!   bytes has the same ETag, so clients keep getting 304. With `Never`, snapshots and
 //!   pages are built once and kept until evicted.
 //! * **Bounds on pages**: at most [`MAX_LISTINGS`] pages and [`MAX_BYTES`] rendered
-//!   bytes; past either, the least recently used are dropped (down to 7/8 of the
-//!   bound).
+//!   bytes; past either, the least recently used are dropped (CLOCK, down to 63/64
+//!   of the bound).
 //!
 //! The slots, their single flight, their accounting and their eviction are the file
 //! cache's (`engine::cache::slots`); what is the listings' own is their freshness rule
@@ -310,7 +310,7 @@ impl ListingCache {
                 self.pages.remove(&key);
             } else if let Some(listing) = slot.cell.get() {
                 if slot.fingerprint == fingerprint && ListingAge::is_fresh(&slot, now, revalidate) {
-                    slot.last_used.store(now, Ordering::Relaxed);
+                    slot.touch();
                     return Ok(listing.clone());
                 }
             }
@@ -358,7 +358,7 @@ impl ListingCache {
             })
             .await?
             .clone();
-        self.pages.loaded(&key, &slot, self.now_ms());
+        self.pages.loaded(&key, &slot);
         Ok(listing)
     }
 
@@ -392,7 +392,7 @@ impl ListingCache {
                         true
                     };
                     if unchanged {
-                        slot.last_used.store(now, Ordering::Relaxed);
+                        slot.touch();
                         if check {
                             slot.last_checked.store(now, Ordering::Relaxed);
                         }
@@ -432,7 +432,7 @@ impl ListingCache {
             })
             .await?
             .clone();
-        self.snapshots.loaded(&key, &slot, self.now_ms());
+        self.snapshots.loaded(&key, &slot);
         Ok((names, fingerprint))
     }
 

@@ -291,12 +291,12 @@ impl Cache {
         let events = slot.state.events.load(Ordering::Acquire);
         let check = slot.needs_stat(now, revalidate, || slot.state.vouched(events));
         if !check {
-            slot.last_used.store(now, Ordering::Relaxed);
+            slot.touch();
             return Ok(Cached::Hit(entry.clone()));
         }
         let fp = stat(path)?;
         if Some(&fp) == entry.fingerprint() {
-            slot.last_used.store(now, Ordering::Relaxed);
+            slot.touch();
             slot.last_checked.store(now, Ordering::Relaxed);
             slot.state.verified.fetch_max(events, Ordering::AcqRel);
             return Ok(Cached::Hit(entry.clone()));
@@ -327,7 +327,7 @@ impl Cache {
 
     /// Accounts for a finished load (counted once per slot) and enforces the bounds.
     fn loaded(&self, path: &Path, slot: &Arc<FileSlot>) {
-        let (first, evicted) = self.slots.loaded(path, slot, self.now_ms());
+        let (first, evicted) = self.slots.loaded(path, slot);
         if first {
             self.counters.loads.fetch_add(1, Ordering::Relaxed);
         }
@@ -393,7 +393,7 @@ impl Cache {
         if current {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             let now = self.now_ms();
-            slot.last_used.store(now, Ordering::Relaxed);
+            slot.touch();
             slot.last_checked.store(now, Ordering::Relaxed);
             slot.state.verified.fetch_max(events, Ordering::AcqRel);
         }

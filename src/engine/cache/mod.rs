@@ -22,9 +22,10 @@
 //!   [`Revalidate::Watch`], inotify says which entries to compare (see `engine::watch`).
 //! * **Bounds**: at most [`CacheConfig::max_entries`] entries,
 //!   [`CacheConfig::max_memory`] bytes of memory held, [`CacheConfig::max_mappings`]
-//!   mappings and [`CacheConfig::max_bytes`] mapped bytes; past any, the least
-//!   recently used entries are evicted (down to 7/8 of the bound, so eviction is
-//!   amortised). A file larger than `max_bytes` on its own is served but not kept.
+//!   mappings and [`CacheConfig::max_bytes`] mapped bytes; past any, entries are
+//!   evicted by CLOCK, an approximation of least recently used (down to 63/64 of the
+//!   bound; each eviction O(1), see `slots`). A file larger than `max_bytes` on its
+//!   own is served but not kept.
 //! * No file descriptor stays open once a file is mapped and hashed (a file whose tag
 //!   is pending keeps its descriptor until its hash ran); empty files have no mapping.
 //! * A mapping the SIGBUS guard found truncated, or whose file a body found rewritten
