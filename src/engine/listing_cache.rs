@@ -16,10 +16,11 @@
 //!   [`RACY`] before it was read (a change within the same tick of a coarse clock
 //!   would not show in the directory's times).
 //! * **Bounds on snapshots**: at most [`MAX_SNAPSHOTS`] and [`MAX_SNAPSHOT_BYTES`] in
-//!   all, the least recently used dropped first (CLOCK, as the file cache). A directory whose names would take more
-//!   than [`MAX_SNAPSHOT_SIZE`] (some 400 000 names of 30 bytes) has none: each of its
-//!   pages is read in a pass of its own (`scan::scan_window`), with memory for two
-//!   pages whatever the size of the directory, and time for a whole `readdir`.
+//!   all, the least recently used dropped first (CLOCK, as in the file cache). A
+//!   directory whose names would take more than [`MAX_SNAPSHOT_SIZE`] (some 400 000
+//!   names of 30 bytes) has none: each of its pages is read in a pass of its own
+//!   (`scan::scan_window`), with memory for two pages whatever the size of the
+//!   directory, and time for a whole `readdir`.
 //! * **Pages.** Key: the directory, the page (format, sort, order, the URL path
 //!   shown), the scan options, and where the page starts: its position in the
 //!   snapshot, so that every cursor naming the same position shares one page; or, for
