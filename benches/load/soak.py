@@ -38,7 +38,10 @@ two versions is a "mixed_version"; a body holding no whole record, such as a one
 range, may be the bytes of several versions, and then its tag and digest must be those
 of one of them), that `Content-Length` and `Content-Range` agree
 with the body and the version's length, that an `ETag`, when present, is the crate's
-tag of those bytes (CRC-64/XZ of the content, hex, `-`, length in hex;
+tag of those bytes (a 200 or a 206 may lack it: a range of a file whose tag is not
+known within the crate's brief wait, 50 ms, goes out without one, by design —
+`shell::plan`'s `Brief` policy; RFC 9110 §8.8.3 makes the field a SHOULD; counted as
+`no_etag`, and the bytes are still checked) (CRC-64/XZ of the content, hex, `-`, length in hex;
 src/semantics/etag.rs `from_content`), and that a `Repr-Digest` is their SHA-256.
 304s must carry the tag asked for; listings must carry the CRC tag of their own body
 and name only names the writer used. A body cut short (fewer bytes than
@@ -475,8 +478,10 @@ def check_file_response(reg, name, kind, req, status, hdrs, body, counts):
             raise Bad("bad_content_range", f"{name}: Content-Range {hdrs.get('content-range')}, "
                                            f"Content-Length {length}, {len(body)} bytes")
         gens = match_versions(reg, name, body, a, total)
+        # Without an ETag only when the tag was not known within the brief wait
+        # (the module docs): counted apart too; check_tags checks the rest.
         if hdrs.get("etag") is None:
-            raise Bad("wrong_etag", f"{name}: a 206 without ETag")
+            counts["no_etag_206"] += 1
         check_tags(reg, name, gens, total, hdrs, counts)
         counts["ok_206"] += 1
         return
