@@ -73,9 +73,6 @@ pub(crate) struct VersionSlot<F: Freshness> {
     pub(crate) last_checked: AtomicU64,
     /// Whether this slot's bytes are counted in the map's bytes.
     counted: AtomicBool,
-    /// What its value weighs (see [`weights`]), set when its load is first counted:
-    /// eviction reads it here rather than from each value.
-    weights: std::sync::OnceLock<[u64; WEIGHTS]>,
     /// The cache's own per-slot state.
     pub(crate) state: F,
 }
@@ -89,7 +86,6 @@ impl<F: Freshness> VersionSlot<F> {
             referenced: AtomicBool::new(false),
             last_checked: AtomicU64::new(now),
             counted: AtomicBool::new(false),
-            weights: std::sync::OnceLock::new(),
             state,
         })
     }
@@ -232,8 +228,8 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             0
         };
         let mut replaced = None;
-        let mut made = false;
-        let queued_key = key.clone();
+        // The key of a slot made here, for the ring (a slot shared copies no key).
+        let mut made = None;
         let slot = match self.map.entry(key) {
             dashmap::Entry::Occupied(mut o) => {
                 let cur = o.get();
@@ -242,19 +238,19 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
                 } else {
                     let slot = VersionSlot::new(fingerprint, now, state());
                     replaced = Some(o.insert(slot.clone()));
-                    made = true;
+                    made = Some(o.key().clone());
                     slot
                 }
             }
             dashmap::Entry::Vacant(v) => {
-                made = true;
+                made = Some(v.key().clone());
                 v.insert(VersionSlot::new(fingerprint, now, state()))
                     .clone()
             }
         };
         // After the entry's shard lock is released: eviction takes the ring first.
-        if made {
-            self.queue(queued_key, &slot);
+        if let Some(key) = made {
+            self.queue(key, &slot);
         }
         if let Some(old) = replaced {
             self.uncount(&old);
@@ -276,9 +272,8 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
         let first = !slot.counted.swap(true, Ordering::AcqRel);
         if first {
             if let Some(value) = slot.cell.get() {
-                let w = slot.weights.get_or_init(|| weights::<F>(value));
-                for (used, w) in self.used.iter().zip(w) {
-                    used.fetch_add(*w, Ordering::Relaxed);
+                for (used, w) in self.used.iter().zip(weights::<F>(value)) {
+                    used.fetch_add(w, Ordering::Relaxed);
                 }
             }
             let still_there = self
@@ -316,11 +311,12 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
     /// not counted).
     fn uncount(&self, slot: &VersionSlot<F>) -> [u64; WEIGHTS] {
         if slot.counted.swap(false, Ordering::AcqRel) {
-            if let Some(w) = slot.weights.get() {
+            if let Some(value) = slot.cell.get() {
+                let w = weights::<F>(value);
                 for (used, w) in self.used.iter().zip(w) {
-                    used.fetch_sub(*w, Ordering::Relaxed);
+                    used.fetch_sub(w, Ordering::Relaxed);
                 }
-                return *w;
+                return w;
             }
         }
         [0; WEIGHTS]
@@ -372,17 +368,8 @@ impl<K: Eq + Hash + Clone, F: Freshness> SlotMap<K, F> {
             return 0;
         }
         // A bound under 64 keeps no spare: each pass then evicts just what it must.
-        let spare = |max: u64| max / 64;
-        let target_entries = self
-            .max_entries
-            .saturating_sub(spare(self.max_entries as u64) as usize);
-        let target: [u64; WEIGHTS] = std::array::from_fn(|i| {
-            if self.max[i] == u64::MAX {
-                u64::MAX
-            } else {
-                self.max[i].saturating_sub(spare(self.max[i]))
-            }
-        });
+        let target_entries = self.max_entries - self.max_entries / 64;
+        let target: [u64; WEIGHTS] = std::array::from_fn(|i| self.max[i] - self.max[i] / 64);
         let fits = |left: usize, used: &[u64; WEIGHTS]| {
             left <= target_entries && used.iter().zip(target).all(|(u, m)| *u <= m)
         };
