@@ -153,7 +153,6 @@ pub(crate) fn load_now(
         return Ok(Quick::Blocking(Why::NotSmall, Some(after)));
     }
     drop(file);
-    let modified = meta.modified().ok();
     // Opened without following a link: the path is its own canonical form.
     let canonical = Some(path.to_path_buf());
     Ok(Quick::Loaded(in_memory(
@@ -161,7 +160,7 @@ pub(crate) fn load_now(
         canonical,
         content,
         fingerprint,
-        modified,
+        &meta,
         limit,
     )))
 }
@@ -201,13 +200,12 @@ pub(crate) fn read_small(
             return Ok(None);
         }
     }
-    let modified = meta.modified().ok();
     Ok(Some(in_memory(
         path,
         canonical,
         content,
         fingerprint,
-        modified,
+        meta,
         limit,
     )))
 }
@@ -247,14 +245,14 @@ fn read_version(file: &File, fingerprint: &Fingerprint) -> Result<Option<Vec<u8>
     Ok((content.len() as u64 == fingerprint.size && after == *fingerprint).then_some(content))
 }
 
-/// The entry of a small file's `content`, read from the version `fingerprint` of the
-/// file at `path`, whose resolved form is `canonical`.
+/// The entry of a small file's `content`, read from the version `fingerprint` (whose
+/// metadata is `meta`) of the file at `path`, whose resolved form is `canonical`.
 fn in_memory(
     path: &Path,
     canonical: Option<std::path::PathBuf>,
     content: Vec<u8>,
     fingerprint: Fingerprint,
-    modified: Option<std::time::SystemTime>,
+    meta: &std::fs::Metadata,
     limit: &HashLimit,
 ) -> Entry {
     let etag = EntityTag::from_content(&content);
@@ -262,7 +260,7 @@ fn in_memory(
     Entry::with_parts(
         Bytes::from(content),
         TagCell::ready(etag).with_limit(limit),
-        modified,
+        meta.modified().ok(),
         content_type,
         None,
         Some(fingerprint),
