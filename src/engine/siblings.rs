@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::fingerprint::Fingerprint;
+use crate::engine::tag::{now_ns, SETTLE_NS};
 use crate::semantics::encoding::Siblings;
 
 /// How long a directory's record is used before its version is checked again.
@@ -72,16 +73,6 @@ impl DirSiblings {
         self.version
             .is_some_and(|v| self.read_at_ns - v.mtime_ns.max(v.ctime_ns) >= SETTLE_NS)
     }
-}
-
-/// [`SETTLE`](crate::cache::SETTLE) in ns.
-const SETTLE_NS: i128 = crate::engine::tag::SETTLE.as_nanos() as i128;
-
-/// Now, in ns since the Unix epoch.
-fn wall_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// A directory weighs one plus its names.
@@ -152,7 +143,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn unreadable(now: u64) -> DirSiblings {
     DirSiblings {
         version: None,
-        read_at_ns: wall_ns(),
+        read_at_ns: now_ns(),
         checked: AtomicU64::new(now),
         names: HashMap::new(),
     }
@@ -166,7 +157,7 @@ fn dir_version(dir: &Path) -> Option<Fingerprint> {
 /// first, so that a change made while it is read moves the version the next check
 /// compares.
 fn read(dir: &Path, now: u64) -> DirSiblings {
-    let read_at_ns = wall_ns();
+    let read_at_ns = now_ns();
     let version = dir_version(dir);
     let mut names: HashMap<OsString, Siblings> = HashMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -524,14 +524,23 @@ fn same_content_version(a: &Fingerprint, b: &Fingerprint) -> bool {
     (a.dev, a.ino, a.size, a.mtime_ns) == (b.dev, b.ino, b.size, b.mtime_ns)
 }
 
+/// [`SETTLE`] in nanoseconds, the unit of a [`Fingerprint`]'s times.
+pub(crate) const SETTLE_NS: i128 = SETTLE.as_nanos() as i128;
+
+/// Now, in nanoseconds since the Unix epoch: the clock a [`Fingerprint`]'s times are
+/// read on.
+pub(crate) fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// How long to wait before the second hash, if the file changed within [`SETTLE`].
 fn settle_wait(fingerprint: &Fingerprint) -> Option<Duration> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
-    let settled_at = fingerprint.ctime_ns + SETTLE.as_nanos() as i128;
+    let now = now_ns();
+    let settled_at = fingerprint.ctime_ns + SETTLE_NS;
     (fingerprint.ctime_ns != 0 && settled_at > now)
-        .then(|| Duration::from_nanos((settled_at - now).min(SETTLE.as_nanos() as i128) as u64))
+        .then(|| Duration::from_nanos((settled_at - now).min(SETTLE_NS) as u64))
 }
 
 /// Whether the version `fingerprint` describes changed less than [`SETTLE`] ago. On a
