@@ -16,10 +16,11 @@
 //!   with the whole file.
 //!
 //! * `ideal DIR`: the ceiling for any file response on Rocket. Every file under `DIR`
-//!   (subdirectories included) is read into memory at start; `GET /FILE` answers with the same four headers a file
-//!   response carries (values made once), a single `Range` (206 with `Content-Range`),
-//!   an exact-match `If-None-Match` (304), and 64 KiB body chunks. No `stat`, no
-//!   conditionals beyond that, no checks: what is left is Rocket's own cost.
+//!   (subdirectories included) is read into memory at start; `GET /FILE` answers with
+//!   the same four headers a file response carries (values made once), a single
+//!   `Range` (206 with `Content-Range`), an exact-match `If-None-Match` (304), and
+//!   64 KiB body chunks. No `stat`, no conditionals beyond that, no checks: what is
+//!   left is Rocket's own cost.
 //!
 //! `cargo run --release --example peers -- MODE DIR` (port from `ROCKET_PORT`).
 
@@ -168,10 +169,10 @@ impl IdealFiles {
                 .flatten()
             {
                 let path = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
+                let key = format!("{prefix}/{}", entry.file_name().to_string_lossy());
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_dir() {
-                    dirs.push((path, format!("{prefix}/{name}")));
+                    dirs.push((path, key));
                     continue;
                 }
                 if !meta.is_file() {
@@ -181,7 +182,7 @@ impl IdealFiles {
                 let etag = rocket_mmap::EntityTag::from_content(&content).to_string();
                 let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
                 files.insert(
-                    format!("{prefix}/{name}"),
+                    key,
                     IdealFile {
                         content,
                         etag,

@@ -249,9 +249,9 @@ type EntryStat = Option<(Kind, u64, Option<SystemTime>)>;
 
 /// A `stat` of the entries of `dir`, following links. On Linux, `statx` relative to
 /// one descriptor of the directory: the kernel walks one name per entry, not the whole
-/// path (a page of 10 000 entries 200 000 deep in a mirror `stat`s in about half the
-/// time), and no path is built. Elsewhere, or if the directory cannot be opened (it
-/// will then be listed empty), `std::fs::metadata` of the joined path.
+/// path, and no path is built (a page of 10 000 entries of a 200 000-entry directory
+/// answered in 20.0 ms instead of 21.6). Elsewhere, or if the directory cannot be
+/// opened (it will then be listed empty), `std::fs::metadata` of the joined path.
 fn entry_stat(dir: &Path) -> impl FnMut(&[u8]) -> EntryStat + '_ {
     #[cfg(target_os = "linux")]
     let fd = {
@@ -276,14 +276,19 @@ fn entry_stat(dir: &Path) -> impl FnMut(&[u8]) -> EntryStat + '_ {
             return Some((kind, st.stx_size, mtime));
         }
         let meta = std::fs::metadata(dir.join(os_str(name))).ok()?;
-        let kind = if meta.is_dir() {
-            Kind::Directory
-        } else if meta.is_file() {
-            Kind::File
-        } else {
-            return None;
-        };
-        Some((kind, meta.len(), meta.modified().ok()))
+        Some((listed_kind(&meta)?, meta.len(), meta.modified().ok()))
+    }
+}
+
+/// What a listing shows for an entry whose (followed) metadata is `meta`: a file or a
+/// directory, nothing else.
+fn listed_kind(meta: &std::fs::Metadata) -> Option<Kind> {
+    if meta.is_dir() {
+        Some(Kind::Directory)
+    } else if meta.is_file() {
+        Some(Kind::File)
+    } else {
+        None
     }
 }
 
@@ -330,11 +335,7 @@ fn kind_of(dir: &Path, name: &[u8], dtype: Dtype, options: &ScanOptions) -> (Opt
     if !allowed {
         return (None, true);
     }
-    let kind = match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_dir() => Some(Kind::Directory),
-        Ok(meta) if meta.is_file() => Some(Kind::File),
-        _ => None,
-    };
+    let kind = std::fs::metadata(&path).ok().and_then(|m| listed_kind(&m));
     (kind, true)
 }
 
